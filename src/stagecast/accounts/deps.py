@@ -1,0 +1,109 @@
+"""Who is calling: `CurrentUser`, `OptionalUser`, `require_role`, session-only routes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from stagecast.accounts import service as accounts
+from stagecast.accounts.models import Role, User
+from stagecast.deps import RuntimeDep, SessionDep
+from stagecast.errors import AuthenticationRequired, InvalidToken, PermissionDenied
+
+# auto_error=False: a missing credential is not an error for routes open to anonymous callers.
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Key from /developer/api-keys")
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: a user through a session's access token or an API key."""
+
+    user: User
+    session_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    scopes: frozenset[str] | None = None  # None: a session may do all its user may do
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key_id is not None
+
+
+async def optional_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal | None:
+    """Resolve the caller; a credential that is present but wrong is always an error."""
+    if request.headers.get("authorization") and bearer is None:
+        raise InvalidToken("Use the Bearer authorization scheme")
+    if bearer is not None and api_key:
+        raise AuthenticationRequired("Send a bearer token or an API key, not both")
+    if bearer is not None:
+        claims = runtime.tokens.decode_access(bearer.credentials)
+        async with session.begin():
+            user, auth_session = await accounts.resolve_access(session, claims)
+        return Principal(user=user, session_id=auth_session.id)
+    if api_key:
+        async with session.begin():
+            user, key = await accounts.resolve_api_key(session, api_key)
+        scopes = frozenset(key.scopes)
+        needed = "read" if request.method in READ_METHODS else "write"
+        if needed not in scopes:
+            raise PermissionDenied(f"This API key lacks the '{needed}' scope")
+        return Principal(user=user, api_key_id=key.id, scopes=scopes)
+    return None
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise AuthenticationRequired()
+    return principal
+
+
+async def session_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """Only a signed-in session, not an API key, may manage sessions and keys."""
+    if principal.session_id is None:
+        raise PermissionDenied("This action needs a signed-in session, not an API key")
+    return principal
+
+
+async def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> User:
+    return principal.user
+
+
+async def optional_user(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> User | None:
+    return principal.user if principal else None
+
+
+def require_role(role: Role) -> Callable[[User], Awaitable[User]]:
+    """Dependency: the caller must hold `role` or a higher one."""
+
+    async def dependency(user: Annotated[User, Depends(current_user)]) -> User:
+        if user.role_enum.rank < role.rank:
+            raise PermissionDenied(f"This action needs the {role.value} role")
+        return user
+
+    return dependency
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]

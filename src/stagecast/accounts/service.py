@@ -1,0 +1,498 @@
+"""Accounts: registration, sign-in, sessions and refresh rotation, API keys, profiles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.accounts.models import ApiKey, AuthSession, RefreshToken, Role, User, UserStatus
+from stagecast.accounts.schemas import (
+    AdminUserUpdate,
+    ApiKeyCreate,
+    Preferences,
+    PreferencesUpdate,
+    RegisterIn,
+    UserUpdate,
+)
+from stagecast.accounts.security import (
+    AccessClaims,
+    Passwords,
+    TokenSigner,
+    hash_secret,
+    new_secret,
+    password_problems,
+)
+from stagecast.config import Settings
+from stagecast.db.base import utcnow
+from stagecast.errors import (
+    AppError,
+    Conflict,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from stagecast.pagination import PageParams, by_id, paginate
+
+REFRESH_TOKEN_PREFIX = "rt_"
+API_KEY_PREFIX = "sc_"
+# Writing "last used" on every request would turn reads into writes; once a minute is enough.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+class EmailTaken(Conflict):
+    code, title = "EMAIL_TAKEN", "An account with this email already exists"
+
+
+class UsernameTaken(Conflict):
+    code, title = "USERNAME_TAKEN", "This username is taken"
+
+
+class AccountSuspended(PermissionDenied):
+    code, title = "ACCOUNT_SUSPENDED", "This account is suspended"
+
+
+class UserNotFound(NotFound):
+    code, title = "USER_NOT_FOUND", "User not found"
+
+
+class SessionRevoked(InvalidToken):
+    code, title = "SESSION_REVOKED", "This session has ended; sign in again"
+
+
+class RefreshTokenReused(InvalidToken):
+    code, title = "REFRESH_TOKEN_REUSED", "Refresh token already used; the session was revoked"
+
+
+class InvalidApiKey(InvalidToken):
+    code, title = "INVALID_API_KEY", "The API key is invalid, expired or revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
+    session_id: uuid.UUID
+    user: User
+
+
+def normalize_email(raw: str) -> str:
+    """Return the canonical (lower-case, IDNA-normalised) form of an email address."""
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            "The email address is not valid",
+            errors=[{"field": "email", "in": "body", "message": str(exc), "type": "email"}],
+        ) from exc
+
+
+def _field_error(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "in": "body", "message": message, "type": "value_error"}
+
+
+async def _ensure_unique(
+    session: AsyncSession, *, email: str | None = None, username: str | None = None,
+    exclude: uuid.UUID | None = None,
+) -> None:
+    if email is not None:
+        query = select(User.id).where(User.email == email)
+        if exclude is not None:
+            query = query.where(User.id != exclude)
+        if await session.scalar(query) is not None:
+            raise EmailTaken()
+    if username is not None:
+        query = select(User.id).where(User.username_key == username.lower())
+        if exclude is not None:
+            query = query.where(User.id != exclude)
+        if await session.scalar(query) is not None:
+            raise UsernameTaken()
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    # A concurrent registration can pass the checks above; the unique indexes decide.
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig).lower()
+        raise (UsernameTaken() if "username" in message else EmailTaken()) from exc
+
+
+async def create_user(
+    session: AsyncSession,
+    passwords: Passwords,
+    *,
+    data: RegisterIn,
+    role: Role = Role.VIEWER,
+) -> User:
+    """Create an account after checking the password rules and uniqueness."""
+    email = normalize_email(str(data.email))
+    problems = password_problems(data.password, username=data.username, email=email)
+    if problems:
+        raise ValidationFailed(
+            "The password is too weak",
+            errors=[_field_error("password", f"Password {p}") for p in problems],
+        )
+    await _ensure_unique(session, email=email, username=data.username)
+    user = User(
+        email=email,
+        username=data.username,
+        username_key=data.username.lower(),
+        display_name=data.display_name or data.username,
+        country=data.country,
+        date_of_birth=data.date_of_birth,
+        role=role.value,
+        password_hash=await passwords.hash(data.password),
+        preferences={},
+    )
+    session.add(user)
+    await _flush_unique(session)
+    return user
+
+
+async def authenticate(
+    session: AsyncSession,
+    passwords: Passwords,
+    *,
+    email: str | None,
+    username: str | None,
+    password: str,
+) -> User:
+    """Return the user for valid credentials; a wrong email or password look the same."""
+    if email is not None:
+        try:
+            lookup = select(User).where(User.email == normalize_email(email))
+        except ValidationFailed:
+            lookup = None
+    else:
+        lookup = select(User).where(User.username_key == (username or "").lower())
+    user = await session.scalar(lookup) if lookup is not None else None
+    valid = await passwords.verify(user.password_hash if user else None, password)
+    if user is None or not valid:
+        raise InvalidCredentials()
+    if not user.is_active:
+        raise AccountSuspended()
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = await passwords.hash(password)
+    return user
+
+
+async def _issue_refresh(session: AsyncSession, *, auth_session: AuthSession) -> tuple[str, datetime]:
+    raw = new_secret(REFRESH_TOKEN_PREFIX)
+    session.add(
+        RefreshToken(
+            session_id=auth_session.id,
+            token_hash=hash_secret(raw),
+            expires_at=auth_session.expires_at,
+        )
+    )
+    await session.flush()
+    return raw, auth_session.expires_at
+
+
+async def open_session(
+    session: AsyncSession,
+    tokens: TokenSigner,
+    settings: Settings,
+    *,
+    user: User,
+    user_agent: str | None,
+    ip: str | None,
+) -> IssuedTokens:
+    """Start a signed-in session for a user and issue its first token pair."""
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + settings.refresh_token_ttl,
+        user_agent=(user_agent or "")[:512] or None,
+        ip=ip,
+    )
+    session.add(auth_session)
+    await session.flush()
+    refresh, refresh_expires = await _issue_refresh(session, auth_session=auth_session)
+    access, access_expires = tokens.issue_access(
+        user_id=user.id, session_id=auth_session.id, role=user.role
+    )
+    return IssuedTokens(access, access_expires, refresh, refresh_expires, auth_session.id, user)
+
+
+async def _revoke(auth_session: AuthSession, reason: str) -> None:
+    if auth_session.revoked_at is None:
+        auth_session.revoked_at = utcnow()
+        auth_session.revoke_reason = reason
+
+
+async def rotate_refresh_token(
+    session: AsyncSession,
+    tokens: TokenSigner,
+    *,
+    raw_token: str,
+    user_agent: str | None,
+    ip: str | None,
+) -> IssuedTokens | AppError:
+    """Exchange a refresh token for a new pair.
+
+    A token that was already used means it leaked (or a client raced itself): the whole
+    session is revoked. That revocation must be committed, so the error is returned for the
+    caller to raise after the transaction, not raised here.
+    """
+    token = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_secret(raw_token))
+    )
+    if token is None:
+        return InvalidToken("Unknown refresh token")
+    auth_session = await session.get_one(AuthSession, token.session_id)
+    now = utcnow()
+    if token.used_at is not None:
+        await _revoke(auth_session, "refresh_token_reuse")
+        await session.flush()
+        return RefreshTokenReused()
+    if auth_session.revoked_at is not None:
+        return SessionRevoked()
+    if token.expires_at <= now or auth_session.expires_at <= now:
+        return InvalidToken("The refresh token has expired")
+    user = await session.get_one(User, auth_session.user_id)
+    if not user.is_active:
+        return AccountSuspended()
+    # Claim the token atomically so that two concurrent refreshes cannot both succeed.
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        await _revoke(auth_session, "refresh_token_reuse")
+        await session.flush()
+        return RefreshTokenReused()
+    auth_session.last_used_at = now
+    if user_agent:
+        auth_session.user_agent = user_agent[:512]
+    auth_session.ip = ip or auth_session.ip
+    refresh, refresh_expires = await _issue_refresh(session, auth_session=auth_session)
+    access, access_expires = tokens.issue_access(
+        user_id=user.id, session_id=auth_session.id, role=user.role
+    )
+    return IssuedTokens(access, access_expires, refresh, refresh_expires, auth_session.id, user)
+
+
+async def end_session_of_refresh_token(session: AsyncSession, raw_token: str) -> None:
+    """Sign out the session a refresh token belongs to (unknown tokens are ignored)."""
+    token = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_secret(raw_token))
+    )
+    auth_session = await session.get(AuthSession, token.session_id) if token else None
+    if auth_session is not None:
+        await _revoke(auth_session, "logout")
+        await session.flush()
+
+
+async def resolve_access(session: AsyncSession, claims: AccessClaims) -> tuple[User, AuthSession]:
+    """Load the user and live session behind a verified access token."""
+    row = (
+        await session.execute(
+            select(User, AuthSession)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(User.id == claims.user_id, AuthSession.id == claims.session_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise InvalidToken("The token's session does not exist")
+    user, auth_session = row
+    now = utcnow()
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        raise SessionRevoked()
+    if not user.is_active:
+        raise AccountSuspended()
+    if now - auth_session.last_used_at > TOUCH_INTERVAL:
+        auth_session.last_used_at = now
+        await session.flush()
+    return user, auth_session
+
+
+async def end_session(session: AsyncSession, *, user: User, session_id: uuid.UUID) -> None:
+    """Sign one of the user's sessions out."""
+    auth_session = await session.get(AuthSession, session_id)
+    if auth_session is None or auth_session.user_id != user.id:
+        raise NotFound("No such session")
+    await _revoke(auth_session, "logout")
+    await session.flush()
+
+
+async def end_all_sessions(session: AsyncSession, *, user_id: uuid.UUID, reason: str) -> int:
+    """Sign every session of a user out; return how many were active."""
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoke_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_sessions(
+    session: AsyncSession, *, user_id: uuid.UUID, params: PageParams
+) -> tuple[list[AuthSession], str | None]:
+    query = select(AuthSession).where(
+        AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > utcnow(),
+    )
+    return await paginate(session, query, keys=by_id(AuthSession.id), params=params)
+
+
+async def create_api_key(
+    session: AsyncSession, *, user: User, data: ApiKeyCreate
+) -> tuple[ApiKey, str]:
+    """Create an API key; the raw key is returned here and never again."""
+    raw = new_secret(API_KEY_PREFIX)
+    expires = utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    key = ApiKey(
+        user_id=user.id,
+        name=data.name,
+        prefix=raw[:11],
+        key_hash=hash_secret(raw),
+        scopes=list(data.scopes),
+        expires_at=expires,
+    )
+    session.add(key)
+    await session.flush()
+    return key, raw
+
+
+async def list_api_keys(
+    session: AsyncSession, *, user_id: uuid.UUID, params: PageParams
+) -> tuple[list[ApiKey], str | None]:
+    query = select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    return await paginate(session, query, keys=by_id(ApiKey.id), params=params)
+
+
+async def revoke_api_key(session: AsyncSession, *, user: User, key_id: uuid.UUID) -> None:
+    key = await session.get(ApiKey, key_id)
+    if key is None or key.user_id != user.id or key.revoked_at is not None:
+        raise NotFound("No such API key")
+    key.revoked_at = utcnow()
+    await session.flush()
+
+
+async def resolve_api_key(session: AsyncSession, raw: str) -> tuple[User, ApiKey]:
+    """Load the user and key behind a raw `X-API-Key` value."""
+    row = (
+        await session.execute(
+            select(User, ApiKey)
+            .join(ApiKey, ApiKey.user_id == User.id)
+            .where(ApiKey.key_hash == hash_secret(raw))
+        )
+    ).one_or_none()
+    now = utcnow()
+    if row is None:
+        raise InvalidApiKey()
+    user, key = row
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        raise InvalidApiKey()
+    if not user.is_active:
+        raise AccountSuspended()
+    if key.last_used_at is None or now - key.last_used_at > TOUCH_INTERVAL:
+        key.last_used_at = now
+        await session.flush()
+    return user, key
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None or user.status == UserStatus.DELETED.value:
+        raise UserNotFound()
+    return user
+
+
+async def get_user_by_username(session: AsyncSession, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username_key == username.lower()))
+    if user is None or user.status == UserStatus.DELETED.value:
+        raise UserNotFound()
+    return user
+
+
+def ensure_can_manage(actor: User, target: User) -> None:
+    """Only the user themself or an admin may change or see a user's private data."""
+    if actor.id != target.id and actor.role_enum is not Role.ADMIN:
+        raise PermissionDenied("You can only change your own account")
+
+
+async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
+    """Apply a profile patch; only the fields sent change, `null` clears optional ones."""
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "username" in changes and changes["username"].lower() != user.username_key:
+        await _ensure_unique(session, username=changes["username"], exclude=user.id)
+    if "username" in changes:
+        user.username = changes["username"]
+        user.username_key = changes["username"].lower()
+    for name in ("display_name", "bio", "country", "date_of_birth"):
+        if name in changes:
+            setattr(user, name, changes[name])
+    if "avatar_url" in changes:
+        user.avatar_url = str(changes["avatar_url"]) if changes["avatar_url"] else None
+    await _flush_unique(session)
+    return user
+
+
+def preferences_of(user: User) -> Preferences:
+    return Preferences.model_validate({**Preferences().model_dump(), **(user.preferences or {})})
+
+
+async def update_preferences(
+    session: AsyncSession, *, user: User, data: PreferencesUpdate
+) -> Preferences:
+    merged = preferences_of(user).model_copy(update=data.model_dump(exclude_unset=True, exclude_none=True))
+    user.preferences = merged.model_dump()
+    await session.flush()
+    return merged
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    params: PageParams,
+    role: Role | None = None,
+    status: UserStatus | None = None,
+    query_text: str | None = None,
+) -> tuple[list[User], str | None]:
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role.value)
+    if status is not None:
+        query = query.where(User.status == status.value)
+    if query_text:
+        pattern = f"%{query_text.lower()}%"
+        query = query.where(
+            (User.username_key.like(pattern)) | (func.lower(User.email).like(pattern))
+        )
+    return await paginate(session, query, keys=by_id(User.id), params=params)
+
+
+async def admin_update_user(
+    session: AsyncSession, *, actor: User, user_id: uuid.UUID, data: AdminUserUpdate
+) -> User:
+    """Change a user's role or status; suspending signs them out everywhere."""
+    user = await get_user(session, user_id)
+    if user.id == actor.id and (data.role not in (None, Role.ADMIN) or data.status == "suspended"):
+        raise PermissionDenied("Admins cannot demote or suspend themselves")
+    if data.role is not None:
+        user.role = data.role.value
+    if data.status is not None:
+        user.status = data.status
+        if data.status == UserStatus.SUSPENDED.value:
+            await end_all_sessions(session, user_id=user.id, reason="suspended")
+    await session.flush()
+    return user

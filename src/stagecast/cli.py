@@ -1,0 +1,158 @@
+"""`stagecast serve | db upgrade | db current | db revision | users create-admin`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+from pydantic import ValidationError
+
+from stagecast.config import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="stagecast")
+def main() -> None:
+    """Stagecast: a self-hostable live-streaming platform."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8080).")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Data folder (./var)."
+)
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the platform: HTTP API and everything behind it, in one process."""
+    from stagecast.app import create_app
+    from stagecast.db import migrate
+
+    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        # Before the event loop starts: Alembic's async environment runs its own loop.
+        migrate.upgrade(settings.resolved_database_url)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply pending migrations."""
+    from stagecast.db import migrate
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the revision the database is at and the newest one."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from stagecast.db import migrate
+    from stagecast.db.engine import create_engine
+
+    async def read(engine: AsyncEngine) -> str | None:
+        async with engine.connect() as connection:
+            return await connection.run_sync(migrate.current_revision)
+
+    engine = create_engine(_settings().resolved_database_url)
+    try:
+        current = asyncio.run(read(engine))
+    finally:
+        asyncio.run(engine.dispose())
+    click.echo(f"current: {current}\nhead:    {migrate.head_revision()}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    from stagecast.db import migrate
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    migrate.make_revision(settings.resolved_database_url, message)
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--username", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_admin(email: str, username: str, password_stdin: bool) -> None:
+    """Create an administrator account."""
+    from stagecast.accounts import service as accounts
+    from stagecast.accounts.models import Role
+    from stagecast.accounts.schemas import RegisterIn
+    from stagecast.accounts.security import Passwords
+    from stagecast.db import migrate
+    from stagecast.db.engine import Database
+    from stagecast.errors import AppError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        migrate.upgrade(settings.resolved_database_url)
+    try:
+        data = RegisterIn(username=username, email=email, password=password)
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid account details:\n{exc}") from exc
+
+    async def create() -> str:
+        database = Database.from_url(settings.resolved_database_url)
+        try:
+            async with database.session() as session, session.begin():
+                user = await accounts.create_user(
+                    session, Passwords(settings), data=data, role=Role.ADMIN
+                )
+                return str(user.id)
+        finally:
+            await database.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except AppError as exc:
+        details = "; ".join(e["message"] for e in exc.errors) if exc.errors else exc.detail
+        raise click.ClickException(f"{exc.code}: {details}") from exc
+    click.echo(f"created admin {username} ({user_id})")

@@ -1,0 +1,108 @@
+"""Settings, read from `STAGECAST_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "production", "test"]
+
+
+class RateLimits(BaseSettings):
+    """Limits per category, in the `limits` notation ("10/minute", "5/10 seconds")."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_RATE_LIMIT_", extra="ignore")
+
+    enabled: bool = True
+    # Seed 000: public endpoints 100/min per IP, authenticated 300/min per user.
+    anonymous: str = "100/minute"
+    authenticated: str = "300/minute"
+    # Seed 002: auth attempts 10/min.
+    auth: str = "10/minute"
+    # Seed 002: streaming 100/min, payments 10/min, tips 60/min; seed 000: chat 5 per 10 s.
+    streaming: str = "100/minute"
+    payments: str = "10/minute"
+    tips: str = "60/minute"
+    chat: str = "5/10 seconds"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STAGECAST_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path("var")
+    public_url: str | None = None
+
+    database_url: str | None = None
+    database_echo: bool = False
+    auto_migrate: bool = True
+    redis_url: str | None = None
+    # Keys in shared stores (Redis) start with this, so that several installs can share one.
+    key_prefix: str = "stagecast"
+
+    # Access tokens live 15-60 minutes (issue 2); refresh tokens 30 days, rotated on use.
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    jwt_issuer: str = "stagecast"
+    # PEM of an Ed25519 private key; when unset one is generated in data_dir/keys on first run.
+    jwt_private_key: str | None = None
+
+    # Argon2id cost (RFC 9106 "second recommended" profile by default).
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=1024)
+    password_parallelism: int = Field(default=4, ge=1)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    forwarded_allow_ips: str = "127.0.0.1"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    metrics_token: str | None = None
+
+    ffmpeg_path: str | None = None
+    disk_degraded_bytes: int = 1024**3
+    disk_unhealthy_bytes: int = 100 * 1024**2
+
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+
+    @field_validator("access_token_ttl")
+    @classmethod
+    def _access_ttl_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=5) <= value <= timedelta(minutes=60):
+            raise ValueError("access_token_ttl must be between 5 and 60 minutes")
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        # Fail fast on development conveniences that are unsafe in production.
+        if self.environment == "production" and "*" in self.cors_origins:
+            raise ValueError("cors_origins may not be '*' in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the configured database URL, or the embedded SQLite file in data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'stagecast.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_json is not None:
+            return self.log_json
+        return self.environment == "production"

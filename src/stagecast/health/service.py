@@ -1,0 +1,156 @@
+"""Health checks: database, disk, ffmpeg and Redis, each with a status and its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import imageio_ffmpeg
+from sqlalchemy import text
+
+from stagecast.db import migrate
+from stagecast.db.base import utcnow
+from stagecast.runtime import Runtime
+
+CheckStatus = Literal["ok", "degraded", "down"]
+CHECK_TIMEOUT_S = 3.0
+
+
+@dataclass
+class Check:
+    status: CheckStatus
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def find_ffmpeg(configured: str | None) -> str | None:
+    """Return the ffmpeg binary: the configured one, else the one imageio-ffmpeg ships."""
+    if configured:
+        return shutil.which(configured) or None
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:
+        return shutil.which("ffmpeg")
+
+
+def ffmpeg_version(binary: str | None) -> str | None:
+    """Run `ffmpeg -version` once (blocking; call it from a thread)."""
+    if binary is None:
+        return None
+    try:
+        result = subprocess.run(  # noqa: S603 - the binary comes from settings or the wheel
+            [binary, "-hide_banner", "-version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = result.stdout.splitlines()[0] if result.stdout else ""
+    return first.removeprefix("ffmpeg version ").split(" ")[0] or "unknown"
+
+
+async def check_database(runtime: Runtime) -> Check:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S), runtime.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            revision = await connection.run_sync(migrate.current_revision)
+    except Exception as exc:  # noqa: BLE001 - any failure means the database is down
+        return Check("down", {"error": type(exc).__name__})
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    head = migrate.head_revision()
+    details = {
+        "dialect": runtime.db.dialect,
+        "latency_ms": latency_ms,
+        "revision": revision,
+        "head": head,
+    }
+    return Check("ok" if revision == head else "degraded", details)
+
+
+async def check_redis(runtime: Runtime) -> Check | None:
+    if runtime.redis is None:
+        return None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await runtime.redis.ping()
+    except Exception as exc:  # noqa: BLE001
+        # Redis only carries what can be lost: without it the platform degrades, not stops.
+        return Check("degraded", {"error": type(exc).__name__})
+    return Check("ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+def check_disk(runtime: Runtime) -> Check:
+    settings = runtime.settings
+    usage = shutil.disk_usage(settings.data_dir)
+    details = {
+        "path": str(settings.data_dir.resolve()),
+        "free_bytes": usage.free,
+        "free_gb": round(usage.free / 1024**3, 2),
+        "total_gb": round(usage.total / 1024**3, 2),
+    }
+    if usage.free < settings.disk_unhealthy_bytes:
+        return Check("down", details)
+    if usage.free < settings.disk_degraded_bytes:
+        return Check("degraded", details)
+    return Check("ok", details)
+
+
+def check_ffmpeg(runtime: Runtime) -> Check:
+    if runtime.ffmpeg_version is None:
+        # The API works without ffmpeg; live transcoding does not.
+        return Check("degraded", {"error": "ffmpeg not found"})
+    return Check("ok", {"version": runtime.ffmpeg_version})
+
+
+async def deep_health(runtime: Runtime) -> dict[str, Any]:
+    """Run every check; overall status: unhealthy if a critical one is down."""
+    database, redis = await asyncio.gather(check_database(runtime), check_redis(runtime))
+    checks: dict[str, Check] = {
+        "database": database,
+        "disk": check_disk(runtime),
+        "ffmpeg": check_ffmpeg(runtime),
+    }
+    if redis is not None:
+        checks["redis"] = redis
+    critical = ("database", "disk")
+    if any(checks[name].status == "down" for name in critical):
+        overall = "unhealthy"
+    elif any(c.status != "ok" for c in checks.values()):
+        overall = "degraded"
+    else:
+        overall = "healthy"
+    settings = runtime.settings
+    return {
+        "status": overall,
+        "timestamp": utcnow().isoformat(),
+        "checks": {name: {"status": c.status, "details": c.details} for name, c in checks.items()},
+        "config": {
+            "environment": settings.environment,
+            "database": runtime.db.dialect,
+            "redis_configured": settings.redis_url is not None,
+            "rate_limiting": settings.rate_limits.enabled,
+            "access_token_ttl_s": int(settings.access_token_ttl.total_seconds()),
+        },
+    }
+
+
+async def readiness(runtime: Runtime) -> tuple[str, dict[str, Any]]:
+    """ready / degraded / not_ready, for load balancers and orchestrators."""
+    if runtime.shutting_down:
+        return "not_ready", {"reason": "shutting down"}
+    database = await check_database(runtime)
+    if database.status == "down":
+        return "not_ready", {"database": database.details}
+    if database.details.get("revision") != database.details.get("head"):
+        return "not_ready", {"reason": "database migrations pending", **database.details}
+    redis = await check_redis(runtime)
+    if redis is not None and redis.status != "ok":
+        return "degraded", {"redis": redis.details}
+    return "ready", {}

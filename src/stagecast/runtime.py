@@ -1,0 +1,37 @@
+"""What one running app holds: settings, database, token signer, limiter, metrics, Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stagecast.config import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.db.engine import Database
+    from stagecast.observability import Metrics
+    from stagecast.ratelimit import RateLimiter
+
+
+@dataclass
+class Runtime:
+    """Built by `create_app`, opened and closed by its lifespan; one per app, never global."""
+
+    settings: Settings
+    tokens: TokenSigner
+    passwords: Passwords
+    metrics: Metrics
+    limiter: RateLimiter
+    database: Database | None = None
+    redis: Redis | None = None
+    ffmpeg_version: str | None = None
+    shutting_down: bool = False
+
+    @property
+    def db(self) -> Database:
+        if self.database is None:
+            raise RuntimeError("the database is opened by the app's lifespan")
+        return self.database

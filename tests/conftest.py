@@ -1,0 +1,108 @@
+"""Each test gets its own app from `create_app(test_settings)` and its own rolled-back
+transaction, on SQLite by default or on PostgreSQL when STAGECAST_TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from stagecast.app import create_app
+from stagecast.config import RateLimits, Settings
+from stagecast.db import migrate
+from stagecast.db.engine import Database, create_engine
+
+TEST_DATABASE_URL = os.environ.get("STAGECAST_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("STAGECAST_TEST_REDIS_URL")
+
+
+async def _recreate_postgres_database(server_url: str, name: str) -> None:
+    import asyncpg
+
+    url = make_url(server_url)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database,
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def fresh_database_url(tmp_dir: Path, name: str) -> str:
+    """An empty database: a new SQLite file, or a new database on the PostgreSQL server."""
+    if TEST_DATABASE_URL:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        db_name = f"stagecast_{name}_{worker}"
+        asyncio.run(_recreate_postgres_database(TEST_DATABASE_URL, db_name))
+        return make_url(TEST_DATABASE_URL).set(database=db_name).render_as_string(
+            hide_password=False
+        )
+    return f"sqlite+aiosqlite:///{tmp_dir / f'{name}.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = fresh_database_url(tmp_path_factory.mktemp("db"), "test")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A database whose every write is rolled back after the test."""
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield Database(engine, bind=connection)
+        await transaction.rollback()
+    await engine.dispose()
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    """Test settings: cheap password hashing, generous limits, a private Redis key prefix."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "redis_url": TEST_REDIS_URL,
+        "key_prefix": f"stagecast-test:{uuid.uuid4().hex[:12]}",
+        "password_time_cost": 1,
+        "password_memory_kib": 8192,
+        "password_parallelism": 1,
+        "rate_limits": RateLimits(
+            auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
+        ),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, database=database)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        yield http
