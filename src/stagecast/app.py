@@ -111,14 +111,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             allow_origins=settings.cors_origins,
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key",
-                           "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                            "X-RateLimit-Reset", "Retry-After"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
         )
-    app.add_middleware(
-        SecurityHeadersMiddleware, force_hsts=settings.environment == "production"
-    )
+    app.add_middleware(SecurityHeadersMiddleware, force_hsts=settings.environment == "production")
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

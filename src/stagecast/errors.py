@@ -177,15 +177,18 @@ def install_error_handlers(app: FastAPI) -> None:
     """Render every error the app can produce as problem+json."""
 
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AppError)
+        if not isinstance(exc, AppError):  # registered for AppError only
+            raise exc
         return problem_response(exc, request)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(exc, RequestValidationError):
+            raise exc
         return problem_response(validation_error(exc), request)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+        if not isinstance(exc, StarletteHTTPException):
+            raise exc
         error_type = _STATUS_ERRORS.get(exc.status_code)
         if error_type is None:
             error: AppError = AppError(str(exc.detail))

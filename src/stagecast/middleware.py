@@ -130,7 +130,9 @@ class SecurityHeadersMiddleware:
                     ("cross-origin-opener-policy", "same-origin"),
                 ]
                 if https or self.force_hsts:
-                    extra.append(("strict-transport-security", "max-age=63072000; includeSubDomains"))
+                    extra.append(
+                        ("strict-transport-security", "max-age=63072000; includeSubDomains")
+                    )
                 if gpc:
                     extra.append(("gpc", "1"))
                 state: Any = scope.get("state", {}).get("rate_limit")

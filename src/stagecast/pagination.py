@@ -8,12 +8,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from stagecast.errors import ValidationFailed
 
@@ -50,7 +51,7 @@ def page_params(
 class SortKey:
     """One column of the ordering; the last key must be unique (usually the id)."""
 
-    column: ColumnElement[Any]
+    column: ColumnElement[Any] | QueryableAttribute[Any]
     value_of: Callable[[Any], Any]
     descending: bool = True
 
@@ -77,24 +78,26 @@ def _decode(cursor: str, count: int) -> list[Any]:
             return value
         raise ValueError("unexpected cursor value")
 
+    invalid = ValidationFailed(
+        "The cursor is not valid for this list",
+        errors=[{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}],
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != count:
-            raise ValueError("wrong cursor length")
-        return [typed(v) for v in values]
+        typed_values = [typed(v) for v in values] if isinstance(values, list) else []
     except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            "The cursor is not valid for this list",
-            errors=[{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}],
-        ) from exc
+        raise invalid from exc
+    if len(typed_values) != count:
+        raise invalid
+    return typed_values
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     # (a, b, c) after (x, y, z) == a > x OR (a = x AND (b > y OR (b = y AND c > z))),
     # written out so that each key may sort in its own direction.
     key, value = keys[0], values[0]
-    beyond = key.column < value if key.descending else key.column > value
+    beyond = cast(ColumnElement[bool], key.column < value if key.descending else key.column > value)
     if len(keys) == 1:
         return beyond
     return or_(beyond, and_(key.column == value, _after(keys[1:], values[1:])))
@@ -102,7 +105,7 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
 
 async def paginate(
     session: AsyncSession,
-    statement: Select[tuple[Row]],
+    statement: Select[Row],
     *,
     keys: Sequence[SortKey],
     params: PageParams,
@@ -111,14 +114,18 @@ async def paginate(
     if params.cursor:
         statement = statement.where(_after(keys, _decode(params.cursor, len(keys))))
     ordering = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = list((await session.scalars(statement.order_by(*ordering).limit(params.limit + 1))).all())
+    rows = list(
+        (await session.scalars(statement.order_by(*ordering).limit(params.limit + 1))).all()
+    )
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
     return rows, _encode([k.value_of(rows[-1]) for k in keys])
 
 
-def by_id(column: ColumnElement[Any], *, descending: bool = True) -> list[SortKey]:
+def by_id(
+    column: ColumnElement[Any] | QueryableAttribute[Any], *, descending: bool = True
+) -> list[SortKey]:
     """Sort keys for the common case: newest first by time-ordered (v7) id."""
     return [SortKey(column, lambda row: row.id, descending)]
 

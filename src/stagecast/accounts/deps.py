@@ -17,7 +17,9 @@ from stagecast.errors import AuthenticationRequired, InvalidToken, PermissionDen
 
 # auto_error=False: a missing credential is not an error for routes open to anonymous callers.
 _bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Key from /developer/api-keys")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Key from /developer/api-keys"
+)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -123,7 +123,10 @@ async def login(
     """Sign in with email (or username) and password."""
     async with session.begin():
         user = await accounts.authenticate(
-            session, runtime.passwords, email=body.email, username=body.username,
+            session,
+            runtime.passwords,
+            email=body.email,
+            username=body.username,
             password=body.password,
         )
         issued = await accounts.open_session(
@@ -215,11 +218,11 @@ async def list_sessions(
 ) -> Page[SessionOut]:
     """The user's signed-in sessions (devices), newest first."""
     async with session.begin():
-        rows, cursor = await accounts.list_sessions(
-            session, user_id=principal.user.id, params=page
-        )
+        rows, cursor = await accounts.list_sessions(session, user_id=principal.user.id, params=page)
     items = [
-        SessionOut.model_validate(row).model_copy(update={"current": row.id == principal.session_id})
+        SessionOut.model_validate(row).model_copy(
+            update={"current": row.id == principal.session_id}
+        )
         for row in rows
     ]
     return make_page(items, cursor)
@@ -231,9 +234,9 @@ async def logout_session(
 ) -> Response:
     """End one session: the one given, or the current one."""
     target = body.session_id if body and body.session_id else principal.session_id
-    assert target is not None
     async with session.begin():
-        await accounts.end_session(session, user=principal.user, session_id=target)
+        if target is not None:  # always set: SessionPrincipal has a session
+            await accounts.end_session(session, user=principal.user, session_id=target)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

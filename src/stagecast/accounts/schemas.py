@@ -25,7 +25,7 @@ from stagecast.db.base import utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,25}$")
 MINIMUM_AGE_YEARS = 13
-API_KEY_SCOPES = ("read", "write")
+ApiKeyScope = Literal["read", "write"]
 
 
 class Input(BaseModel):
@@ -126,7 +126,7 @@ class UserPrivate(UserPublic):
 
 class TokenPair(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - OAuth token type
     expires_in: int
     refresh_token: str
     refresh_expires_in: int
@@ -192,14 +192,18 @@ class SessionLogoutIn(Input):
     )
 
 
+def _default_scopes() -> list[ApiKeyScope]:
+    return ["read"]
+
+
 class ApiKeyCreate(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    scopes: list[Literal["read", "write"]] = Field(default_factory=lambda: ["read"], min_length=1)
+    scopes: list[ApiKeyScope] = Field(default_factory=_default_scopes, min_length=1)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
     @field_validator("scopes")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[ApiKeyScope]) -> list[ApiKeyScope]:
         return sorted(set(value))
 
 

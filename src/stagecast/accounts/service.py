@@ -42,7 +42,7 @@ from stagecast.errors import (
 )
 from stagecast.pagination import PageParams, by_id, paginate
 
-REFRESH_TOKEN_PREFIX = "rt_"
+REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "sc_"
 # Writing "last used" on every request would turn reads into writes; once a minute is enough.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -102,7 +102,10 @@ def _field_error(field: str, message: str) -> dict[str, str]:
 
 
 async def _ensure_unique(
-    session: AsyncSession, *, email: str | None = None, username: str | None = None,
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    username: str | None = None,
     exclude: uuid.UUID | None = None,
 ) -> None:
     if email is not None:
@@ -187,7 +190,9 @@ async def authenticate(
     return user
 
 
-async def _issue_refresh(session: AsyncSession, *, auth_session: AuthSession) -> tuple[str, datetime]:
+async def _issue_refresh(
+    session: AsyncSession, *, auth_session: AuthSession
+) -> tuple[str, datetime]:
     raw = new_secret(REFRESH_TOKEN_PREFIX)
     session.add(
         RefreshToken(
@@ -454,7 +459,9 @@ def preferences_of(user: User) -> Preferences:
 async def update_preferences(
     session: AsyncSession, *, user: User, data: PreferencesUpdate
 ) -> Preferences:
-    merged = preferences_of(user).model_copy(update=data.model_dump(exclude_unset=True, exclude_none=True))
+    merged = preferences_of(user).model_copy(
+        update=data.model_dump(exclude_unset=True, exclude_none=True)
+    )
     user.preferences = merged.model_dump()
     await session.flush()
     return merged

@@ -62,9 +62,7 @@ class Database:
         options: dict[str, Any] = {"expire_on_commit": False, "autoflush": False}
         if bind is not None:
             options["join_transaction_mode"] = "create_savepoint"
-        self.sessionmaker = async_sessionmaker(
-            bind=bind if bind is not None else engine, **options
-        )
+        self.sessionmaker = async_sessionmaker(bind=bind if bind is not None else engine, **options)
         self._owns_engine = bind is None
 
     @classmethod
