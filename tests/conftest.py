@@ -29,7 +29,10 @@ async def _recreate_postgres_database(server_url: str, name: str) -> None:
 
     url = make_url(server_url)
     connection = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
         database=url.database,
     )
     try:
@@ -45,8 +48,8 @@ def fresh_database_url(tmp_dir: Path, name: str) -> str:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         db_name = f"stagecast_{name}_{worker}"
         asyncio.run(_recreate_postgres_database(TEST_DATABASE_URL, db_name))
-        return make_url(TEST_DATABASE_URL).set(database=db_name).render_as_string(
-            hide_password=False
+        return (
+            make_url(TEST_DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
         )
     return f"sqlite+aiosqlite:///{tmp_dir / f'{name}.db'}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,6 @@ async def register(client: httpx.AsyncClient, **overrides: Any) -> Account:
 
 async def set_role(app: FastAPI, account: Account, role: Role) -> None:
     """Give an account a role directly in the database (what an admin would do)."""
-    import uuid
-
     runtime: Runtime = app.state.runtime
     async with runtime.db.session() as session, session.begin():
         user = await session.get_one(User, uuid.UUID(account.id))

@@ -7,16 +7,21 @@ import hashlib
 import hmac
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import jwt
 import pytest
+from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from stagecast.accounts.security import Passwords
+from stagecast.app import create_app
+from stagecast.db.engine import Database
 from stagecast.runtime import Runtime
+from tests.conftest import make_settings
 from tests.factories import PASSWORD, login, register, unique_name
 
 
@@ -49,8 +54,11 @@ async def test_usernames_are_unique_case_insensitively(client: httpx.AsyncClient
     account = await register(client)
     response = await client.post(
         "/api/v1/auth/register",
-        json={"username": account.username.upper(), "email": "other@example.com",
-              "password": PASSWORD},
+        json={
+            "username": account.username.upper(),
+            "email": "other@example.com",
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 409
     assert response.json()["code"] == "USERNAME_TAKEN"
@@ -154,9 +162,7 @@ async def test_wrong_email_and_wrong_password_answer_the_same(
 
 async def test_refresh_rotates_and_reuse_revokes_the_session(client: httpx.AsyncClient) -> None:
     account = await register(client)
-    first = await client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": account.refresh_token}
-    )
+    first = await client.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
     assert first.status_code == 200
     rotated = first.json()
     assert rotated["refresh_token"] != account.refresh_token
@@ -276,14 +282,15 @@ async def test_expired_tampered_and_forged_tokens_are_refused(
         (wrong_type, "INVALID_TOKEN"),
         ("not-a-jwt", "INVALID_TOKEN"),
     ]:
-        response = await client.get(
-            "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
-        )
+        response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
         assert response.json()["code"] == code
-    assert "expired" in (
-        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
-    ).json()["detail"]
+    assert (
+        "expired"
+        in (
+            await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
+        ).json()["detail"]
+    )
 
 
 async def test_jwks_publishes_the_verifying_key(client: httpx.AsyncClient) -> None:
@@ -301,12 +308,9 @@ async def test_jwks_publishes_the_verifying_key(client: httpx.AsyncClient) -> No
     assert jwt.get_unverified_header(account.access_token)["kid"] == jwk["kid"]
 
 
-async def test_signing_key_survives_a_restart(tmp_path, database_url, database) -> None:  # type: ignore[no-untyped-def]
-    from asgi_lifespan import LifespanManager
-
-    from stagecast.app import create_app
-    from tests.conftest import make_settings
-
+async def test_signing_key_survives_a_restart(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
     settings = make_settings(tmp_path, database_url)
     first = create_app(settings, database=database)
     second = create_app(settings, database=database)

@@ -33,9 +33,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
+    # IMMEDIATE takes the write lock up front. A deferred transaction that reads and then
+    # writes fails at once with "database is locked" when another writer got in between
+    # (WAL cannot upgrade a stale snapshot, and busy_timeout does not apply); IMMEDIATE makes
+    # writers queue on busy_timeout instead. Readers outside transactions are not blocked.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

@@ -1,0 +1,230 @@
+"""`stagecast serve` as a real process on a free port, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_REDIS_URL, fresh_database_url
+
+PASSWORD = "Correct-Horse-7"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECAST_")}
+    env.update(
+        STAGECAST_DATA_DIR=str(data_dir),
+        STAGECAST_PASSWORD_TIME_COST="1",
+        STAGECAST_PASSWORD_MEMORY_KIB="8192",
+        STAGECAST_PASSWORD_PARALLELISM="1",
+    )
+    if database_url:
+        env["STAGECAST_DATABASE_URL"] = database_url
+    if TEST_REDIS_URL:
+        env["STAGECAST_REDIS_URL"] = TEST_REDIS_URL
+        env["STAGECAST_KEY_PREFIX"] = f"stagecast-e2e:{os.getpid()}:{time.monotonic_ns()}"
+    return env
+
+
+def _stagecast(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stagecast", *args]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """Start `stagecast serve` on the embedded default (SQLite in its data dir) or on the
+    PostgreSQL server under test, and wait until it is ready."""
+    database_url = None
+    if os.environ.get("STAGECAST_TEST_DATABASE_URL"):
+        database_url = fresh_database_url(tmp_path, "e2e")
+    env = _environment(tmp_path / "var", database_url)
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        _stagecast("serve", "--host", "127.0.0.1", "--port", str(port)),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not become ready in 60 s")
+            time.sleep(0.2)
+        yield base, env
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_serve_applies_migrations_and_answers_over_http(
+    server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, env = server
+    if "STAGECAST_DATABASE_URL" not in env:
+        assert (tmp_path / "var" / "stagecast.db").exists()
+    assert (tmp_path / "var" / "keys" / "jwt-ed25519.pem").exists()
+    with httpx.Client(base_url=base, timeout=10) as http:
+        deep = http.get("/api/v1/health/deep")
+        assert deep.status_code == 200
+        assert deep.json()["checks"]["database"]["status"] == "ok"
+
+        registered = http.post(
+            "/api/v1/auth/register",
+            json={"username": "e2e_streamer", "email": "e2e@example.com", "password": PASSWORD},
+        )
+        assert registered.status_code == 201, registered.text
+        token = registered.json()["access_token"]
+        me = http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200
+        assert me.json()["username"] == "e2e_streamer"
+        assert me.headers["x-request-id"]
+        assert me.headers["x-frame-options"] == "DENY"
+
+        missing = http.get("/api/v1/nothing-here")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert "stagecast_http_requests_total" in http.get("/metrics").text
+
+
+def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None:
+    base, env = server
+    result = subprocess.run(
+        _stagecast(
+            "users",
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root_admin",
+            "--password-stdin",
+        ),
+        input=f"{PASSWORD}\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "created admin root_admin" in result.stdout
+    with httpx.Client(base_url=base, timeout=10) as http:
+        login = http.post(
+            "/api/v1/auth/login", json={"email": "root@example.com", "password": PASSWORD}
+        )
+        assert login.status_code == 200
+        assert login.json()["user"]["role"] == "admin"
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert http.get("/api/v1/admin/users", headers=headers).status_code == 200
+
+    weak = subprocess.run(
+        _stagecast(
+            "users",
+            "create-admin",
+            "--email",
+            "x@example.com",
+            "--username",
+            "x_admin",
+            "--password-stdin",
+        ),
+        input="short\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert weak.returncode != 0
+    assert "VALIDATION_ERROR" in weak.stderr
+    duplicate = subprocess.run(
+        _stagecast(
+            "users",
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--username",
+            "other_admin",
+            "--password-stdin",
+        ),
+        input=f"{PASSWORD}\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert duplicate.returncode != 0
+    assert "EMAIL_TAKEN" in duplicate.stderr
+
+
+async def test_concurrent_refreshes_of_one_token_cannot_both_win(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    base, _ = server
+    async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+        registered = await http.post(
+            "/api/v1/auth/register",
+            json={"username": "racer", "email": "racer@example.com", "password": PASSWORD},
+        )
+        refresh = registered.json()["refresh_token"]
+        http.cookies.clear()
+        results = await asyncio.gather(
+            *(http.post("/api/v1/auth/refresh", json={"refresh_token": refresh}) for _ in range(8))
+        )
+    statuses = sorted(r.status_code for r in results)
+    # At most one exchange succeeds; every other one is refused (and, being reuse, revokes).
+    assert statuses.count(200) <= 1
+    assert all(s in (200, 401) for s in statuses), [(r.status_code, r.text[:300]) for r in results]
+    assert statuses.count(401) >= 7
+
+
+def test_db_upgrade_and_current_commands(tmp_path: Path) -> None:
+    env = _environment(tmp_path / "cli", None)
+    upgraded = subprocess.run(
+        _stagecast("db", "upgrade"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = subprocess.run(
+        _stagecast("db", "current"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert current.returncode == 0, current.stderr
+    lines = dict(line.split(":", 1) for line in current.stdout.strip().splitlines())
+    assert lines["current"].strip() == lines["head"].strip() != "None"
