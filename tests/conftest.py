@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -25,8 +26,6 @@ TEST_REDIS_URL = os.environ.get("STAGECAST_TEST_REDIS_URL")
 
 
 async def _recreate_postgres_database(server_url: str, name: str) -> None:
-    import asyncpg
-
     url = make_url(server_url)
     connection = await asyncpg.connect(
         host=url.host,
