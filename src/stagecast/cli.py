@@ -140,11 +140,14 @@ def create_admin(email: str, username: str, password_stdin: bool) -> None:
         raise click.ClickException(f"invalid account details:\n{exc}") from exc
 
     async def create() -> str:
+        password_hash = await accounts.hash_new_password(
+            Passwords(settings), password=password, username=username, email=email
+        )
         database = Database.from_url(settings.resolved_database_url)
         try:
             async with database.session() as session, session.begin():
                 user = await accounts.create_user(
-                    session, Passwords(settings), data=data, role=Role.ADMIN
+                    session, data=data, password_hash=password_hash, role=Role.ADMIN
                 )
                 return str(user.id)
         finally:

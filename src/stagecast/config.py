@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     @field_validator("access_token_ttl")
     @classmethod
     def _access_ttl_in_range(cls, value: timedelta) -> timedelta:
-        if not timedelta(minutes=5) <= value <= timedelta(minutes=60):
-            raise ValueError("access_token_ttl must be between 5 and 60 minutes")
+        if not timedelta(minutes=15) <= value <= timedelta(minutes=60):
+            raise ValueError("access_token_ttl must be between 15 and 60 minutes")
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from stagecast.accounts.models import User
 from stagecast.accounts.security import Passwords
 from stagecast.app import create_app
 from stagecast.db.engine import Database
@@ -318,3 +320,29 @@ async def test_signing_key_survives_a_restart(
         assert first.state.runtime.tokens.jwks() == second.state.runtime.tokens.jwks()
     key_file = settings.data_dir / "keys" / "jwt-ed25519.pem"
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+async def test_login_upgrades_a_hash_made_with_older_cost(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    old = create_app(make_settings(tmp_path / "old", database_url), database=database)
+    new = create_app(
+        make_settings(tmp_path / "new", database_url, password_time_cost=2), database=database
+    )
+    async with LifespanManager(old), LifespanManager(new):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=old), base_url="http://old"
+        ) as old_client:
+            account = await register(old_client)
+        runtime: Runtime = new.state.runtime
+        async with runtime.db.session() as session, session.begin():
+            before = (await session.get_one(User, uuid.UUID(account.id))).password_hash
+        assert "t=1" in before
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=new), base_url="http://new"
+        ) as new_client:
+            await login(new_client, account)
+            await login(new_client, account)  # the upgraded hash still verifies
+        async with runtime.db.session() as session, session.begin():
+            after = (await session.get_one(User, uuid.UUID(account.id))).password_hash
+        assert "t=2" in after

@@ -101,8 +101,12 @@ async def register(
     body: RegisterIn, request: Request, response: Response, session: SessionDep, runtime: RuntimeDep
 ) -> TokenPair:
     """Create an account and sign it in."""
+    # Hash before the transaction: Argon2 is slow by design and must not hold a write lock.
+    password_hash = await accounts.hash_new_password(
+        runtime.passwords, password=body.password, username=body.username, email=str(body.email)
+    )
     async with session.begin():
-        user = await accounts.create_user(session, runtime.passwords, data=body)
+        user = await accounts.create_user(session, data=body, password_hash=password_hash)
         issued = await accounts.open_session(
             session,
             runtime.tokens,
@@ -122,13 +126,12 @@ async def login(
 ) -> TokenPair:
     """Sign in with email (or username) and password."""
     async with session.begin():
-        user = await accounts.authenticate(
-            session,
-            runtime.passwords,
-            email=body.email,
-            username=body.username,
-            password=body.password,
+        candidate = await accounts.find_login_candidate(
+            session, email=body.email, username=body.username
         )
+    # Verified between transactions: Argon2 is slow by design and must not hold a write lock.
+    user, new_hash = await accounts.verify_credentials(runtime.passwords, candidate, body.password)
+    async with session.begin():
         issued = await accounts.open_session(
             session,
             runtime.tokens,
@@ -136,6 +139,7 @@ async def login(
             user=user,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request),
+            new_password_hash=new_hash,
         )
     return _token_pair(request, response, issued)
 

@@ -131,21 +131,28 @@ async def _flush_unique(session: AsyncSession) -> None:
         raise (UsernameTaken() if "username" in message else EmailTaken()) from exc
 
 
-async def create_user(
-    session: AsyncSession,
-    passwords: Passwords,
-    *,
-    data: RegisterIn,
-    role: Role = Role.VIEWER,
-) -> User:
-    """Create an account after checking the password rules and uniqueness."""
-    email = normalize_email(str(data.email))
-    problems = password_problems(data.password, username=data.username, email=email)
+async def hash_new_password(
+    passwords: Passwords, *, password: str, username: str, email: str
+) -> str:
+    """Check the password rules and hash it (slow by design: call it outside a transaction)."""
+    problems = password_problems(password, username=username, email=normalize_email(email))
     if problems:
         raise ValidationFailed(
             "The password is too weak",
             errors=[_field_error("password", f"Password {p}") for p in problems],
         )
+    return await passwords.hash(password)
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    data: RegisterIn,
+    password_hash: str,
+    role: Role = Role.VIEWER,
+) -> User:
+    """Create an account (its password already checked and hashed) if the names are free."""
+    email = normalize_email(str(data.email))
     await _ensure_unique(session, email=email, username=data.username)
     user = User(
         email=email,
@@ -155,7 +162,7 @@ async def create_user(
         country=data.country,
         date_of_birth=data.date_of_birth,
         role=role.value,
-        password_hash=await passwords.hash(data.password),
+        password_hash=password_hash,
         preferences={},
     )
     session.add(user)
@@ -163,31 +170,34 @@ async def create_user(
     return user
 
 
-async def authenticate(
-    session: AsyncSession,
-    passwords: Passwords,
-    *,
-    email: str | None,
-    username: str | None,
-    password: str,
-) -> User:
-    """Return the user for valid credentials; a wrong email or password look the same."""
+async def find_login_candidate(
+    session: AsyncSession, *, email: str | None, username: str | None
+) -> User | None:
+    """The account an email or username names, if any."""
     if email is not None:
         try:
-            lookup = select(User).where(User.email == normalize_email(email))
+            return await session.scalar(select(User).where(User.email == normalize_email(email)))
         except ValidationFailed:
-            lookup = None
-    else:
-        lookup = select(User).where(User.username_key == (username or "").lower())
-    user = await session.scalar(lookup) if lookup is not None else None
+            return None
+    return await session.scalar(select(User).where(User.username_key == (username or "").lower()))
+
+
+async def verify_credentials(
+    passwords: Passwords, user: User | None, password: str
+) -> tuple[User, str | None]:
+    """Check a password for a candidate account, outside any transaction.
+
+    A missing account and a wrong password raise the same error after the same Argon2 work.
+    Returns the user and, when the stored hash used outdated cost parameters, a fresh one.
+    """
     valid = await passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid:
         raise InvalidCredentials()
     if not user.is_active:
         raise AccountSuspended()
     if passwords.needs_rehash(user.password_hash):
-        user.password_hash = await passwords.hash(password)
-    return user
+        return user, await passwords.hash(password)
+    return user, None
 
 
 async def _issue_refresh(
@@ -213,9 +223,12 @@ async def open_session(
     user: User,
     user_agent: str | None,
     ip: str | None,
+    new_password_hash: str | None = None,
 ) -> IssuedTokens:
     """Start a signed-in session for a user and issue its first token pair."""
     now = utcnow()
+    if new_password_hash is not None:
+        user.password_hash = new_password_hash
     auth_session = AuthSession(
         user_id=user.id,
         created_at=now,
