@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.channels import routes as channels_routes
 from stagecast.config import Settings
+from stagecast.crypto import SecretBox, load_or_create_secret
 from stagecast.db.engine import Database
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
@@ -24,10 +26,12 @@ from stagecast.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from stagecast.notifications import routes as notifications_routes
 from stagecast.observability import Metrics, configure_logging
 from stagecast.openapi import build_openapi
 from stagecast.ratelimit import RateLimiter, general_rate_limit
 from stagecast.runtime import Runtime
+from stagecast.streams import routes as streams_routes
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +45,12 @@ def _api_router() -> APIRouter:
     api.include_router(accounts_routes.api_keys_router)
     api.include_router(accounts_routes.users_router)
     api.include_router(accounts_routes.admin_router)
+    api.include_router(channels_routes.router)
+    api.include_router(channels_routes.social_router)
+    api.include_router(channels_routes.discovery_router)
+    api.include_router(streams_routes.router)
+    api.include_router(streams_routes.live_router)
+    api.include_router(notifications_routes.router)
     return api
 
 
@@ -57,6 +67,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         limiter=RateLimiter(
             settings.rate_limits, redis_url=settings.redis_url, key_prefix=settings.key_prefix
         ),
+        secrets=SecretBox(load_or_create_secret(settings)),
     )
 
     @asynccontextmanager

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     jwt_issuer: str = "stagecast"
     # PEM of an Ed25519 private key; when unset one is generated in data_dir/keys on first run.
     jwt_private_key: str | None = None
+    # Server secret for keyed hashes and encryption of values a database leak must not reveal
+    # (stream keys). When unset one is generated in data_dir/keys on first run.
+    secret_key: str | None = None
+
+    # Where publishers send media; the host defaults to the one the API was reached on.
+    rtmp_port: int = Field(default=1935, ge=1, le=65535)
+    rtmp_public_url: str | None = None
 
     # Argon2id cost (RFC 9106 "second recommended" profile by default).
     password_time_cost: int = Field(default=3, ge=1)

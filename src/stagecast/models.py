@@ -3,4 +3,7 @@
 
 def import_all_models() -> None:
     """Register every table on `Base.metadata`."""
-    import stagecast.accounts.models  # noqa: F401
+    import stagecast.accounts.models
+    import stagecast.channels.models
+    import stagecast.notifications.models
+    import stagecast.streams.models  # noqa: F401

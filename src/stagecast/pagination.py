@@ -103,6 +103,25 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
     return or_(beyond, and_(key.column == value, _after(keys[1:], values[1:])))
 
 
+AnySelect = Select[*tuple[Any, ...]]
+
+
+def _keyset(statement: AnySelect, keys: Sequence[SortKey], params: PageParams) -> AnySelect:
+    if params.cursor:
+        statement = statement.where(_after(keys, _decode(params.cursor, len(keys))))
+    ordering = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    return statement.order_by(*ordering).limit(params.limit + 1)
+
+
+def _cut(
+    rows: list[Any], keys: Sequence[SortKey], params: PageParams
+) -> tuple[list[Any], str | None]:
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    return rows, _encode([k.value_of(rows[-1]) for k in keys])
+
+
 async def paginate(
     session: AsyncSession,
     statement: Select[Row],
@@ -111,16 +130,20 @@ async def paginate(
     params: PageParams,
 ) -> tuple[list[Row], str | None]:
     """Run a paginated select of one entity; return the rows and the next cursor."""
-    if params.cursor:
-        statement = statement.where(_after(keys, _decode(params.cursor, len(keys))))
-    ordering = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = list(
-        (await session.scalars(statement.order_by(*ordering).limit(params.limit + 1))).all()
-    )
-    if len(rows) <= params.limit:
-        return rows, None
-    rows = rows[: params.limit]
-    return rows, _encode([k.value_of(rows[-1]) for k in keys])
+    rows = list((await session.scalars(_keyset(statement, keys, params))).all())
+    return _cut(rows, keys, params)
+
+
+async def paginate_rows(
+    session: AsyncSession,
+    statement: AnySelect,
+    *,
+    keys: Sequence[SortKey],
+    params: PageParams,
+) -> tuple[list[Any], str | None]:
+    """Like `paginate`, for selects of several entities (rows are tuples)."""
+    rows = list((await session.execute(_keyset(statement, keys, params))).all())
+    return _cut(rows, keys, params)
 
 
 def by_id(

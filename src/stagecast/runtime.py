@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
@@ -25,6 +26,7 @@ class Runtime:
     passwords: Passwords
     metrics: Metrics
     limiter: RateLimiter
+    secrets: SecretBox
     database: Database | None = None
     redis: Redis | None = None
     ffmpeg_version: str | None = None

@@ -16,7 +16,7 @@ from stagecast.accounts.deps import (
     SessionPrincipal,
     optional_principal,
 )
-from stagecast.accounts.models import Role, User, UserStatus
+from stagecast.accounts.models import Role, UserStatus
 from stagecast.accounts.schemas import (
     AdminUserUpdate,
     ApiKeyCreate,
@@ -298,18 +298,6 @@ async def revoke_api_key(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _resolve_user(session: SessionDep, user_ref: str, viewer: User | None) -> User:
-    if user_ref == "me":
-        if viewer is None:
-            raise AuthenticationRequired()
-        return await accounts.get_user(session, viewer.id)
-    try:
-        user_id = uuid.UUID(user_ref)
-    except ValueError:
-        return await accounts.get_user_by_username(session, user_ref)
-    return await accounts.get_user(session, user_id)
-
-
 @users_router.get(
     "/{user_id}",
     response_model=UserPrivate | UserPublic,
@@ -318,7 +306,7 @@ async def _resolve_user(session: SessionDep, user_ref: str, viewer: User | None)
 async def get_user(user_id: str, viewer: OptionalUser, session: SessionDep) -> UserPublic:
     """A user's profile by id, username or `me`: public fields, or all of them for its owner."""
     async with session.begin():
-        user = await _resolve_user(session, user_id, viewer)
+        user = await accounts.get_user_for(session, user_id, viewer)
     if viewer is not None and (viewer.id == user.id or viewer.role_enum is Role.ADMIN):
         return UserPrivate.model_validate(user)
     return UserPublic.model_validate(user)
@@ -330,7 +318,7 @@ async def update_user(
 ) -> UserPrivate:
     """Change a profile (its owner or an admin)."""
     async with session.begin():
-        user = await _resolve_user(session, user_id, actor)
+        user = await accounts.get_user_for(session, user_id, actor)
         accounts.ensure_can_manage(actor, user)
         user = await accounts.update_user(session, user=user, data=body)
     return UserPrivate.model_validate(user)
@@ -340,7 +328,7 @@ async def update_user(
 async def get_preferences(user_id: str, actor: CurrentUser, session: SessionDep) -> Preferences:
     """A user's preferences (its owner or an admin)."""
     async with session.begin():
-        user = await _resolve_user(session, user_id, actor)
+        user = await accounts.get_user_for(session, user_id, actor)
         accounts.ensure_can_manage(actor, user)
     return accounts.preferences_of(user)
 
@@ -351,7 +339,7 @@ async def update_preferences(
 ) -> Preferences:
     """Change some preferences; the others keep their values."""
     async with session.begin():
-        user = await _resolve_user(session, user_id, actor)
+        user = await accounts.get_user_for(session, user_id, actor)
         accounts.ensure_can_manage(actor, user)
         return await accounts.update_preferences(session, user=user, data=body)
 

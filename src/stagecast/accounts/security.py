@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 
 from stagecast.config import Settings
+from stagecast.crypto import write_private_file
 from stagecast.db.base import utcnow
 from stagecast.errors import InvalidToken
 
@@ -169,18 +169,12 @@ def _load_or_create_key(settings: Settings) -> Ed25519PrivateKey:
             raise ValueError(f"{path} is not an Ed25519 private key")
         return loaded
     key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Write the key readable by the owner only, created atomically.
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    tmp.replace(path)
+    write_private_file(path, pem)
     return key
 
 

@@ -33,6 +33,7 @@ from stagecast.config import Settings
 from stagecast.db.base import utcnow
 from stagecast.errors import (
     AppError,
+    AuthenticationRequired,
     Conflict,
     InvalidCredentials,
     InvalidToken,
@@ -440,6 +441,24 @@ async def get_user_by_username(session: AsyncSession, username: str) -> User:
     if user is None or user.status == UserStatus.DELETED.value:
         raise UserNotFound()
     return user
+
+
+async def get_user_by_ref(session: AsyncSession, ref: str) -> User:
+    """A user by id or by username."""
+    try:
+        user_id = uuid.UUID(ref)
+    except ValueError:
+        return await get_user_by_username(session, ref)
+    return await get_user(session, user_id)
+
+
+async def get_user_for(session: AsyncSession, ref: str, viewer: User | None) -> User:
+    """A user by id, username, or `me` (the caller, who must then be signed in)."""
+    if ref == "me":
+        if viewer is None:
+            raise AuthenticationRequired()
+        return await get_user(session, viewer.id)
+    return await get_user_by_ref(session, ref)
 
 
 def ensure_can_manage(actor: User, target: User) -> None:

@@ -11,6 +11,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Made by migrations in each database's own dialect, not described by the models.
+DIALECT_ONLY_OBJECTS = ("search_fts", "ix_search_documents_trgm", "ix_search_documents_tsv")
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: leave the dialect-only search objects out of comparisons."""
+    return not (reflected and name is not None and name.startswith(DIALECT_ONLY_OBJECTS))
 
 
 def alembic_config(database_url: str) -> Config:

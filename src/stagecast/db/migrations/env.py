@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from stagecast.db.base import Base
 from stagecast.db.engine import create_engine
+from stagecast.db.migrate import include_object
 from stagecast.models import import_all_models
 
 import_all_models()
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

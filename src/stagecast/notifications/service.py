@@ -1,0 +1,92 @@
+"""In-app notifications: written when something happens, read and marked by their user."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.channels.models import Channel, ChannelFollow
+from stagecast.db.base import new_id, utcnow
+from stagecast.errors import NotFound
+from stagecast.notifications.models import Notification
+from stagecast.pagination import PageParams, by_id, paginate
+
+STREAM_LIVE = "stream.live"
+BATCH = 1000
+
+
+async def notify_followers_live(
+    session: AsyncSession, *, channel: Channel, stream_id: uuid.UUID, title: str
+) -> int:
+    """Tell every follower of a channel that it went live; returns how many were told."""
+    follower_ids = list(
+        await session.scalars(
+            select(ChannelFollow.user_id).where(ChannelFollow.channel_id == channel.id)
+        )
+    )
+    payload = {
+        "channel_id": str(channel.id),
+        "channel_slug": channel.slug,
+        "channel_name": channel.name,
+        "stream_id": str(stream_id),
+        "title": title,
+    }
+    now = utcnow()
+    for start in range(0, len(follower_ids), BATCH):
+        await session.execute(
+            insert(Notification),
+            [
+                {
+                    "id": new_id(),
+                    "user_id": user_id,
+                    "kind": STREAM_LIVE,
+                    "payload": payload,
+                    "created_at": now,
+                }
+                for user_id in follower_ids[start : start + BATCH]
+            ],
+        )
+    return len(follower_ids)
+
+
+async def list_notifications(
+    session: AsyncSession, *, user_id: uuid.UUID, params: PageParams, unread_only: bool
+) -> tuple[list[Notification], str | None]:
+    query = select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    return await paginate(session, query, keys=by_id(Notification.id), params=params)
+
+
+async def unread_count(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def mark_read(
+    session: AsyncSession, *, user_id: uuid.UUID, notification_id: uuid.UUID
+) -> Notification:
+    notification = await session.get(Notification, notification_id)
+    if notification is None or notification.user_id != user_id:
+        raise NotFound("No such notification")
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        await session.flush()
+    return notification
+
+
+async def mark_all_read(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,351 @@
+"""Streams: scheduling, the live lifecycle the media pipeline drives, tags, stream keys."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.accounts.models import User
+from stagecast.channels import search
+from stagecast.channels import service as channels
+from stagecast.channels.models import Channel
+from stagecast.crypto import SecretBox
+from stagecast.db.base import utcnow
+from stagecast.errors import AppError, Conflict, NotFound
+from stagecast.notifications import service as notifications
+from stagecast.pagination import PageParams, SortKey, paginate
+from stagecast.streams.models import Stream, StreamKey, StreamStatus, StreamTag, Tag
+from stagecast.streams.schemas import StreamChannel, StreamCreate, StreamOut, StreamUpdate
+
+STREAM_KEY_PREFIX = "live_"
+KEY_PURPOSE = "stream-key"
+
+
+class StreamNotFound(NotFound):
+    code, title = "STREAM_NOT_FOUND", "Stream not found"
+
+
+class StreamKeyRejected(AppError):
+    status, code, title = 403, "STREAM_KEY_REJECTED", "Unknown or revoked stream key"
+
+
+class StreamAlreadyEnded(Conflict):
+    code, title = "STREAM_ENDED", "This stream has ended"
+
+
+# --- stream keys ---------------------------------------------------------------------------
+
+
+def _new_key() -> str:
+    return f"{STREAM_KEY_PREFIX}{secrets.token_urlsafe(24)}"
+
+
+async def _store_key(
+    session: AsyncSession, box: SecretBox, *, channel: Channel, existing: StreamKey | None
+) -> tuple[str, StreamKey]:
+    raw = _new_key()
+    key_hash = box.lookup_hash(KEY_PURPOSE, raw)
+    ciphertext = box.encrypt(KEY_PURPOSE, raw)
+    if existing is None:
+        existing = StreamKey(channel_id=channel.id, key_hash=key_hash, key_ciphertext=ciphertext)
+        session.add(existing)
+    else:
+        existing.key_hash, existing.key_ciphertext = key_hash, ciphertext
+        existing.created_at = utcnow()
+    await session.flush()
+    return raw, existing
+
+
+async def get_stream_key(
+    session: AsyncSession, box: SecretBox, *, channel: Channel
+) -> tuple[str, StreamKey]:
+    """The channel's stream key, made on first use; decrypted for its owner."""
+    stored = await session.scalar(select(StreamKey).where(StreamKey.channel_id == channel.id))
+    if stored is not None:
+        raw = box.decrypt(KEY_PURPOSE, stored.key_ciphertext)
+        if raw is not None:
+            return raw, stored
+    # No key yet, or the server secret changed (old keys cannot be read back): make one.
+    return await _store_key(session, box, channel=channel, existing=stored)
+
+
+async def regenerate_stream_key(
+    session: AsyncSession, box: SecretBox, *, channel: Channel
+) -> tuple[str, StreamKey]:
+    """Replace the key; the old one stops working as soon as this commits."""
+    stored = await session.scalar(select(StreamKey).where(StreamKey.channel_id == channel.id))
+    return await _store_key(session, box, channel=channel, existing=stored)
+
+
+async def verify_stream_key(session: AsyncSession, box: SecretBox, raw: str) -> Channel:
+    """The channel a publisher's key belongs to; raises StreamKeyRejected otherwise."""
+    if not raw.startswith(STREAM_KEY_PREFIX) or len(raw) > 128:
+        raise StreamKeyRejected()
+    channel = await session.scalar(
+        select(Channel)
+        .join(StreamKey, StreamKey.channel_id == Channel.id)
+        .where(StreamKey.key_hash == box.lookup_hash(KEY_PURPOSE, raw))
+    )
+    if channel is None:
+        raise StreamKeyRejected()
+    return channel
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+async def _set_tags(session: AsyncSession, stream: Stream, tags: list[str]) -> None:
+    current = set(
+        await session.scalars(select(StreamTag.tag).where(StreamTag.stream_id == stream.id))
+    )
+    wanted = set(tags)
+    if removed := current - wanted:
+        await session.execute(
+            delete(StreamTag).where(StreamTag.stream_id == stream.id, StreamTag.tag.in_(removed))
+        )
+    for tag in wanted - current:
+        session.add(StreamTag(stream_id=stream.id, tag=tag))
+        known = await session.get(Tag, tag)
+        if known is None:
+            session.add(Tag(name=tag, use_count=1))
+        else:
+            known.use_count += 1
+    await session.flush()
+
+
+async def tags_of(session: AsyncSession, stream_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    found: dict[uuid.UUID, list[str]] = {i: [] for i in stream_ids}
+    if stream_ids:
+        rows = await session.execute(
+            select(StreamTag.stream_id, StreamTag.tag)
+            .where(StreamTag.stream_id.in_(stream_ids))
+            .order_by(StreamTag.tag)
+        )
+        for stream_id, tag in rows.all():
+            found[stream_id].append(tag)
+    return found
+
+
+async def _index_stream(session: AsyncSession, stream: Stream, channel: Channel) -> None:
+    if stream.status == StreamStatus.ENDED.value:
+        await search.remove_document(session, kind="stream", ref_id=stream.id)
+        return
+    tags = (await tags_of(session, [stream.id]))[stream.id]
+    body = " ".join(
+        filter(None, [channel.name, channel.slug, stream.category, *tags, stream.description])
+    )
+    await search.index_document(
+        session, kind="stream", ref_id=stream.id, title=stream.title, body=body
+    )
+
+
+async def present_streams(session: AsyncSession, streams: list[Stream]) -> list[StreamOut]:
+    """Streams as the API shows them: with channel, host and tags."""
+    if not streams:
+        return []
+    channel_rows = await session.execute(
+        select(Channel, User)
+        .join(User, User.id == Channel.owner_id)
+        .where(Channel.id.in_({s.channel_id for s in streams}))
+    )
+    owners = {channel.id: (channel, user) for channel, user in channel_rows.all()}
+    tags = await tags_of(session, [s.id for s in streams])
+    out: list[StreamOut] = []
+    for stream in streams:
+        channel, host = owners[stream.channel_id]
+        values: dict[str, Any] = {
+            name: getattr(stream, name)
+            for name in StreamOut.model_fields
+            if name not in {"channel", "host_id", "host_name", "tags"}
+        }
+        out.append(
+            StreamOut(
+                **values,
+                channel=StreamChannel.model_validate(channel),
+                host_id=host.id,
+                host_name=host.display_name,
+                tags=tags[stream.id],
+            )
+        )
+    return out
+
+
+async def present_stream(session: AsyncSession, stream: Stream) -> StreamOut:
+    return (await present_streams(session, [stream]))[0]
+
+
+async def get_stream(session: AsyncSession, stream_id: uuid.UUID) -> Stream:
+    stream = await session.get(Stream, stream_id)
+    if stream is None:
+        raise StreamNotFound()
+    return stream
+
+
+def _title_for(channel: Channel) -> str:
+    template = channels.settings_of(channel).title_template
+    return template.replace("{channel}", channel.name)[:140] or channel.name
+
+
+async def create_stream(session: AsyncSession, *, owner: User, data: StreamCreate) -> Stream:
+    """Create (schedule) a stream on the owner's channel, which is made if missing."""
+    channel = await channels.ensure_channel(session, owner=owner)
+    await channels.ensure_category(session, data.category)
+    stream = Stream(
+        channel_id=channel.id,
+        title=data.title,
+        description=data.description,
+        category=data.category or channel.category,
+        language=data.language or channel.language,
+        is_mature=channel.is_mature if data.is_mature is None else data.is_mature,
+        status=StreamStatus.SCHEDULED.value,
+        scheduled_for=data.scheduled_for,
+    )
+    session.add(stream)
+    await session.flush()
+    await _set_tags(session, stream, data.tags)
+    await _index_stream(session, stream, channel)
+    return stream
+
+
+async def update_stream(
+    session: AsyncSession, *, actor: User, stream: Stream, data: StreamUpdate
+) -> Stream:
+    channel = await session.get_one(Channel, stream.channel_id)
+    channels.ensure_owner(actor, channel)
+    if stream.status == StreamStatus.ENDED.value:
+        raise StreamAlreadyEnded()
+    changes = data.model_dump(exclude_unset=True)
+    tags = changes.pop("tags", None)
+    if "category" in changes:
+        await channels.ensure_category(session, changes["category"])
+    for name in ("title", "language", "is_mature"):
+        if name in changes and changes[name] is None:
+            changes.pop(name)
+    for name, value in changes.items():
+        setattr(stream, name, value)
+    if tags is not None:
+        await _set_tags(session, stream, tags)
+    await session.flush()
+    await _index_stream(session, stream, channel)
+    return stream
+
+
+async def end_or_cancel_stream(
+    session: AsyncSession, *, actor: User, stream: Stream
+) -> Stream | None:
+    """DELETE: a live stream ends; a scheduled one is removed. Returns the ended stream."""
+    channel = await session.get_one(Channel, stream.channel_id)
+    channels.ensure_owner(actor, channel)
+    if stream.status == StreamStatus.SCHEDULED.value:
+        await search.remove_document(session, kind="stream", ref_id=stream.id)
+        await session.delete(stream)
+        await session.flush()
+        return None
+    if stream.status == StreamStatus.LIVE.value:
+        return await mark_stream_ended(session, stream=stream)
+    return stream
+
+
+async def mark_stream_live(
+    session: AsyncSession, *, channel: Channel, now: datetime | None = None
+) -> tuple[Stream, bool]:
+    """Put a channel on air (the media pipeline calls this when a publisher starts).
+
+    Reuses the channel's live stream (a reconnect), else its latest scheduled one, else
+    starts a new one from the channel's defaults. Returns the stream and whether it just
+    went live; followers are notified when it did.
+    """
+    now = now or utcnow()
+    live = await session.scalar(
+        select(Stream).where(
+            Stream.channel_id == channel.id, Stream.status == StreamStatus.LIVE.value
+        )
+    )
+    if live is not None:
+        return live, False
+    stream = await session.scalar(
+        select(Stream)
+        .where(Stream.channel_id == channel.id, Stream.status == StreamStatus.SCHEDULED.value)
+        .order_by(Stream.id.desc())
+        .limit(1)
+    )
+    if stream is None:
+        stream = Stream(
+            channel_id=channel.id,
+            title=_title_for(channel),
+            category=channel.category,
+            language=channel.language,
+            is_mature=channel.is_mature,
+        )
+        session.add(stream)
+    stream.status = StreamStatus.LIVE.value
+    stream.started_at = now
+    stream.viewers_sampled_at = now
+    await session.flush()
+    await _index_stream(session, stream, channel)
+    await notifications.notify_followers_live(
+        session, channel=channel, stream_id=stream.id, title=stream.title
+    )
+    return stream, True
+
+
+async def mark_stream_ended(
+    session: AsyncSession, *, stream: Stream, now: datetime | None = None
+) -> Stream:
+    """Take a stream off air (publisher gone past the reconnect window, or ended by owner)."""
+    if stream.status != StreamStatus.LIVE.value:
+        return stream
+    now = now or utcnow()
+    await record_viewer_count(session, stream=stream, count=0, now=now)
+    stream.status = StreamStatus.ENDED.value
+    stream.ended_at = now
+    await session.flush()
+    channel = await session.get_one(Channel, stream.channel_id)
+    await _index_stream(session, stream, channel)
+    return stream
+
+
+async def record_viewer_count(
+    session: AsyncSession, *, stream: Stream, count: int, now: datetime | None = None
+) -> Stream:
+    """Set the current viewer count, keeping the peak and the viewer-time integral."""
+    now = now or utcnow()
+    if stream.viewers_sampled_at is not None and stream.status == StreamStatus.LIVE.value:
+        elapsed = max(0.0, (now - stream.viewers_sampled_at).total_seconds())
+        stream.viewer_seconds += int(stream.viewer_count * elapsed)
+    stream.viewers_sampled_at = now
+    stream.viewer_count = max(0, count)
+    stream.peak_viewer_count = max(stream.peak_viewer_count, stream.viewer_count)
+    await session.flush()
+    return stream
+
+
+async def list_channel_streams(
+    session: AsyncSession, *, channel: Channel, params: PageParams, status: StreamStatus | None
+) -> tuple[list[Stream], str | None]:
+    query = select(Stream).where(Stream.channel_id == channel.id)
+    if status is not None:
+        query = query.where(Stream.status == status.value)
+    return await paginate(session, query, keys=[SortKey(Stream.id, lambda s: s.id)], params=params)
+
+
+async def list_streams(
+    session: AsyncSession, *, params: PageParams, live_only: bool
+) -> tuple[list[Stream], str | None]:
+    """Streams, most watched first when live only, else newest first."""
+    query = select(Stream)
+    if live_only:
+        query = query.where(Stream.status == StreamStatus.LIVE.value)
+        keys = [
+            SortKey(Stream.viewer_count, lambda s: s.viewer_count),
+            SortKey(Stream.id, lambda s: s.id),
+        ]
+    else:
+        query = query.where(Stream.status != StreamStatus.ENDED.value)
+        keys = [SortKey(Stream.id, lambda s: s.id)]
+    return await paginate(session, query, keys=keys, params=params)
