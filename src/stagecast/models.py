@@ -6,4 +6,5 @@ def import_all_models() -> None:
     import stagecast.accounts.models
     import stagecast.channels.models
     import stagecast.notifications.models
+    import stagecast.search
     import stagecast.streams.models  # noqa: F401

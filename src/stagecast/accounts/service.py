@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast import search
 from stagecast.accounts.models import ApiKey, AuthSession, RefreshToken, Role, User, UserStatus
 from stagecast.accounts.schemas import (
     AdminUserUpdate,
@@ -168,7 +169,18 @@ async def create_user(
     )
     session.add(user)
     await _flush_unique(session)
+    await _index_user(session, user)
     return user
+
+
+async def _index_user(session: AsyncSession, user: User) -> None:
+    await search.index_document(
+        session,
+        kind="user",
+        ref_id=user.id,
+        title=f"{user.display_name} {user.username}",
+        body=user.bio or "",
+    )
 
 
 async def find_login_candidate(
@@ -481,6 +493,7 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
     if "avatar_url" in changes:
         user.avatar_url = str(changes["avatar_url"]) if changes["avatar_url"] else None
     await _flush_unique(session)
+    await _index_user(session, user)
     return user
 
 

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast import search
 from stagecast.accounts.models import User, UserStatus
 from stagecast.accounts.schemas import UserPublic
-from stagecast.channels import search
 from stagecast.channels import service as channels
 from stagecast.channels.models import Category, Channel, ChannelFollow
 from stagecast.channels.schemas import CategoryCreate, CategoryOut

@@ -68,17 +68,3 @@ class UserFollow(Base):
     follower_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     followee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class SearchDocument(Base):
-    """What search looks through: one row per channel, stream or user, kept by the services."""
-
-    __tablename__ = "search_documents"
-    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    ref_id: Mapped[uuid.UUID]
-    title: Mapped[str] = mapped_column(String(256))
-    body: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -11,9 +11,9 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast import search
 from stagecast.accounts.models import Role, User
 from stagecast.accounts.schemas import UserPublic
-from stagecast.channels import search
 from stagecast.channels.models import Category, Channel, ChannelFollow, UserFollow
 from stagecast.channels.schemas import (
     RESERVED_SLUGS,

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast import search
 from stagecast.accounts.models import User
-from stagecast.channels import search
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.crypto import SecretBox

@@ -11,17 +11,45 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
-from stagecast.channels.models import SearchDocument
+from stagecast.db.base import Base, utcnow
 
 KINDS = ("stream", "channel", "user")
 CANDIDATES = 300
 MIN_SCORE = 0.34
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class SearchDocument(Base):
+    """What search looks through: one row per channel, stream or user, kept by the services."""
+
+    __tablename__ = "search_documents"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 def words_of(value: str) -> list[str]:
