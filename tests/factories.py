@@ -11,7 +11,9 @@ import httpx
 from fastapi import FastAPI
 
 from stagecast.accounts.models import Role, User
+from stagecast.channels import service as channels
 from stagecast.runtime import Runtime
+from stagecast.streams import service as streams
 
 PASSWORD = "Correct-Horse-7"
 _counter = itertools.count(1)
@@ -82,3 +84,40 @@ async def login(client: httpx.AsyncClient, account: Account, **headers: str) -> 
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def make_channel(
+    client: httpx.AsyncClient, account: Account, **fields: Any
+) -> dict[str, Any]:
+    """Create the account's channel through the API."""
+    body = {"slug": fields.pop("slug", None) or unique_name("chan"), **fields}
+    response = await client.post("/api/v1/channels", headers=account.headers, json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def make_stream(client: httpx.AsyncClient, account: Account, **fields: Any) -> dict[str, Any]:
+    body = {"title": fields.pop("title", None) or unique_name("Stream "), **fields}
+    response = await client.post("/api/v1/streams", headers=account.headers, json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def go_live(app: FastAPI, channel_ref: str, *, viewers: int = 0) -> str:
+    """Put a channel on air the way the media pipeline will; returns the live stream's id."""
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        channel = await channels.get_channel(session, channel_ref)
+        stream, _ = await streams.mark_stream_live(session, channel=channel)
+        if viewers:
+            await streams.record_viewer_count(session, stream=stream, count=viewers)
+        return str(stream.id)
+
+
+async def end_live(app: FastAPI, stream_id: str) -> None:
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stream = await streams.get_stream(session, uuid.UUID(stream_id))
+        await streams.mark_stream_ended(session, stream=stream)

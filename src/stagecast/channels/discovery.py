@@ -136,9 +136,10 @@ async def recommended(session: AsyncSession, *, viewer: User | None) -> list[Str
                 )
             )
         )
+        # The viewer's categories: those the followed channels stream in.
         categories = (
-            select(Channel.category)
-            .where(Channel.id.in_(followed), Channel.category.is_not(None))
+            select(Stream.category)
+            .where(Stream.channel_id.in_(followed), Stream.category.is_not(None))
             .distinct()
         )
         take(

@@ -77,15 +77,6 @@ async def list_live_streams(session: SessionDep, page: PageDep) -> Page[StreamOu
         return make_page(await streams.present_streams(session, rows), cursor)
 
 
-@router.get("/{stream_id}", responses=problem_responses(404))
-@live_router.get("/{stream_id}", responses=problem_responses(404))
-async def get_stream(stream_id: uuid.UUID, session: SessionDep) -> StreamOut:
-    """A stream, in any state."""
-    async with session.begin():
-        stream = await streams.get_stream(session, stream_id)
-        return await streams.present_stream(session, stream)
-
-
 @router.patch("/{stream_id}", dependencies=[_streaming_limit], responses=_WRITE)
 @live_router.put("/{stream_id}", dependencies=[_streaming_limit], responses=_WRITE)
 async def update_stream(
@@ -185,3 +176,13 @@ async def regenerate_stream_key(
         raw, stored = await streams.regenerate_stream_key(session, runtime.secrets, channel=channel)
     response.headers["Cache-Control"] = "no-store"
     return _key_out(request, runtime, raw, stored)
+
+
+# Declared after `/me…`: a path parameter would otherwise swallow `me`.
+@router.get("/{stream_id}", responses=problem_responses(404))
+@live_router.get("/{stream_id}", responses=problem_responses(404))
+async def get_stream(stream_id: uuid.UUID, session: SessionDep) -> StreamOut:
+    """A stream, in any state."""
+    async with session.begin():
+        stream = await streams.get_stream(session, stream_id)
+        return await streams.present_stream(session, stream)
