@@ -68,6 +68,14 @@ def _encode(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def invalid_cursor() -> ValidationFailed:
+    """The error for a cursor that this list did not hand out."""
+    return ValidationFailed(
+        "The cursor is not valid for this list",
+        errors=[{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}],
+    )
+
+
 def _decode(cursor: str, count: int) -> list[Any]:
     def typed(value: Any) -> Any:
         if isinstance(value, dict) and "u" in value:
@@ -78,10 +86,7 @@ def _decode(cursor: str, count: int) -> list[Any]:
             return value
         raise ValueError("unexpected cursor value")
 
-    invalid = ValidationFailed(
-        "The cursor is not valid for this list",
-        errors=[{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}],
-    )
+    invalid = invalid_cursor()
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))

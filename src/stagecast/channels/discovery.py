@@ -16,8 +16,8 @@ from stagecast.accounts.schemas import UserPublic
 from stagecast.channels import service as channels
 from stagecast.channels.models import Category, Channel, ChannelFollow
 from stagecast.channels.schemas import CategoryCreate, CategoryOut
-from stagecast.errors import Conflict, ValidationFailed
-from stagecast.pagination import PageParams, SortKey, paginate
+from stagecast.errors import Conflict
+from stagecast.pagination import PageParams, SortKey, invalid_cursor, paginate
 from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus, StreamTag, Tag
 
@@ -62,14 +62,9 @@ def _offset(cursor: str | None) -> int:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         offset = int(value["o"])
     except (ValueError, TypeError, KeyError) as exc:
-        raise ValidationFailed(
-            "The cursor is not valid for this list",
-            errors=[
-                {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}
-            ],
-        ) from exc
+        raise invalid_cursor() from exc
     if offset < 0:
-        raise ValidationFailed("The cursor is not valid for this list")
+        raise invalid_cursor()
     return offset
 
 

@@ -394,51 +394,48 @@ def _follow_keys(model: type[ChannelFollow] | type[UserFollow]) -> list[SortKey]
     return [SortKey(model.id, lambda row: row[0].id)]
 
 
+async def _people_page(
+    session: AsyncSession,
+    model: type[ChannelFollow] | type[UserFollow],
+    person: Any,
+    condition: Any,
+    params: PageParams,
+) -> tuple[list[Follower], str | None]:
+    """A page of (follow, user) rows as Followers, newest follow first."""
+    query = select(model, User).join(User, User.id == person).where(condition)
+    rows, cursor = await paginate_rows(session, query, keys=_follow_keys(model), params=params)
+    return [
+        Follower(user=UserPublic.model_validate(someone), followed_at=follow.created_at)
+        for follow, someone in rows
+    ], cursor
+
+
 async def list_channel_followers(
     session: AsyncSession, *, channel: Channel, params: PageParams
 ) -> tuple[list[Follower], str | None]:
-    query = (
-        select(ChannelFollow, User)
-        .join(User, User.id == ChannelFollow.user_id)
-        .where(ChannelFollow.channel_id == channel.id)
+    return await _people_page(
+        session,
+        ChannelFollow,
+        ChannelFollow.user_id,
+        ChannelFollow.channel_id == channel.id,
+        params,
     )
-    rows, cursor = await paginate_rows(
-        session, query, keys=_follow_keys(ChannelFollow), params=params
-    )
-    return [
-        Follower(user=UserPublic.model_validate(user), followed_at=follow.created_at)
-        for follow, user in rows
-    ], cursor
 
 
 async def list_user_followers(
     session: AsyncSession, *, user: User, params: PageParams
 ) -> tuple[list[Follower], str | None]:
-    query = (
-        select(UserFollow, User)
-        .join(User, User.id == UserFollow.follower_id)
-        .where(UserFollow.followee_id == user.id)
+    return await _people_page(
+        session, UserFollow, UserFollow.follower_id, UserFollow.followee_id == user.id, params
     )
-    rows, cursor = await paginate_rows(session, query, keys=_follow_keys(UserFollow), params=params)
-    return [
-        Follower(user=UserPublic.model_validate(follower), followed_at=follow.created_at)
-        for follow, follower in rows
-    ], cursor
 
 
 async def list_followed_users(
     session: AsyncSession, *, user: User, params: PageParams
 ) -> tuple[list[Follower], str | None]:
-    query = (
-        select(UserFollow, User)
-        .join(User, User.id == UserFollow.followee_id)
-        .where(UserFollow.follower_id == user.id)
+    return await _people_page(
+        session, UserFollow, UserFollow.followee_id, UserFollow.follower_id == user.id, params
     )
-    rows, cursor = await paginate_rows(session, query, keys=_follow_keys(UserFollow), params=params)
-    return [
-        Follower(user=UserPublic.model_validate(followee), followed_at=follow.created_at)
-        for follow, followee in rows
-    ], cursor
 
 
 async def list_followed_channels(
