@@ -173,3 +173,15 @@ async def test_only_admins_add_categories(client: httpx.AsyncClient, app: FastAP
     duplicate = await client.post("/api/v1/categories", json=body, headers=admin.headers)
     assert duplicate.status_code == 409
     assert "chess" in {c["slug"] for c in (await client.get("/api/v1/categories")).json()["data"]}
+
+
+async def test_categories_and_recommendations_paginate(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/api/v1/categories?limit=10")).json()
+    assert len(first["data"]) == 10
+    assert first["has_more"] is True
+    rest = (await client.get(f"/api/v1/categories?limit=10&cursor={first['next_cursor']}")).json()
+    slugs = [c["slug"] for c in first["data"] + rest["data"]]
+    assert len(slugs) == len(set(slugs)) >= 15
+    assert rest["has_more"] is False
+    empty = (await client.get("/api/v1/recommended")).json()
+    assert empty == {"data": [], "next_cursor": None, "has_more": False}

@@ -22,7 +22,7 @@ from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus, StreamTag, Tag
 
 BrowseSort = Literal["viewers", "newest"]
-RECOMMENDED_LIMIT = 24
+RECOMMENDED_LIMIT = 100
 
 
 async def browse(
@@ -55,6 +55,14 @@ async def browse(
     return await paginate(session, query, keys=keys, params=params)
 
 
+def offset_page(items: list[Any], params: PageParams) -> tuple[list[Any], str | None]:
+    """One page of a list ranked in Python (search, categories, recommendations)."""
+    start = _offset(params.cursor)
+    page = items[start : start + params.limit]
+    more = len(items) > start + params.limit
+    return page, _offset_cursor(start + params.limit) if more else None
+
+
 def _offset(cursor: str | None) -> int:
     if not cursor:
         return 0
@@ -77,9 +85,7 @@ async def search_everything(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Ranked results of every kind, each with what the API shows for it."""
     hits = await search.search(session, query=query, kinds=kinds)
-    start = _offset(params.cursor)
-    page = hits[start : start + params.limit]
-    next_cursor = _offset_cursor(start + params.limit) if len(hits) > start + params.limit else None
+    page, next_cursor = offset_page(hits, params)
     by_kind: dict[str, list[uuid.UUID]] = {}
     for hit in page:
         by_kind.setdefault(hit.kind, []).append(hit.ref_id)

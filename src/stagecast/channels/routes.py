@@ -258,19 +258,22 @@ async def search(
     return {"data": results, "next_cursor": cursor, "has_more": cursor is not None}
 
 
-@discovery_router.get("/recommended")
-async def recommended(viewer: OptionalUser, session: SessionDep) -> dict[str, list[StreamOut]]:
+@discovery_router.get("/recommended", responses=problem_responses(422))
+async def recommended(viewer: OptionalUser, session: SessionDep, page: PageDep) -> Page[StreamOut]:
     """For you: followed channels that are live, then your categories, then popular."""
     async with session.begin():
-        rows = await discovery.recommended(session, viewer=viewer)
-        return {"data": await streams.present_streams(session, rows)}
+        rows, cursor = discovery.offset_page(
+            await discovery.recommended(session, viewer=viewer), page
+        )
+        return make_page(await streams.present_streams(session, rows), cursor)
 
 
-@discovery_router.get("/categories")
-async def list_categories(session: SessionDep) -> dict[str, list[CategoryOut]]:
+@discovery_router.get("/categories", responses=problem_responses(422))
+async def list_categories(session: SessionDep, page: PageDep) -> Page[CategoryOut]:
     """Every category with its live streams and viewers, busiest first."""
     async with session.begin():
-        return {"data": await discovery.list_categories(session)}
+        rows, cursor = discovery.offset_page(await discovery.list_categories(session), page)
+    return make_page(rows, cursor)
 
 
 @discovery_router.post(
