@@ -18,10 +18,11 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from stagecast.accounts.deps import access_claims
 from stagecast.accounts.security import hash_secret
 from stagecast.config import RateLimits
 from stagecast.deps import client_ip
-from stagecast.errors import RateLimitExceeded
+from stagecast.errors import InvalidToken, RateLimitExceeded
 
 log = structlog.get_logger(__name__)
 
@@ -103,13 +104,12 @@ def request_identity(request: Request) -> tuple[str, str]:
     Only the token's signature is checked here (no database): a forged token cannot pick
     someone else's bucket, and an invalid one is refused later by authentication anyway.
     """
-    runtime = request.app.state.runtime
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token:
         try:
-            claims = runtime.tokens.decode_access(token.strip())
-        except Exception:
+            claims = access_claims(request, token.strip())
+        except InvalidToken:
             return "anonymous", f"ip:{client_ip(request)}"
         return "authenticated", f"user:{claims.user_id}"
     api_key = request.headers.get("x-api-key")

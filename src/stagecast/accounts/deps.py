@@ -12,7 +12,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import Role, User
-from stagecast.deps import RuntimeDep, SessionDep
+from stagecast.accounts.security import AccessClaims
+from stagecast.deps import SessionDep
 from stagecast.errors import AuthenticationRequired, InvalidToken, PermissionDenied
 
 # auto_error=False: a missing credential is not an error for routes open to anonymous callers.
@@ -22,6 +23,16 @@ _api_key = APIKeyHeader(
 )
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def access_claims(request: Request, token: str) -> AccessClaims:
+    """Verify a request's access token once; the rate limiter and auth share the result."""
+    cached: tuple[str, AccessClaims] | None = getattr(request.state, "access_claims", None)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    claims: AccessClaims = request.app.state.runtime.tokens.decode_access(token)
+    request.state.access_claims = (token, claims)
+    return claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +51,6 @@ class Principal:
 
 async def optional_principal(
     request: Request,
-    runtime: RuntimeDep,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
@@ -51,7 +61,7 @@ async def optional_principal(
     if bearer is not None and api_key:
         raise AuthenticationRequired("Send a bearer token or an API key, not both")
     if bearer is not None:
-        claims = runtime.tokens.decode_access(bearer.credentials)
+        claims = access_claims(request, bearer.credentials)
         async with session.begin():
             user, auth_session = await accounts.resolve_access(session, claims)
         return Principal(user=user, session_id=auth_session.id)
