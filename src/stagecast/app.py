@@ -15,6 +15,8 @@ from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
 from stagecast.channels import routes as channels_routes
+from stagecast.chat import events as chat_events
+from stagecast.chat import routes as chat_routes
 from stagecast.config import Settings
 from stagecast.crypto import SecretBox, load_or_create_secret
 from stagecast.db.engine import Database
@@ -26,10 +28,15 @@ from stagecast.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from stagecast.moderation import events as moderation_events
+from stagecast.moderation import routes as moderation_routes
 from stagecast.notifications import routes as notifications_routes
 from stagecast.observability import Metrics, configure_logging
 from stagecast.openapi import build_openapi
 from stagecast.ratelimit import RateLimiter, general_rate_limit
+from stagecast.realtime import events as realtime_events
+from stagecast.realtime.bus import BUS, install_session_hooks
+from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
 
@@ -51,6 +58,8 @@ def _api_router() -> APIRouter:
     api.include_router(streams_routes.router)
     api.include_router(streams_routes.live_router)
     api.include_router(notifications_routes.router)
+    api.include_router(chat_routes.router)
+    api.include_router(moderation_routes.router)
     return api
 
 
@@ -69,6 +78,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         secrets=SecretBox(load_or_create_secret(settings)),
     )
+    install_session_hooks()
+    realtime = RealtimeServer(runtime)
+    for domain in (realtime_events, chat_events, moderation_events):
+        domain.register(realtime)
+    runtime.realtime = realtime
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +91,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
         if settings.redis_url:
             runtime.redis = Redis.from_url(settings.redis_url)
+        # Events recorded in a transaction go to the bus once it commits.
+        runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
+        await realtime.start()
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -92,6 +109,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             yield
         finally:
             runtime.shutting_down = True
+            await realtime.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
@@ -112,6 +130,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health_routes.router, deprecated=True, include_in_schema=False)
     app.include_router(health_routes.probes_router)
     app.include_router(accounts_routes.jwks_router)
+    app.mount("/socket.io", realtime.asgi_app())
 
     # Added innermost first: the request context wraps everything, so every response,
     # errors included, has an id, security headers and a metric.

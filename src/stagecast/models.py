@@ -5,6 +5,8 @@ def import_all_models() -> None:
     """Register every table on `Base.metadata`."""
     import stagecast.accounts.models
     import stagecast.channels.models
+    import stagecast.chat.models
+    import stagecast.moderation.models
     import stagecast.notifications.models
     import stagecast.search
     import stagecast.streams.models  # noqa: F401

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from stagecast.db.engine import Database
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
+    from stagecast.realtime.server import RealtimeServer
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Runtime:
     secrets: SecretBox
     database: Database | None = None
     redis: Redis | None = None
+    realtime: RealtimeServer | None = None
     ffmpeg_version: str | None = None
     shutting_down: bool = False
 

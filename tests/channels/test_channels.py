@@ -99,6 +99,7 @@ async def test_settings_merge_and_validate(client: httpx.AsyncClient) -> None:
         "followers_only_minutes": None,
         "subscribers_only": False,
         "emote_only": True,
+        "blocked_terms": [],
     }
     assert settings["recording_enabled"] is True
     assert (await client.get(f"/api/v1/channels/{channel['id']}")).json()["category"] == "music"

@@ -48,6 +48,12 @@ class Principal:
     def via_api_key(self) -> bool:
         return self.api_key_id is not None
 
+    def require_session(self) -> uuid.UUID:
+        """The signed-in session behind the call; API keys have none."""
+        if self.session_id is None:
+            raise PermissionDenied("This action needs a signed-in session, not an API key")
+        return self.session_id
+
 
 async def optional_principal(
     request: Request,
@@ -88,8 +94,7 @@ async def session_principal(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Principal:
     """Only a signed-in session, not an API key, may manage sessions and keys."""
-    if principal.session_id is None:
-        raise PermissionDenied("This action needs a signed-in session, not an API key")
+    principal.require_session()
     return principal
 
 

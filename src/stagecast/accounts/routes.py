@@ -237,10 +237,9 @@ async def logout_session(
     principal: SessionPrincipal, session: SessionDep, body: SessionLogoutIn | None = None
 ) -> Response:
     """End one session: the one given, or the current one."""
-    target = body.session_id if body and body.session_id else principal.session_id
+    target = body.session_id if body and body.session_id else principal.require_session()
     async with session.begin():
-        if target is not None:  # always set: SessionPrincipal has a session
-            await accounts.end_session(session, user=principal.user, session_id=target)
+        await accounts.end_session(session, user=principal.user, session_id=target)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

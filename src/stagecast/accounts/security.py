@@ -25,6 +25,8 @@ from stagecast.db.base import utcnow
 from stagecast.errors import InvalidToken
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+CHAT_TOKEN_TYPE = "chat"  # noqa: S105 - a claim value, not a secret
+CHAT_TOKEN_TTL = timedelta(minutes=5)
 JWT_ALGORITHM = "EdDSA"
 
 
@@ -247,17 +249,25 @@ class TokenSigner:
         return payload
 
     def issue_access(
-        self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        role: str,
+        token_type: str = ACCESS_TOKEN_TYPE,
+        ttl: timedelta | None = None,
     ) -> tuple[str, datetime]:
+        """A token acting for a user's session: an access token, or a short chat token."""
         return self.issue(
             subject=str(user_id),
-            token_type=ACCESS_TOKEN_TYPE,
+            token_type=token_type,
+            ttl=ttl,
             claims={"sid": str(session_id), "role": role},
         )
 
-    def decode_access(self, token: str) -> AccessClaims:
-        """Verify an access token (Ed25519 costs ~0.1 ms; callers cache it per request)."""
-        payload = self.decode(token, token_type=ACCESS_TOKEN_TYPE)
+    def decode_access(self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE) -> AccessClaims:
+        """Verify a session token (Ed25519 costs ~0.1 ms; callers cache it per request)."""
+        payload = self.decode(token, token_type=token_type)
         try:
             return AccessClaims(
                 user_id=uuid.UUID(payload["sub"]),

@@ -102,6 +102,7 @@ Description = Annotated[str, StringConstraints(max_length=1000)]
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN)]
 CategorySlug = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ChatRule = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+BlockedTerm = Annotated[str, StringConstraints(min_length=1, max_length=100, to_lower=True)]
 
 
 class ChannelCreate(Input):
@@ -149,13 +150,14 @@ class ChannelOut(Output):
 
 
 class ChatSettings(BaseModel):
-    """Placeholders the chat issue fills in; stored now so creators can set them early."""
+    """Chat modes and rules; moderators change the modes live (`chat:mode`)."""
 
     rules: list[ChatRule] = Field(default_factory=list, max_length=20)
     slow_mode_seconds: int = Field(default=0, ge=0, le=3600)
     followers_only_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 90)
     subscribers_only: bool = False
     emote_only: bool = False
+    blocked_terms: list[BlockedTerm] = Field(default_factory=list, max_length=200)
 
 
 class ChannelSettings(BaseModel):
@@ -175,6 +177,7 @@ class ChatSettingsUpdate(Input):
     followers_only_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 90)
     subscribers_only: bool | None = None
     emote_only: bool | None = None
+    blocked_terms: list[BlockedTerm] | None = Field(default=None, max_length=200)
 
 
 class ChannelSettingsUpdate(Input):

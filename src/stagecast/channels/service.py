@@ -34,6 +34,7 @@ from stagecast.channels.schemas import (
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.realtime.bus import channel_room, publish
 from stagecast.streams.models import Stream, StreamStatus
 
 
@@ -278,6 +279,17 @@ async def update_settings(
     )
     channel.settings = merged.model_dump(exclude={"category", "language", "is_mature"})
     await session.flush()
+    if chat_changes:
+        publish(
+            session,
+            "chat:mode",
+            {
+                "channel_id": str(channel.id),
+                "moderator_id": str(actor.id),
+                **merged.chat.model_dump(exclude={"blocked_terms", "rules"}),
+            },
+            rooms=(channel_room(channel.id),),
+        )
     return merged
 
 
@@ -305,12 +317,40 @@ async def follow_channel(session: AsyncSession, *, user: User, channel: Channel)
                 .values(follower_count=Channel.follower_count + 1)
             )
             existing = follow
+            await session.refresh(channel, ["follower_count"])
+            _announce_follow(session, channel, user)
     await session.refresh(channel, ["follower_count"])
     return FollowState(
         following=True,
         follower_count=channel.follower_count,
         followed_at=existing.created_at if existing else None,
     )
+
+
+FOLLOWER_MILESTONES = (10, 50, 100, 250, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000)
+
+
+def _announce_follow(session: AsyncSession, channel: Channel, user: User) -> None:
+    room = (channel_room(channel.id),)
+    publish(
+        session,
+        "follow:new",
+        {
+            "channel_id": str(channel.id),
+            "user_id": str(user.id),
+            "username": user.username,
+            "display_name": user.display_name,
+            "follower_count": channel.follower_count,
+        },
+        rooms=room,
+    )
+    if channel.follower_count in FOLLOWER_MILESTONES:
+        publish(
+            session,
+            "milestone:reached",
+            {"channel_id": str(channel.id), "kind": "followers", "value": channel.follower_count},
+            rooms=room,
+        )
 
 
 async def unfollow_channel(session: AsyncSession, *, user: User, channel: Channel) -> FollowState:

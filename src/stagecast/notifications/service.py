@@ -12,6 +12,7 @@ from stagecast.db.base import new_id, utcnow
 from stagecast.errors import NotFound
 from stagecast.notifications.models import Notification
 from stagecast.pagination import PageParams, by_id, paginate
+from stagecast.realtime.bus import publish, user_room
 
 STREAM_LIVE = "stream.live"
 BATCH = 1000
@@ -35,19 +36,33 @@ async def notify_followers_live(
     }
     now = utcnow()
     for start in range(0, len(follower_ids), BATCH):
+        batch = [(new_id(), user_id) for user_id in follower_ids[start : start + BATCH]]
         await session.execute(
             insert(Notification),
             [
                 {
-                    "id": new_id(),
+                    "id": note_id,
                     "user_id": user_id,
                     "kind": STREAM_LIVE,
                     "payload": payload,
                     "created_at": now,
                 }
-                for user_id in follower_ids[start : start + BATCH]
+                for note_id, user_id in batch
             ],
         )
+        for note_id, user_id in batch:
+            # Delivered live to each follower's own room (their open tabs), after commit.
+            publish(
+                session,
+                "notification:new",
+                {
+                    "id": str(note_id),
+                    "kind": STREAM_LIVE,
+                    "payload": payload,
+                    "created_at": now.isoformat(),
+                },
+                rooms=(user_room(user_id),),
+            )
     return len(follower_ids)
 
 

@@ -19,6 +19,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound
 from stagecast.notifications import service as notifications
 from stagecast.pagination import PageParams, SortKey, paginate
+from stagecast.realtime.bus import channel_room, publish
 from stagecast.streams.models import Stream, StreamKey, StreamStatus, StreamTag, Tag
 from stagecast.streams.schemas import StreamChannel, StreamCreate, StreamOut, StreamUpdate
 
@@ -232,6 +233,12 @@ async def update_stream(
         await _set_tags(session, stream, tags)
     await session.flush()
     await _index_stream(session, stream, channel)
+    publish(
+        session,
+        "stream:updated",
+        {**_event_payload(stream), "tags": (await tags_of(session, [stream.id]))[stream.id]},
+        rooms=(channel_room(channel.id),),
+    )
     return stream
 
 
@@ -291,6 +298,7 @@ async def mark_stream_live(
     await notifications.notify_followers_live(
         session, channel=channel, stream_id=stream.id, title=stream.title
     )
+    publish(session, "stream:started", _event_payload(stream), rooms=(channel_room(channel.id),))
     return stream, True
 
 
@@ -307,7 +315,21 @@ async def mark_stream_ended(
     await session.flush()
     channel = await session.get_one(Channel, stream.channel_id)
     await _index_stream(session, stream, channel)
+    publish(session, "stream:ended", _event_payload(stream), rooms=(channel_room(channel.id),))
     return stream
+
+
+def _event_payload(stream: Stream) -> dict[str, Any]:
+    return {
+        "stream_id": str(stream.id),
+        "channel_id": str(stream.channel_id),
+        "status": stream.status,
+        "title": stream.title,
+        "category": stream.category,
+        "started_at": stream.started_at.isoformat() if stream.started_at else None,
+        "ended_at": stream.ended_at.isoformat() if stream.ended_at else None,
+        "peak_viewer_count": stream.peak_viewer_count,
+    }
 
 
 async def record_viewer_count(
