@@ -1,0 +1,120 @@
+"""A real server on a free port for Socket.IO clients, on its own committed database."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+import uvicorn
+from fastapi import FastAPI
+
+from stagecast.app import create_app
+from stagecast.db import migrate
+from tests.conftest import fresh_database_url, make_settings
+from tests.factories import Account, register
+
+
+@pytest.fixture(scope="session")
+def realtime_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = fresh_database_url(tmp_path_factory.mktemp("realtime"), "realtime")
+    migrate.upgrade(url)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    app: FastAPI
+    url: str
+    http: httpx.AsyncClient
+    clients: list[socketio.AsyncClient] = field(default_factory=list)
+
+    async def account(self, **overrides: Any) -> Account:
+        return await register(self.http, **overrides)
+
+    async def connect(self, account: Account | None = None, **auth: Any) -> Listener:
+        """A Socket.IO client, signed in as `account` (or anonymous), recording every event."""
+        client = socketio.AsyncClient(reconnection=False)
+        listener = Listener(client)
+        token = auth.pop("token", account.access_token if account else None)
+        await client.connect(
+            self.url,
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        self.clients.append(client)
+        return listener
+
+
+class Listener:
+    """Records the events a client receives, and waits for them."""
+
+    def __init__(self, client: socketio.AsyncClient) -> None:
+        self.client = client
+        self.events: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+
+        @client.on("*")
+        async def record(event: str, data: Any = None) -> None:
+            self.events.append((event, data))
+            self._changed.set()
+
+    async def call(self, event: str, data: Any = None) -> dict[str, Any]:
+        answer: dict[str, Any] = await self.client.call(event, data, timeout=10)
+        return answer
+
+    async def wait_for(
+        self, event: str, where: Callable[[Any], bool] = lambda _: True, within: float = 5
+    ) -> Any:
+        """The first payload of `event` matching `where`, waiting up to `within` seconds."""
+
+        async def found() -> Any:
+            while True:
+                for name, data in self.events:
+                    if name == event and where(data):
+                        return data
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(found(), within)
+
+    def received(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+
+@pytest.fixture
+async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[LiveServer]:
+    settings = make_settings(tmp_path, realtime_database_url)
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        live_server = LiveServer(app=app, url=url, http=http)
+        try:
+            yield live_server
+        finally:
+            for client in live_server.clients:
+                await client.disconnect()
+            server.should_exit = True
+            await task
