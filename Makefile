@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+NODE_DEPS := tests/e2e/node/node_modules/.package-lock.json
+
+$(NODE_DEPS): tests/e2e/node/package.json tests/e2e/node/package-lock.json
+	npm ci --prefix tests/e2e/node --no-audit --no-fund --loglevel=error
+
 install: $(STAMP)
 
 ## Run the platform on its embedded defaults (SQLite and media in ./var, port 8080).
@@ -31,7 +36,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src
 
-pytest: install
+pytest: install $(NODE_DEPS)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 clean:
