@@ -268,3 +268,18 @@ async def test_disconnects_keep_the_room_working(live: LiveServer) -> None:
     await asyncio.sleep(0.1)
     assert (await talker.call("chat:send", {"message": "after a disconnect"}))["ok"]
     await stayer.wait_for("chat:message")
+
+
+async def test_foreign_origins_are_refused(live: LiveServer) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(
+            live.url,
+            headers={"Origin": "https://evil.example"},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
+    same = socketio.AsyncClient(reconnection=False)
+    await same.connect(live.url, headers={"Origin": live.url}, transports=["websocket"])
+    live.clients.append(same)
+    assert same.connected

@@ -101,7 +101,8 @@ class RealtimeServer:
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
-            cors_allowed_origins=settings.cors_origins or [],
+            # None: same origin only (python-socketio's check); configured origins widen it.
+            cors_allowed_origins=settings.cors_origins or None,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,
             engineio_logger=False,
