@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import socketio
@@ -39,6 +40,7 @@ class LiveServer:
     app: FastAPI
     url: str
     http: httpx.AsyncClient
+    sockets_http: aiohttp.ClientSession
     clients: list[socketio.AsyncClient] = field(default_factory=list)
 
     async def account(self, **overrides: Any) -> Account:
@@ -46,7 +48,8 @@ class LiveServer:
 
     async def connect(self, account: Account | None = None, **auth: Any) -> Listener:
         """A Socket.IO client, signed in as `account` (or anonymous), recording every event."""
-        client = socketio.AsyncClient(reconnection=False)
+        # One shared HTTP session, closed by the fixture, also for refused handshakes.
+        client = socketio.AsyncClient(reconnection=False, http_session=self.sockets_http)
         listener = Listener(client)
         token = auth.pop("token", account.access_token if account else None)
         await client.connect(
@@ -109,8 +112,11 @@ async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[Live
             task.result()
         await asyncio.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        live_server = LiveServer(app=app, url=url, http=http)
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        aiohttp.ClientSession() as sockets_http,
+    ):
+        live_server = LiveServer(app=app, url=url, http=http, sockets_http=sockets_http)
         try:
             yield live_server
         finally:
