@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from stagecast.accounts.models import User
-from stagecast.channels.models import Channel
 from stagecast.chat import service as chat
 from stagecast.chat.schemas import DeleteIn, SendIn, TargetIn
 from stagecast.moderation import service as moderation
 from stagecast.moderation.service import ChannelRole
-from stagecast.realtime.events import joined_channel
+from stagecast.realtime.events import actor_and_channel
 from stagecast.realtime.server import RealtimeServer, SocketUser
 
 
@@ -19,20 +18,17 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("chat:send", "send-message", model=SendIn)
     async def send(sid: str, user: SocketUser, payload: SendIn) -> dict[str, Any]:
-        user_id = user.require_user()
-        channel_id = joined_channel(user, payload)
         async with runtime.db.session() as session, session.begin():
-            author = await session.get_one(User, user_id)
-            channel = await session.get_one(Channel, channel_id)
+            author, channel = await actor_and_channel(session, user, payload)
             role = await moderation.channel_role(session, channel, author)
             if role is ChannelRole.VIEWER:
                 # Seed 000: 5 messages per 10 s per user; moderators are not held by it.
-                await runtime.limiter.hit("chat", f"user:{user_id}")
+                await runtime.limiter.hit("chat", f"user:{author.id}")
             message = await chat.send_message(
                 session,
                 user=author,
                 channel=channel,
-                stream_id=user.streams.get(channel_id),
+                stream_id=user.streams.get(channel.id),
                 raw=payload.message,
                 reply_to=payload.reply_to,
             )
@@ -48,10 +44,7 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("chat:clear", model=TargetIn)
     async def clear(sid: str, user: SocketUser, payload: TargetIn) -> dict[str, Any]:
-        user_id = user.require_user()
-        channel_id = joined_channel(user, payload)
         async with runtime.db.session() as session, session.begin():
-            actor = await session.get_one(User, user_id)
-            channel = await session.get_one(Channel, channel_id)
+            actor, channel = await actor_and_channel(session, user, payload)
             cleared = await chat.clear_chat(session, actor=actor, channel=channel)
         return {"cleared": cleared}

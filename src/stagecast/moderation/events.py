@@ -7,13 +7,11 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, StrictStr
 
-from stagecast.accounts.models import User
-from stagecast.channels.models import Channel
 from stagecast.channels.schemas import ChatSettingsUpdate
 from stagecast.chat.schemas import TargetIn
 from stagecast.moderation import service as moderation
 from stagecast.moderation.schemas import MAX_TIMEOUT_SECONDS
-from stagecast.realtime.events import joined_channel
+from stagecast.realtime.events import actor_and_channel
 from stagecast.realtime.server import RealtimeServer, SocketUser
 
 
@@ -46,11 +44,8 @@ def register(server: RealtimeServer) -> None:
     runtime = server.runtime
 
     async def ban(user: SocketUser, payload: BanIn, duration: int | None) -> dict[str, Any]:
-        actor_id = user.require_user()
-        channel_id = joined_channel(user, payload)
         async with runtime.db.session() as session, session.begin():
-            actor = await session.get_one(User, actor_id)
-            channel = await session.get_one(Channel, channel_id)
+            actor, channel = await actor_and_channel(session, user, payload)
             result = await moderation.ban_user(
                 session,
                 actor=actor,
@@ -72,11 +67,8 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("chat:unban", model=UnbanIn)
     async def chat_unban(sid: str, user: SocketUser, payload: UnbanIn) -> dict[str, Any]:
-        actor_id = user.require_user()
-        channel_id = joined_channel(user, payload)
         async with runtime.db.session() as session, session.begin():
-            actor = await session.get_one(User, actor_id)
-            channel = await session.get_one(Channel, channel_id)
+            actor, channel = await actor_and_channel(session, user, payload)
             await moderation.unban_user(
                 session, actor=actor, channel=channel, user_id=payload.user_id
             )
@@ -84,16 +76,13 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("chat:mode", model=ModeIn)
     async def chat_mode(sid: str, user: SocketUser, payload: ModeIn) -> dict[str, Any]:
-        actor_id = user.require_user()
-        channel_id = joined_channel(user, payload)
         changes = payload.model_dump(
             exclude_unset=True, exclude={"stream_id", "channel_id", "followers_only_off"}
         )
         if payload.followers_only_off:
             changes["followers_only_minutes"] = None
         async with runtime.db.session() as session, session.begin():
-            actor = await session.get_one(User, actor_id)
-            channel = await session.get_one(Channel, channel_id)
+            actor, channel = await actor_and_channel(session, user, payload)
             modes = await moderation.set_chat_modes(
                 session,
                 actor=actor,

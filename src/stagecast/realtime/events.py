@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
 from stagecast.chat.schemas import TargetIn
 from stagecast.errors import ValidationFailed
@@ -29,6 +32,15 @@ def joined_channel(
     if wanted not in user.channels:
         raise ValidationFailed("Join this stream first")
     return wanted
+
+
+async def actor_and_channel(
+    session: AsyncSession, user: SocketUser, target: TargetIn
+) -> tuple[User, Channel]:
+    """The signed-in user behind a socket command and the joined channel it is for."""
+    user_id = user.require_user()
+    channel_id = joined_channel(user, target)
+    return await session.get_one(User, user_id), await session.get_one(Channel, channel_id)
 
 
 def register(server: RealtimeServer) -> None:
