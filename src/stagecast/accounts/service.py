@@ -526,9 +526,11 @@ async def list_users(
     if status is not None:
         query = query.where(User.status == status.value)
     if query_text:
-        pattern = f"%{query_text.lower()}%"
+        # A literal fragment: "_" and "%" are characters here, not wildcards.
+        fragment = query_text.lower()
         query = query.where(
-            (User.username_key.like(pattern)) | (func.lower(User.email).like(pattern))
+            User.username_key.contains(fragment, autoescape=True)
+            | func.lower(User.email).contains(fragment, autoescape=True)
         )
     return await paginate(session, query, keys=by_id(User.id), params=params)
 

@@ -200,10 +200,9 @@ async def suggest_tags(session: AsyncSession, *, prefix: str, limit: int) -> lis
     prefix = prefix.strip().lower().replace(" ", "-")
     if not prefix:
         return []
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = await session.scalars(
         select(Tag.name)
-        .where(Tag.name.like(f"{escaped}%", escape="\\"), Tag.use_count > 0)
+        .where(Tag.name.startswith(prefix, autoescape=True), Tag.use_count > 0)
         .order_by(Tag.use_count.desc(), Tag.name)
         .limit(limit)
     )
