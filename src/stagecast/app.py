@@ -132,8 +132,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(accounts_routes.jwks_router)
     app.mount("/socket.io", realtime.asgi_app())
 
-    # Added innermost first: the request context wraps everything, so every response,
-    # errors included, has an id, security headers and a metric.
+    # Added innermost first: every response, errors included, gets an id, a metric and the
+    # security headers.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -156,8 +156,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 "Retry-After",
             ],
         )
-    app.add_middleware(SecurityHeadersMiddleware, force_hsts=settings.environment == "production")
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
+    # Outermost of ours: every answer, the 500s the request context renders included.
+    app.add_middleware(SecurityHeadersMiddleware, force_hsts=settings.environment == "production")
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stagecast.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge
+from stagecast.errors import PROBLEM_CONTENT_TYPE, AppError, InternalError, PayloadTooLarge
 from stagecast.observability import Metrics
 
 log = structlog.get_logger("stagecast.http")
@@ -43,14 +43,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def route_template(scope: Scope) -> str:
     """The matched route as a template (`/api/v1/users/{user_id}`), never the raw path.
 
-    Metric labels must stay few: ids in paths would make a series per user.
+    Metric labels must stay few: ids in paths would make a series per user. The matched
+    route knows its own template but not the prefixes it was included under, so the
+    template is aligned to the end of the path and the path's leading segments kept.
     """
-    if scope.get("route") is None:
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not template:
         return "<unmatched>"
-    params: dict[str, Any] = scope.get("path_params") or {}
-    names = {str(value): name for name, value in params.items()}
-    segments = [f"{{{names[s]}}}" if s in names else s for s in scope["path"].split("/")]
-    return "/".join(segments)
+    path_segments = [s for s in scope["path"].split("/") if s]
+    template_segments = [s for s in template.split("/") if s]
+    prefix = path_segments[: max(0, len(path_segments) - len(template_segments))]
+    return "/" + "/".join(prefix + template_segments)
 
 
 class RequestContextMiddleware:
@@ -72,16 +76,31 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        status_started = [False]
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                status_started[0] = True
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost error middleware, so that a
+            # 500 carries the request id and the security headers like every other answer.
+            log.exception("unhandled_error", path=scope["path"], method=scope["method"])
+            if status_started[0]:
+                raise
+            status = 500
+            await send_problem(
+                send_with_id,
+                scope,
+                InternalError("An unexpected error occurred; quote the request id to the operator"),
+            )
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -159,52 +178,58 @@ class BodySizeLimitMiddleware:
             return
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, send)
+            await send_problem(send, scope, self._error())
             return
         received = 0
+        refused = False
         response_started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, response_started
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    # Answer now, and tell the app the client went away: an exception raised
+                    # here would be caught by the body parser and turned into a 400.
+                    refused = True
+                    if not response_started:
+                        response_started = True
+                        await send_problem(send, scope, self._error())
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                return  # the 413 already went out; drop whatever the app answers
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await self._refuse(scope, send)
+        await self.app(scope, counting_receive, tracking_send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body may be at most {self.max_bytes} bytes")
-        body = error.to_problem(instance=scope["path"])
-        request_id = scope.get("state", {}).get("request_id")
-        if request_id:
-            body["request_id"] = request_id
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body may be at most {self.max_bytes} bytes")
 
 
-class _BodyTooLarge(Exception):
-    pass
+async def send_problem(send: Send, scope: Scope, error: AppError) -> None:
+    """Answer a problem+json directly from middleware (outside FastAPI's handlers)."""
+    body = error.to_problem(instance=scope["path"])
+    request_id = scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

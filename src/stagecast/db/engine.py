@@ -16,6 +16,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+SQLITE_BEGIN = "stagecast_sqlite_begin"
+# Execution options for a connection that only reads.
+READ_ONLY: dict[str, Any] = {SQLITE_BEGIN: "DEFERRED"}
+
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over so
@@ -37,9 +41,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     # writes fails at once with "database is locked" when another writer got in between
     # (WAL cannot upgrade a stale snapshot, and busy_timeout does not apply); IMMEDIATE makes
     # writers queue on busy_timeout instead. Readers outside transactions are not blocked.
+    # A connection that only reads (health probes) opts out with READ_ONLY: under WAL a
+    # deferred reader never waits for a writer.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from stagecast.db import migrate
 from stagecast.db.base import utcnow
+from stagecast.db.engine import READ_ONLY
 from stagecast.runtime import Runtime
 
 CheckStatus = Literal["ok", "degraded", "down"]
@@ -58,6 +59,8 @@ async def check_database(runtime: Runtime) -> Check:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S), runtime.db.engine.connect() as connection:
+            # A probe only reads: it must not queue behind a write transaction.
+            await connection.execution_options(**READ_ONLY)
             await connection.execute(text("SELECT 1"))
             revision = await connection.run_sync(migrate.current_revision)
     except Exception as exc:
