@@ -26,13 +26,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     components["Problem"] = PROBLEM_SCHEMA
-    always = problem_responses(429, 500)
-    for path_item in schema.get("paths", {}).values():
+    always = problem_responses(500)
+    limited = problem_responses(429)
+    for path, path_item in schema.get("paths", {}).items():
+        # The API (not health, probes, metrics or keys) is rate limited.
+        is_limited = path.startswith("/api/v1/") and not path.startswith("/api/v1/health")
         for operation in path_item.values():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = problem_responses(422)[422]
-            for status, response in always.items():
+            for status, response in (always | limited if is_limited else always).items():
                 responses.setdefault(str(status), response)
             for response in responses.values():
                 content = response.get("content", {})
