@@ -115,25 +115,25 @@ def test_serve_applies_migrations_and_answers_over_http(
         assert "stagecast_http_requests_total" in http.get("/metrics").text
 
 
-def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None:
-    base, env = server
-    result = subprocess.run(
+def _create_admin(
+    env: dict[str, str], email: str, username: str, password: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         _stagecast(
-            "users",
-            "create-admin",
-            "--email",
-            "root@example.com",
-            "--username",
-            "root_admin",
-            "--password-stdin",
+            "users", "create-admin", "--email", email, "--username", username, "--password-stdin"
         ),
-        input=f"{PASSWORD}\n",
+        input=f"{password}\n",
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None:
+    base, env = server
+    result = _create_admin(env, "root@example.com", "root_admin", PASSWORD)
     assert result.returncode == 0, result.stderr
     assert "created admin root_admin" in result.stdout
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -145,42 +145,10 @@ def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         assert http.get("/api/v1/admin/users", headers=headers).status_code == 200
 
-    weak = subprocess.run(
-        _stagecast(
-            "users",
-            "create-admin",
-            "--email",
-            "x@example.com",
-            "--username",
-            "x_admin",
-            "--password-stdin",
-        ),
-        input="short\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    weak = _create_admin(env, "x@example.com", "x_admin", "short")
     assert weak.returncode != 0
     assert "VALIDATION_ERROR" in weak.stderr
-    duplicate = subprocess.run(
-        _stagecast(
-            "users",
-            "create-admin",
-            "--email",
-            "root@example.com",
-            "--username",
-            "other_admin",
-            "--password-stdin",
-        ),
-        input=f"{PASSWORD}\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    duplicate = _create_admin(env, "root@example.com", "other_admin", PASSWORD)
     assert duplicate.returncode != 0
     assert "EMAIL_TAKEN" in duplicate.stderr
 
