@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.cache import ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
 from stagecast.chat import routes as chat_routes
@@ -77,12 +78,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             settings.rate_limits, redis_url=settings.redis_url, key_prefix=settings.key_prefix
         ),
         secrets=SecretBox(load_or_create_secret(settings)),
+        response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
     )
     install_session_hooks()
     realtime = RealtimeServer(runtime)
     for domain in (realtime_events, chat_events, moderation_events):
         domain.register(realtime)
     runtime.realtime = realtime
+    realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     disk_degraded_bytes: int = 1024**3
     disk_unhealthy_bytes: int = 100 * 1024**2
 
+    # Pages that are the same for every viewer (browse, a stream's details) are served from
+    # memory for this long; viewer counts only move once a second anyway. 0 turns it off.
+    directory_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+
     log_level: str = "INFO"
     log_json: bool | None = None
 

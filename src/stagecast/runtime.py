@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.cache import ResponseCache
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.observability import Metrics
@@ -28,6 +29,7 @@ class Runtime:
     metrics: Metrics
     limiter: RateLimiter
     secrets: SecretBox
+    response_cache: ResponseCache
     database: Database | None = None
     redis: Redis | None = None
     realtime: RealtimeServer | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from stagecast.accounts import service as accounts
 from stagecast.accounts.deps import AdminUser, CurrentUser, OptionalUser
@@ -25,7 +25,7 @@ from stagecast.channels.schemas import (
     TagSuggestions,
     UserStats,
 )
-from stagecast.deps import PageDep, SessionDep
+from stagecast.deps import PageDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.pagination import Page, make_page
 from stagecast.streams import service as streams
@@ -224,22 +224,35 @@ async def user_stats(user_ref: str, viewer: OptionalUser, session: SessionDep) -
         return await channels.user_stats(session, user=user)
 
 
-@discovery_router.get("/browse", tags=["discovery"], responses=problem_responses(422))
+@discovery_router.get("/browse", response_model=Page[StreamOut], responses=problem_responses(422))
 async def browse(
+    request: Request,
     session: SessionDep,
+    runtime: RuntimeDep,
     page: PageDep,
     category: Annotated[str | None, Query(max_length=64)] = None,
     tags: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 - FastAPI copies it
     language: Annotated[str | None, Query(max_length=8)] = None,
     sort: Literal["viewers", "newest"] = "viewers",
-) -> Page[StreamOut]:
+) -> Response:
     """Live streams, filtered by category, tags (all must match) and language."""
     wanted = [t.strip().lower() for t in tags if t.strip()]
-    async with session.begin():
-        rows, cursor = await discovery.browse(
-            session, params=page, category=category, tags=wanted, language=language, sort=sort
-        )
-        return make_page(await streams.present_streams(session, rows), cursor)
+
+    async def render() -> bytes:
+        async with session.begin():
+            rows, cursor = await discovery.browse(
+                session,
+                params=page,
+                category=category,
+                tags=wanted,
+                language=language,
+                sort=sort,
+            )
+            shown = make_page(await streams.present_streams(session, rows), cursor)
+        return shown.model_dump_json().encode()
+
+    # The same page for every caller: cached briefly, keyed by the exact query.
+    return await runtime.response_cache.serve(("browse", request.url.query), render)
 
 
 @discovery_router.get("/search", responses=problem_responses(422))

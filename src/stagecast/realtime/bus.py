@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,8 @@ class EventBus:
         self._sio = sio
         self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # Called at commit, before delivery (e.g. to drop cached pages the event made stale).
+        self.on_commit: list[Callable[[DomainEvent], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="event-bus")
@@ -84,6 +87,8 @@ class EventBus:
 
     def submit(self, events: list[DomainEvent]) -> None:
         for item in events:
+            for listener in self.on_commit:
+                listener(item)
             self._queue.put_nowait(item)
 
     async def drain(self) -> None:

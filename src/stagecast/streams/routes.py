@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from stagecast.accounts.deps import CurrentUser, SessionPrincipal
+from stagecast.cache import ResponseCache
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.pagination import Page, make_page
 from stagecast.ratelimit import rate_limit
+from stagecast.realtime.bus import DomainEvent
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
 from stagecast.streams.models import StreamKey, StreamStatus
@@ -179,10 +182,25 @@ async def regenerate_stream_key(
 
 
 # Declared after `/me…`: a path parameter would otherwise swallow `me`.
-@router.get("/{stream_id}", responses=problem_responses(404))
-@live_router.get("/{stream_id}", responses=problem_responses(404))
-async def get_stream(stream_id: uuid.UUID, session: SessionDep) -> StreamOut:
+@router.get("/{stream_id}", response_model=StreamOut, responses=problem_responses(404))
+@live_router.get("/{stream_id}", response_model=StreamOut, responses=problem_responses(404))
+async def get_stream(stream_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep) -> Response:
     """A stream, in any state."""
-    async with session.begin():
-        stream = await streams.get_stream(session, stream_id)
-        return await streams.present_stream(session, stream)
+
+    async def render() -> bytes:
+        async with session.begin():
+            stream = await streams.get_stream(session, stream_id)
+            return (await streams.present_stream(session, stream)).model_dump_json().encode()
+
+    return await runtime.response_cache.serve(("stream", stream_id), render)
+
+
+def forget_cached_pages(cache: ResponseCache) -> Callable[[DomainEvent], None]:
+    """Drop a stream's cached page, and every browse page, when a stream event commits."""
+
+    def forget(event: DomainEvent) -> None:
+        if event.name.startswith("stream:"):
+            stream_id = uuid.UUID(event.payload["stream_id"])
+            cache.forget(lambda key: key == ("stream", stream_id) or key[0] == "browse")
+
+    return forget
