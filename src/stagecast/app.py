@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
-from stagecast.cache import ResponseCache
+from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
 from stagecast.chat import routes as chat_routes
@@ -137,6 +137,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     # Added innermost first: every response, errors included, gets an id, a metric and the
     # security headers.
+    app.add_middleware(
+        CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

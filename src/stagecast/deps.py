@@ -30,6 +30,14 @@ async def get_session(
         yield session
 
 
+async def get_read_session(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> AsyncIterator[AsyncSession]:
+    """A session for routes that only read (see Database.read_session)."""
+    async with runtime.db.read_session() as session:
+        yield session
+
+
 def client_ip(request: Request) -> str:
     """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies)."""
     return request.client.host if request.client else "unknown"
@@ -38,4 +46,5 @@ def client_ip(request: Request) -> str:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PageDep = Annotated[PageParams, Depends(page_params)]

@@ -229,6 +229,7 @@ async def send_problem(send: Send, scope: Scope, error: AppError) -> None:
             "headers": [
                 (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
                 (b"content-length", str(len(payload)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
             ],
         }
     )

@@ -12,6 +12,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from stagecast.app import create_app
+from stagecast.config import RateLimits
 from stagecast.db.engine import Database
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -63,3 +64,39 @@ async def test_browse_and_stream_pages_are_cached_until_a_stream_event(
         )
         assert (await client.get(f"/api/v1/streams/{live_id}")).json()["title"] == "Renamed"
         assert (await client.get("/api/v1/browse")).json()["data"][0]["title"] == "Renamed"
+
+
+async def test_cached_hits_keep_the_rate_limit_and_headers(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        directory_cache_seconds=60,
+        rate_limits=RateLimits(anonymous="3/hour"),
+    )
+    app = create_app(settings, database=database)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        answers = [await client.get("/api/v1/browse") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers[:3]] == ["2", "1", "0"]
+    assert (
+        answers[1].json()
+        == answers[0].json()
+        == {
+            "data": [],
+            "next_cursor": None,
+            "has_more": False,
+        }
+    )
+    refused = answers[3]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "RATE_LIMIT_EXCEEDED"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-request-id"] == refused.json()["request_id"]
+    assert refused.headers["x-frame-options"] == "DENY"

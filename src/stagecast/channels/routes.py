@@ -25,7 +25,7 @@ from stagecast.channels.schemas import (
     TagSuggestions,
     UserStats,
 )
-from stagecast.deps import PageDep, RuntimeDep, SessionDep
+from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.pagination import Page, make_page
 from stagecast.streams import service as streams
@@ -48,7 +48,7 @@ async def create_channel(body: ChannelCreate, user: CurrentUser, session: Sessio
 
 
 @router.get("/{channel_ref}", responses=problem_responses(404))
-async def get_channel(channel_ref: str, session: SessionDep) -> ChannelOut:
+async def get_channel(channel_ref: str, session: ReadSessionDep) -> ChannelOut:
     """A channel by slug or id."""
     async with session.begin():
         channel = await channels.get_channel(session, channel_ref)
@@ -101,7 +101,7 @@ async def update_settings(
 @router.get("/{channel_id}/streams", responses=problem_responses(404))
 async def channel_streams(
     channel_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     status_: Annotated[StreamStatus | None, Query(alias="status")] = None,
 ) -> Page[StreamOut]:
@@ -115,7 +115,9 @@ async def channel_streams(
 
 
 @router.get("/{channel_id}/followers", responses=problem_responses(404))
-async def channel_followers(channel_id: str, session: SessionDep, page: PageDep) -> Page[Follower]:
+async def channel_followers(
+    channel_id: str, session: ReadSessionDep, page: PageDep
+) -> Page[Follower]:
     """Who follows a channel, newest first."""
     async with session.begin():
         channel = await channels.get_channel(session, channel_id)
@@ -164,7 +166,7 @@ async def channel_analytics(
 
 @social_router.get("/{user_ref}/followers", responses=problem_responses(404))
 async def user_followers(
-    user_ref: str, viewer: OptionalUser, session: SessionDep, page: PageDep
+    user_ref: str, viewer: OptionalUser, session: ReadSessionDep, page: PageDep
 ) -> Page[Follower]:
     """Who follows a user, newest first."""
     async with session.begin():
@@ -175,7 +177,7 @@ async def user_followers(
 
 @social_router.get("/{user_ref}/following", responses=problem_responses(404))
 async def user_following(
-    user_ref: str, viewer: OptionalUser, session: SessionDep, page: PageDep
+    user_ref: str, viewer: OptionalUser, session: ReadSessionDep, page: PageDep
 ) -> Page[Follower]:
     """The users a user follows, newest first."""
     async with session.begin():
@@ -186,7 +188,7 @@ async def user_following(
 
 @social_router.get("/{user_ref}/following/channels", responses=problem_responses(404))
 async def user_followed_channels(
-    user_ref: str, viewer: OptionalUser, session: SessionDep, page: PageDep
+    user_ref: str, viewer: OptionalUser, session: ReadSessionDep, page: PageDep
 ) -> Page[FollowedChannel]:
     """The channels a user follows, newest first, with their live state."""
     async with session.begin():
@@ -217,7 +219,7 @@ async def unfollow_user(username: str, user: CurrentUser, session: SessionDep) -
 
 
 @social_router.get("/{user_ref}/stats", responses=problem_responses(404))
-async def user_stats(user_ref: str, viewer: OptionalUser, session: SessionDep) -> UserStats:
+async def user_stats(user_ref: str, viewer: OptionalUser, session: ReadSessionDep) -> UserStats:
     """Follower counts and streaming totals of a user."""
     async with session.begin():
         user = await accounts.get_user_for(session, user_ref, viewer)
@@ -227,7 +229,6 @@ async def user_stats(user_ref: str, viewer: OptionalUser, session: SessionDep) -
 @discovery_router.get("/browse", response_model=Page[StreamOut], responses=problem_responses(422))
 async def browse(
     request: Request,
-    session: SessionDep,
     runtime: RuntimeDep,
     page: PageDep,
     category: Annotated[str | None, Query(max_length=64)] = None,
@@ -239,7 +240,8 @@ async def browse(
     wanted = [t.strip().lower() for t in tags if t.strip()]
 
     async def render() -> bytes:
-        async with session.begin():
+        # A session only on a miss: a cache hit touches no database at all.
+        async with runtime.db.read_session() as session, session.begin():
             rows, cursor = await discovery.browse(
                 session,
                 params=page,
@@ -251,13 +253,13 @@ async def browse(
             shown = make_page(await streams.present_streams(session, rows), cursor)
         return shown.model_dump_json().encode()
 
-    # The same page for every caller: cached briefly, keyed by the exact query.
-    return await runtime.response_cache.serve(("browse", request.url.query), render)
+    # The same page for every caller: cached briefly, keyed by path and exact query.
+    return await runtime.response_cache.serve_request(request, render)
 
 
 @discovery_router.get("/search", responses=problem_responses(422))
 async def search(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     q: Annotated[str, Query(min_length=1, max_length=100)],
     type_: Annotated[Literal["stream", "channel", "user"] | None, Query(alias="type")] = None,
@@ -272,7 +274,9 @@ async def search(
 
 
 @discovery_router.get("/recommended", responses=problem_responses(422))
-async def recommended(viewer: OptionalUser, session: SessionDep, page: PageDep) -> Page[StreamOut]:
+async def recommended(
+    viewer: OptionalUser, session: ReadSessionDep, page: PageDep
+) -> Page[StreamOut]:
     """For you: followed channels that are live, then your categories, then popular."""
     async with session.begin():
         rows, cursor = discovery.offset_page(
@@ -282,7 +286,7 @@ async def recommended(viewer: OptionalUser, session: SessionDep, page: PageDep) 
 
 
 @discovery_router.get("/categories", responses=problem_responses(422))
-async def list_categories(session: SessionDep, page: PageDep) -> Page[CategoryOut]:
+async def list_categories(session: ReadSessionDep, page: PageDep) -> Page[CategoryOut]:
     """Every category with its live streams and viewers, busiest first."""
     async with session.begin():
         rows, cursor = discovery.offset_page(await discovery.list_categories(session), page)
@@ -303,7 +307,7 @@ async def create_category(
 
 @discovery_router.get("/tags/suggest")
 async def suggest_tags(
-    session: SessionDep,
+    session: ReadSessionDep,
     q: Annotated[str, Query(min_length=1, max_length=25)],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> TagSuggestions:

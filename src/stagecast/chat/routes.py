@@ -10,7 +10,7 @@ from stagecast.accounts.deps import SessionPrincipal
 from stagecast.accounts.security import CHAT_TOKEN_TTL, CHAT_TOKEN_TYPE
 from stagecast.chat import service as chat
 from stagecast.chat.schemas import ChatMessageOut, ChatToken
-from stagecast.deps import PageDep, RuntimeDep, SessionDep
+from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep
 from stagecast.errors import problem_responses
 from stagecast.pagination import Page, make_page
 from stagecast.streams import service as streams
@@ -20,7 +20,7 @@ router = APIRouter(tags=["chat"])
 
 @router.get("/streams/{stream_id}/chat", responses=problem_responses(404, 422))
 async def chat_history(
-    stream_id: uuid.UUID, session: SessionDep, page: PageDep
+    stream_id: uuid.UUID, session: ReadSessionDep, page: PageDep
 ) -> Page[ChatMessageOut]:
     """A stream's chat, newest first (deleted, cleared and purged messages left out)."""
     async with session.begin():

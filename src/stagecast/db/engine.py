@@ -74,6 +74,11 @@ class Database:
         if bind is not None:
             options["join_transaction_mode"] = "create_savepoint"
         self.sessionmaker = async_sessionmaker(bind=bind if bind is not None else engine, **options)
+        # For routes that only read: on SQLite their transactions begin DEFERRED, so readers
+        # never queue behind the write lock (WAL gives them a consistent snapshot).
+        self.read_sessionmaker = async_sessionmaker(
+            bind=bind if bind is not None else engine.execution_options(**READ_ONLY), **options
+        )
         self._owns_engine = bind is None
 
     @classmethod
@@ -87,6 +92,12 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only (writing in it may fail on SQLite under contention)."""
+        async with self.read_sessionmaker() as session:
             yield session
 
     async def dispose(self) -> None:

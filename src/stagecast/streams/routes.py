@@ -12,7 +12,7 @@ from stagecast.accounts.deps import CurrentUser, SessionPrincipal
 from stagecast.cache import ResponseCache
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
-from stagecast.deps import PageDep, RuntimeDep, SessionDep
+from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.pagination import Page, make_page
 from stagecast.ratelimit import rate_limit
@@ -73,7 +73,7 @@ async def create_stream(body: StreamCreate, user: CurrentUser, session: SessionD
 
 
 @router.get("", responses=problem_responses(422))
-async def list_live_streams(session: SessionDep, page: PageDep) -> Page[StreamOut]:
+async def list_live_streams(session: ReadSessionDep, page: PageDep) -> Page[StreamOut]:
     """Live streams, most watched first (seed 002's `GET /streams`)."""
     async with session.begin():
         rows, cursor = await streams.list_streams(session, params=page, live_only=True)
@@ -105,7 +105,7 @@ async def end_stream(stream_id: uuid.UUID, user: CurrentUser, session: SessionDe
 
 
 @router.get("/{stream_id}/viewers", responses=problem_responses(404))
-async def stream_viewers(stream_id: uuid.UUID, session: SessionDep) -> ViewerCount:
+async def stream_viewers(stream_id: uuid.UUID, session: ReadSessionDep) -> ViewerCount:
     """A stream's current and peak viewer counts."""
     async with session.begin():
         stream = await streams.get_stream(session, stream_id)
@@ -119,7 +119,7 @@ async def stream_viewers(stream_id: uuid.UUID, session: SessionDep) -> ViewerCou
 
 @live_router.get("", responses=problem_responses(422))
 async def list_streams(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     is_live: Annotated[bool | None, Query(description="only live streams")] = None,
 ) -> Page[StreamOut]:
@@ -184,15 +184,15 @@ async def regenerate_stream_key(
 # Declared after `/me…`: a path parameter would otherwise swallow `me`.
 @router.get("/{stream_id}", response_model=StreamOut, responses=problem_responses(404))
 @live_router.get("/{stream_id}", response_model=StreamOut, responses=problem_responses(404))
-async def get_stream(stream_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep) -> Response:
+async def get_stream(stream_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Response:
     """A stream, in any state."""
 
     async def render() -> bytes:
-        async with session.begin():
+        async with runtime.db.read_session() as session, session.begin():
             stream = await streams.get_stream(session, stream_id)
             return (await streams.present_stream(session, stream)).model_dump_json().encode()
 
-    return await runtime.response_cache.serve(("stream", stream_id), render)
+    return await runtime.response_cache.serve_request(request, render)
 
 
 def forget_cached_pages(cache: ResponseCache) -> Callable[[DomainEvent], None]:
@@ -200,7 +200,11 @@ def forget_cached_pages(cache: ResponseCache) -> Callable[[DomainEvent], None]:
 
     def forget(event: DomainEvent) -> None:
         if event.name.startswith("stream:"):
-            stream_id = uuid.UUID(event.payload["stream_id"])
-            cache.forget(lambda key: key == ("stream", stream_id) or key[0] == "browse")
+            stream_id = event.payload["stream_id"]
+            cache.forget(
+                lambda key: (
+                    str(key[0]).endswith(f"/streams/{stream_id}") or key[0] == "/api/v1/browse"
+                )
+            )
 
     return forget
