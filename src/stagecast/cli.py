@@ -21,6 +21,24 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
 
 
+def uvicorn_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How uvicorn serves the app, in `stagecast serve` and in the tests alike."""
+    from stagecast.realtime.fanout import TransportProtocol
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # Hands each websocket's transport to the room fan-out (realtime/fanout.py).
+        ws=TransportProtocol,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        **options,
+    )
+
+
 @click.group()
 @click.version_option(package_name="stagecast")
 def main() -> None:
@@ -44,16 +62,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         # Before the event loop starts: Alembic's async environment runs its own loop.
         migrate.upgrade(settings.resolved_database_url)
     app = create_app(settings)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
     )
     uvicorn.Server(config).run()
 

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from stagecast.app import create_app
+from stagecast.cli import uvicorn_config
 from stagecast.db import migrate
 from tests.conftest import fresh_database_url, make_settings
 from tests.factories import Account, register
@@ -103,9 +104,7 @@ async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[Live
     settings = make_settings(tmp_path, realtime_database_url)
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -28,6 +28,7 @@ from stagecast.errors import (
     ValidationFailed,
 )
 from stagecast.realtime.bus import EventBus, channel_room, legacy_room, user_room
+from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
 from stagecast.realtime.presence import Presence
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -92,11 +93,14 @@ class RealtimeServer:
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
-        manager = None
+        manager: FanoutManager
         if settings.redis_url:
-            manager = socketio.AsyncRedisManager(
+            manager = RedisFanoutManager(
                 settings.redis_url, channel=f"{settings.key_prefix}:socketio"
             )
+        else:
+            manager = FanoutManager()
+        self.manager = manager
         self.runtime = runtime
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
@@ -107,6 +111,9 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
+        # Room events skip python-socketio's per-recipient path (see realtime/fanout.py).
+        engine = self.sio.eio
+        engine._async = {**engine._async, "websocket": manager.transports.websocket_class()}
         self.bus = EventBus(self.sio)
         self.presence = Presence(redis=runtime.redis, key_prefix=settings.key_prefix)
         self._counts: dict[str, int] = {}
