@@ -1,0 +1,75 @@
+"""Starting and stopping the servers a benchmark measures: a free port, a process, readiness."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stagecast_command(port: int) -> list[str]:
+    """`stagecast serve` from this interpreter, on 127.0.0.1:port."""
+    return [sys.executable, "-m", "stagecast", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without its `STAGECAST_*` variables, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECAST_")}
+    env.update(settings)
+    return env
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, within: float = 120
+) -> None:
+    """Poll `url` until it answers 200; fail with the server's log if it exits or never does."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {within:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Interrupt (a clean shutdown); kill if it has not exited after 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def launched(
+    command: list[str], *, env: dict[str, str], cwd: Path, log: Path, ready_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process, ready once `ready_url` answers 200, for the duration of the block."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own fixed command line
+            command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_ready(ready_url, process, log)
+            yield process
+        finally:
+            stop_process(process)
