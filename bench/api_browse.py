@@ -167,6 +167,7 @@ def stagecast_env(data_dir: Path, database: Database, extra: list[str]) -> dict[
         STAGECAST_DATA_DIR=str(data_dir),
         STAGECAST_RATE_LIMIT_ENABLED="false",
         STAGECAST_LOG_LEVEL="WARNING",
+        STAGECAST_RTMP_PORT="0",  # not measured here; never clash with a running server
     )
     if database.url:
         env["STAGECAST_DATABASE_URL"] = database.url

@@ -434,6 +434,7 @@ def stagecast_env(data_dir: Path) -> dict[str, str]:
         STAGECAST_RATE_LIMIT_ENABLED="false",
         STAGECAST_RATE_LIMIT_CHAT="1000000/10 seconds",
         STAGECAST_LOG_LEVEL="WARNING",
+        STAGECAST_RTMP_PORT="0",  # not measured here; never clash with a running server
     )
 
 

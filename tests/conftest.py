@@ -84,6 +84,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "password_parallelism": 1,
         # Tests change things and read them back at once; test_cache.py turns it on.
         "directory_cache_seconds": 0,
+        # Tests that publish media turn RTMP on, on a free port (tests/media/).
+        "rtmp_enabled": False,
         "rate_limits": RateLimits(
             auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
         ),

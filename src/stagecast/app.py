@@ -24,6 +24,10 @@ from stagecast.db.engine import Database
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
 from stagecast.health import service as health
+from stagecast.media import events as media_events
+from stagecast.media import ingest
+from stagecast.media import routes as media_routes
+from stagecast.media.service import LiveMedia
 from stagecast.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -40,6 +44,7 @@ from stagecast.realtime.bus import BUS, install_session_hooks
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
+from stagecast.vods import routes as vods_routes
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +66,7 @@ def _api_router() -> APIRouter:
     api.include_router(notifications_routes.router)
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
+    api.include_router(vods_routes.router)
     return api
 
 
@@ -85,6 +91,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for domain in (realtime_events, chat_events, moderation_events):
         domain.register(realtime)
     runtime.realtime = realtime
+    media = LiveMedia(runtime)
+    runtime.media = media
+    media_events.register(realtime, media)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
 
     @asynccontextmanager
@@ -97,6 +106,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Events recorded in a transaction go to the bus once it commits.
         runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
         await realtime.start()
+        rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
+        if rtmp is not None:
+            await rtmp.start()
+            runtime.rtmp_port = rtmp.port
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -112,6 +125,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             yield
         finally:
             runtime.shutting_down = True
+            if rtmp is not None:
+                await rtmp.close()
+            await media.stop()
             await realtime.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
@@ -133,19 +149,26 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health_routes.router, deprecated=True, include_in_schema=False)
     app.include_router(health_routes.probes_router)
     app.include_router(accounts_routes.jwks_router)
+    app.include_router(media_routes.router)
     app.mount("/socket.io", realtime.asgi_app())
 
+    _add_middleware(app, runtime)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
     # Added innermost first: every response, errors included, gets an id, a metric and the
     # security headers.
     app.add_middleware(
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials="*" not in settings.cors_origins,
+            allow_origins=runtime.settings.cors_origins,
+            allow_credentials="*" not in runtime.settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
                 "Authorization",
@@ -164,7 +187,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     # Outermost of ours: every answer, the 500s the request context renders included.
-    app.add_middleware(SecurityHeadersMiddleware, force_hsts=settings.environment == "production")
-
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
-    return app
+    app.add_middleware(
+        SecurityHeadersMiddleware, force_hsts=runtime.settings.environment == "production"
+    )

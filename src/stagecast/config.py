@@ -30,6 +30,27 @@ class RateLimits(BaseSettings):
     chat: str = "5/10 seconds"
 
 
+class MediaSettings(BaseSettings):
+    """Live media: segments, the ABR ladder, limits (`STAGECAST_MEDIA_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_MEDIA_", extra="ignore")
+
+    # Target segment length; segments are cut at the first keyframe past it.
+    segment_seconds: float = Field(default=1.0, ge=0.5, le=6)
+    # How much of a live stream its live playlist keeps (the DVR window).
+    dvr_window_seconds: float = Field(default=120, ge=10)
+    # Renditions below the source, by short side; the source is always kept, never upscaled.
+    ladder: list[int] = Field(default_factory=lambda: [720, 480, 360])
+    thumbnail_seconds: float = Field(default=5, ge=1)
+    max_pipelines: int = Field(default=8, ge=1)
+    max_input_bitrate: int = Field(default=20_000_000, ge=100_000)
+    max_input_height: int = Field(default=2160, ge=144)
+    # A publisher that sends nothing for this long is dropped (then the reconnect window runs).
+    publisher_timeout_seconds: float = Field(default=10, gt=0)
+    # Browser ingest: the largest WebM chunk accepted (MediaRecorder sends one a second).
+    max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
 
@@ -61,7 +82,10 @@ class Settings(BaseSettings):
     secret_key: str | None = None
 
     # Where publishers send media; the host defaults to the one the API was reached on.
-    rtmp_port: int = Field(default=1935, ge=1, le=65535)
+    rtmp_enabled: bool = True
+    rtmp_host: str = "0.0.0.0"  # noqa: S104 - publishers connect from other machines
+    # 0 picks a free port (tests); the bound port is then in the app's runtime.
+    rtmp_port: int = Field(default=1935, ge=0, le=65535)
     rtmp_public_url: str | None = None
 
     # Argon2id cost (RFC 9106 "second recommended" profile by default).
@@ -86,6 +110,7 @@ class Settings(BaseSettings):
     log_json: bool | None = None
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @field_validator("access_token_ttl")
     @classmethod

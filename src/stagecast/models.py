@@ -9,4 +9,5 @@ def import_all_models() -> None:
     import stagecast.moderation.models
     import stagecast.notifications.models
     import stagecast.search
-    import stagecast.streams.models  # noqa: F401
+    import stagecast.streams.models
+    import stagecast.vods.models  # noqa: F401

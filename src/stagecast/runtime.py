@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stagecast.cache import ResponseCache
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
+    from stagecast.media.service import LiveMedia
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.server import RealtimeServer
@@ -33,6 +34,8 @@ class Runtime:
     database: Database | None = None
     redis: Redis | None = None
     realtime: RealtimeServer | None = None
+    media: LiveMedia | None = None
+    rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
 

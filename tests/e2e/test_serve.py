@@ -30,6 +30,7 @@ def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
     env.update(
         STAGECAST_DATA_DIR=str(data_dir),
         STAGECAST_PASSWORD_TIME_COST="1",
+        STAGECAST_RTMP_PORT="0",  # any free port: tests run side by side
         STAGECAST_PASSWORD_MEMORY_KIB="8192",
         STAGECAST_PASSWORD_PARALLELISM="1",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from stagecast.app import create_app
 from stagecast.cli import uvicorn_config
+from stagecast.config import Settings
 from stagecast.db import migrate
 from tests.conftest import fresh_database_url, make_settings
 from tests.factories import Account, register
@@ -99,9 +101,9 @@ class Listener:
         return [data for name, data in self.events if name == event]
 
 
-@pytest.fixture
-async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[LiveServer]:
-    settings = make_settings(tmp_path, realtime_database_url)
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app of `settings` served by uvicorn on a free port, with clients for it."""
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
@@ -123,3 +125,9 @@ async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[Live
                 await client.disconnect()
             server.should_exit = True
             await task
+
+
+@pytest.fixture
+async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[LiveServer]:
+    async with serving(make_settings(tmp_path, realtime_database_url)) as live_server:
+        yield live_server

@@ -52,6 +52,7 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[str, str]]:
         STAGECAST_REDIS_URL=TEST_REDIS_URL or "",
         STAGECAST_KEY_PREFIX=f"stagecast-nodes:{tmp_path.name}",
         STAGECAST_PASSWORD_TIME_COST="1",
+        STAGECAST_RTMP_PORT="0",  # any free port: tests run side by side
         STAGECAST_PASSWORD_MEMORY_KIB="8192",
         STAGECAST_PASSWORD_PARALLELISM="1",
     )

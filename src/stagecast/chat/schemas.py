@@ -49,8 +49,9 @@ class SocketPayload(BaseModel):
 
 
 class TargetIn(SocketPayload):
+    # Seed 004's viewers name the stream `streamKey` (its public id, never the secret key).
     stream_id: uuid.UUID | None = Field(
-        default=None, validation_alias=AliasChoices("streamId", "stream_id")
+        default=None, validation_alias=AliasChoices("streamId", "stream_id", "streamKey")
     )
     channel_id: uuid.UUID | None = Field(
         default=None, validation_alias=AliasChoices("channelId", "channel_id")

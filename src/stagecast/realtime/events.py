@@ -60,9 +60,20 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("join-stream", model=TargetIn)
     async def legacy_join(sid: str, user: SocketUser, payload: TargetIn) -> dict[str, Any]:
-        return await join(sid, user, payload, legacy=True)
+        joined = await join(sid, user, payload, legacy=True)
+        # Seed 004's viewers wait for this event rather than an ack.
+        await server.sio.emit(
+            "stream-joined",
+            {
+                "streamKey": joined["stream_id"] or joined["channel_id"],
+                "viewerCount": joined["viewer_count"],
+                "isLive": joined["is_live"],
+            },
+            to=sid,
+        )
+        return joined
 
-    @server.on("stream:leave", model=TargetIn)
+    @server.on("stream:leave", "leave-stream", model=TargetIn)
     async def stream_leave(sid: str, user: SocketUser, payload: TargetIn) -> dict[str, Any]:
         channel_id = joined_channel(user, payload)
         await server.leave_channel(sid, user, channel_id)

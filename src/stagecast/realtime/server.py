@@ -120,6 +120,8 @@ class RealtimeServer:
         self._ticker: asyncio.Task[None] | None = None
         self._ticks = 0
         self.sio.on("connect", self._connect)
+        # Other domains' clean-up when a socket goes (e.g. a browser publisher's broadcast).
+        self.disconnect_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("disconnect", self._disconnect)
 
     def asgi_app(self) -> socketio.ASGIApp:
@@ -205,6 +207,11 @@ class RealtimeServer:
         return True
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
+        for listener in self.disconnect_listeners:
+            try:
+                await listener(sid)
+            except Exception:
+                log.exception("disconnect_listener_failed")
         with contextlib.suppress(KeyError):
             user = await self.socket_user(sid)
             for channel_id in list(user.channels):

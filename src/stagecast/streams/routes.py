@@ -177,6 +177,9 @@ async def regenerate_stream_key(
     async with session.begin():
         channel = await channels.ensure_channel(session, owner=principal.user)
         raw, stored = await streams.regenerate_stream_key(session, runtime.secrets, channel=channel)
+    if runtime.media is not None:
+        # Whoever publishes with the old key is cut off now, not at their next reconnect.
+        await runtime.media.disconnect_channel(channel.id, reason="the stream key was regenerated")
     response.headers["Cache-Control"] = "no-store"
     return _key_out(request, runtime, raw, stored)
 

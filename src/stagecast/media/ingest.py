@@ -1,0 +1,179 @@
+"""Ingest: what RTMP publishers and browser tabs send, handed to their broadcast's pipeline.
+
+Both ingests do the same three things: claim the channel (stream key, or the signed-in owner
+for the browser), learn what the source is before ffmpeg starts (RTMP's onMetaData, else a
+probe of the first bytes), then feed bytes with backpressure, dropping a publisher that sends
+faster than real time or over the bitrate limit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from stagecast.errors import AppError
+from stagecast.media.pipeline import LivePipeline, SourceInfo, probe_source, source_from_metadata
+from stagecast.media.rtmp import FlvTag, PublishRefused, PublishRequest, RtmpServer, TagType
+from stagecast.media.rtmp import flv_header as make_flv_header
+from stagecast.media.service import Broadcast, LiveMedia, MediaRejected
+
+log = structlog.get_logger(__name__)
+
+# Tags buffered while waiting for the first keyframe, before the source is known.
+MAX_PENDING_TAGS = 600
+# How far media time may run ahead of the wall clock before the publisher is dropped.
+MAX_AHEAD_MS = 15_000
+BITRATE_WINDOW = 10.0
+BITRATE_SLACK = 1.5  # encoders overshoot; a sustained 1.5x the limit is refused
+WEBM_MAGIC = b"\x1a\x45\xdf\xa3"
+# Browser chunks arrive about once a second; this many in BITRATE_WINDOW is faster than live.
+MAX_CHUNKS_PER_WINDOW = 30
+
+
+class IngestMeter:
+    """Refuses a publisher that sends over the bitrate limit for a whole window."""
+
+    def __init__(self, max_bitrate: int) -> None:
+        self.max_bytes = max_bitrate / 8 * BITRATE_WINDOW * BITRATE_SLACK
+        self.window_start = time.monotonic()
+        self.bytes = 0
+        self.chunks = 0
+
+    def add(self, size: int) -> None:
+        now = time.monotonic()
+        if now - self.window_start >= BITRATE_WINDOW:
+            self.window_start, self.bytes, self.chunks = now, 0, 0
+        self.bytes += size
+        self.chunks += 1
+        if self.bytes > self.max_bytes:
+            raise MediaRejected(
+                f"More than {int(self.max_bytes * 8 / BITRATE_WINDOW / 1000)} kb/s sent; "
+                "lower the bitrate"
+            )
+
+
+class RtmpPublish:
+    """The sink of one RTMP publish: buffers until the first keyframe, then feeds ffmpeg."""
+
+    def __init__(self, media: LiveMedia, broadcast: Broadcast) -> None:
+        self.media = media
+        self.broadcast = broadcast
+        self.metadata: dict[str, Any] = {}
+        self.pending: list[FlvTag] = []
+        self.pipeline: LivePipeline | None = None
+        self.meter = IngestMeter(media.settings.max_input_bitrate)
+        self._clock: tuple[int, float] | None = None  # (first media ms, its wall time)
+
+    async def on_metadata(self, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    async def on_tag(self, tag: FlvTag) -> None:
+        try:
+            self._check_pace(tag)
+            self.meter.add(len(tag.payload))
+            if self.pipeline is not None:
+                await self.pipeline.feed(tag.to_bytes())
+                return
+            self.pending.append(tag)
+            starts = tag.tag_type == TagType.VIDEO and tag.is_keyframe
+            if (starts and not tag.is_sequence_header) or len(self.pending) >= MAX_PENDING_TAGS:
+                await self._start()
+        except AppError as error:
+            raise PublishRefused(error.detail) from error
+
+    async def on_close(self, reason: str) -> None:
+        await self.media.release(self.broadcast, clean=reason == "unpublished")
+
+    def _check_pace(self, tag: FlvTag) -> None:
+        now = time.monotonic()
+        if self._clock is None:
+            self._clock = (tag.timestamp, now)
+            return
+        first_ms, first_wall = self._clock
+        ahead = (tag.timestamp - first_ms) - (now - first_wall) * 1000
+        if ahead > MAX_AHEAD_MS:
+            raise MediaRejected("Media is arriving faster than real time; publish live media")
+
+    async def _start(self) -> None:
+        has_audio = any(t.tag_type == TagType.AUDIO for t in self.pending)
+        header = make_flv_header(audio=has_audio, video=True)
+        setup = b"".join(
+            t.to_bytes()
+            for t in self.pending
+            if t.tag_type == TagType.SCRIPT or t.is_sequence_header
+        )
+        everything = header + b"".join(t.to_bytes() for t in self.pending)
+        source = source_from_metadata(self.metadata) or await probe_source(
+            self.media.ffmpeg, everything, "flv"
+        )
+        if source is None:
+            raise MediaRejected("No video found in the published stream")
+        if source.audio_codec is None and has_audio:
+            audio = next(t.audio_codec for t in self.pending if t.tag_type == TagType.AUDIO)
+            source = SourceInfo(**{**_fields(source), "audio_codec": audio})
+        pipeline = await self.media.go_live(self.broadcast, input_format="flv", source=source)
+        pipeline.remember_header(header + setup)
+        self.pipeline = pipeline
+        self.pending = []
+        await pipeline.feed(everything)
+
+
+def _fields(source: SourceInfo) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in SourceInfo.__slots__}
+
+
+def rtmp_server(media: LiveMedia) -> RtmpServer:
+    """The RTMP listener of `stagecast serve`, publishing into `media`."""
+    settings = media.runtime.settings
+
+    async def authorize(request: PublishRequest) -> RtmpPublish:
+        async def disconnect(reason: str) -> None:
+            await server.disconnect(request.stream_key, reason)
+
+        try:
+            broadcast = await media.claim(
+                kind="rtmp", stream_key=request.stream_key, disconnect=disconnect
+            )
+        except AppError as error:
+            log.info("rtmp_publish_refused", peer=request.peer, code=error.code)
+            raise PublishRefused(error.detail) from error
+        return RtmpPublish(media, broadcast)
+
+    server = RtmpServer(authorize, host=settings.rtmp_host, port=settings.rtmp_port)
+    return server
+
+
+class BrowserPublish:
+    """One browser tab's broadcast: WebM chunks from MediaRecorder, seed 004's protocol."""
+
+    def __init__(self, media: LiveMedia, broadcast: Broadcast, stream_key: str | None) -> None:
+        self.media = media
+        self.broadcast = broadcast
+        self.stream_key = stream_key
+        self.pipeline: LivePipeline | None = None
+        self.meter = IngestMeter(media.settings.max_input_bitrate)
+        self.ended = False
+
+    async def feed(self, chunk: bytes) -> None:
+        """Take the next chunk; the first must start a WebM stream (EBML header)."""
+        if len(chunk) > self.media.settings.max_chunk_bytes:
+            raise MediaRejected(
+                f"Chunks may be at most {self.media.settings.max_chunk_bytes} bytes"
+            )
+        self.meter.add(len(chunk))
+        if self.meter.chunks > MAX_CHUNKS_PER_WINDOW:
+            raise MediaRejected("Chunks are arriving faster than real time")
+        if self.pipeline is not None:
+            await self.pipeline.feed(chunk)
+            return
+        if not chunk.startswith(WEBM_MAGIC):
+            raise MediaRejected("The first chunk must start a WebM stream (MediaRecorder's)")
+        source = await probe_source(self.media.ffmpeg, chunk, "webm")
+        if source is None:
+            raise MediaRejected("No video found in the first WebM chunk")
+        pipeline = await self.media.go_live(self.broadcast, input_format="webm", source=source)
+        pipeline.remember_header(chunk)
+        self.pipeline = pipeline
+        await pipeline.feed(chunk)

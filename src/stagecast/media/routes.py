@@ -1,0 +1,338 @@
+"""Delivery: HLS playlists, segments and thumbnails from the media store, and seed 004's
+`/livestream/...` endpoints (status, active streams, health, start/stop, debug)."""
+
+from __future__ import annotations
+
+import re
+import resource
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.accounts.deps import CurrentUser, OptionalUser
+from stagecast.accounts.models import Role, User
+from stagecast.channels import service as channels
+from stagecast.channels.models import Channel
+from stagecast.db.base import utcnow
+from stagecast.deps import ReadSessionDep, RuntimeDep, SessionDep
+from stagecast.errors import AppError, NotFound, problem_responses
+from stagecast.media.pipeline import MASTER_PLAYLIST
+from stagecast.media.service import LiveMedia
+from stagecast.media.store import InvalidMediaKey, MediaNotFound, validate_key
+from stagecast.pagination import MAX_LIMIT, PageParams
+from stagecast.runtime import Runtime
+from stagecast.streams import service as streams
+from stagecast.streams.models import Stream, StreamStatus
+
+router = APIRouter(tags=["media"])
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+}
+PLAYLIST_CACHE = "no-cache"
+SEGMENT_CACHE = "public, max-age=31536000, immutable"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class RangeNotSatisfiable(AppError):
+    status, code, title = 416, "RANGE_NOT_SATISFIABLE", "The requested range is not satisfiable"
+
+
+def media_of(runtime: Runtime) -> LiveMedia:
+    if runtime.media is None:
+        raise NotFound("Live media is not running")
+    return runtime.media
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single `bytes=` range, None for the whole file; 416 if unusable."""
+    found = _RANGE.fullmatch(header.strip())
+    if found is None:
+        return None  # several ranges or another unit: RFC 9110 lets us send it all
+    first, last = found.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
+    suffix = key[key.rfind(".") :] if "." in key else ""
+    content_type = CONTENT_TYPES.get(suffix)
+    if content_type is None:
+        raise NotFound("No such media file")
+    try:
+        validate_key(key)
+    except InvalidMediaKey as error:
+        raise NotFound("No such media file") from error
+    store = media_of(runtime).store
+    headers = {
+        "Cache-Control": SEGMENT_CACHE if suffix in {".m4s", ".mp4"} else PLAYLIST_CACHE,
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range",
+        "Accept-Ranges": "bytes",
+    }
+    try:
+        size = await store.size(key)
+        wanted = _byte_range(request.headers.get("range", ""), size)
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(size)
+            return Response(status_code=200, media_type=content_type, headers=headers)
+        if wanted is None:
+            return Response(await store.read(key), media_type=content_type, headers=headers)
+        start, end = wanted
+        body = await store.read_range(key, start, end + 1)
+    except MediaNotFound as error:
+        raise NotFound("No such media file") from error
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Response(body, status_code=206, media_type=content_type, headers=headers)
+
+
+_MEDIA_RESPONSES = problem_responses(404, 416)
+
+
+@router.get("/hls/{stream_id}/{path:path}", responses=_MEDIA_RESPONSES)
+@router.head("/hls/{stream_id}/{path:path}", include_in_schema=False)
+async def hls_file(
+    stream_id: uuid.UUID, path: str, request: Request, runtime: RuntimeDep
+) -> Response:
+    """A stream's HLS files: `master.m3u8`, `<rendition>/index.m3u8` (live) or `vod.m3u8`,
+    init and media segments, `thumbnail.jpg`. Range requests are answered."""
+    return await _serve(request, runtime, f"live/{stream_id}/{path}")
+
+
+@router.options("/hls/{stream_id}/{path:path}", include_in_schema=False)
+@router.options("/livestream/{stream_id}/{path:path}", include_in_schema=False)
+async def media_preflight(stream_id: str, path: str) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": "Range, Content-Type, Authorization",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+# --- seed 004 --------------------------------------------------------------------------------
+
+
+def _broadcast_summary(media: LiveMedia, stream: Stream) -> dict[str, Any]:
+    broadcast = media.by_stream(stream.id)
+    return {
+        "streamId": str(stream.id),
+        "status": broadcast.state if broadcast else stream.status,
+        "startedAt": stream.started_at.isoformat() if stream.started_at else None,
+        "isActive": stream.status == StreamStatus.LIVE.value,
+        "viewers": stream.viewer_count,
+        "playbackUrl": f"/hls/{stream.id}/{MASTER_PLAYLIST}",
+        "hasFfmpegCommand": bool(broadcast and broadcast.pipeline and broadcast.pipeline.running),
+        "hasInputStream": bool(broadcast and broadcast.disconnect is not None),
+    }
+
+
+@router.get("/livestream/active")
+async def active_streams(session: ReadSessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Streams on air, as seed 004 lists them."""
+    media = media_of(runtime)
+    async with session.begin():
+        rows, _ = await streams.list_streams(
+            session, params=PageParams(limit=MAX_LIMIT, cursor=None), live_only=True
+        )
+        found = [
+            {**_broadcast_summary(media, s), "userId": str(await _owner_id(session, s))}
+            for s in rows
+        ]
+    return {"count": len(found), "streams": found}
+
+
+@router.get("/livestream/health")
+async def livestream_health(runtime: RuntimeDep, user: OptionalUser) -> dict[str, Any]:
+    """The media side's health: the store, live broadcasts, this process's memory."""
+    media = media_of(runtime)
+    root = runtime.settings.data_dir / "media"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    broadcasts = [
+        {
+            "streamKey": str(b.stream_id) if b.stream_id else None,  # never the secret key
+            "userId": str(b.owner_id),
+            "startedAt": b.went_live_at.isoformat() if b.went_live_at else None,
+            "state": b.state,
+            "hasFfmpegCommand": bool(b.pipeline and b.pipeline.running),
+            "hasInputStream": b.disconnect is not None,
+        }
+        for b in media.broadcasts.values()
+    ]
+    healthy = all(not (b.pipeline and b.pipeline.failed) for b in media.broadcasts.values())
+    admin = user is not None and user.role_enum is Role.ADMIN
+    return {
+        "status": "healthy" if healthy else "unhealthy",
+        "timestamp": utcnow().isoformat(),
+        "streamsDirectory": {"exists": root.is_dir(), "path": str(root) if admin else "media"},
+        "activeStreams": {"count": len(broadcasts), "streams": broadcasts},
+        "memoryUsage": {"rss": usage.ru_maxrss * 1024},
+    }
+
+
+async def _stream_and_channel(
+    session: AsyncSession, stream_id: uuid.UUID
+) -> tuple[Stream, Channel]:
+    stream = await streams.get_stream(session, stream_id)
+    return stream, await session.get_one(Channel, stream.channel_id)
+
+
+async def _owner_id(session: AsyncSession, stream: Stream) -> uuid.UUID:
+    channel = await session.get_one(Channel, stream.channel_id)
+    return channel.owner_id
+
+
+def _is_owner_or_admin(user: User | None, channel: Channel) -> bool:
+    return user is not None and (user.id == channel.owner_id or user.role_enum is Role.ADMIN)
+
+
+@router.get("/livestream/{stream_id}/status", responses=problem_responses(404))
+async def stream_status(
+    stream_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, user: OptionalUser
+) -> dict[str, Any]:
+    """Seed 004's status; the file list and playlist text only for the owner or an admin."""
+    media = media_of(runtime)
+    async with session.begin():
+        stream, channel = await _stream_and_channel(session, stream_id)
+    prefix = f"live/{stream.id}"
+    files = await media.store.list_keys(f"{prefix}/")
+    master = f"{prefix}/{MASTER_PLAYLIST}"
+    has_master = master in files
+    summary = _broadcast_summary(media, stream)
+    local: dict[str, Any] = {
+        "isActive": summary["isActive"],
+        "state": summary["status"],
+        "manifestExists": has_master,
+        "streamDirExists": bool(files),
+        "streamData": {
+            "userId": str(channel.owner_id),
+            "startedAt": summary["startedAt"],
+            "viewers": stream.viewer_count,
+            "hasFfmpegCommand": summary["hasFfmpegCommand"],
+            "hasInputStream": summary["hasInputStream"],
+        },
+    }
+    if _is_owner_or_admin(user, channel):
+        local["files"] = [f.removeprefix(f"{prefix}/") for f in files]
+        local["manifestContent"] = (await media.store.read(master)).decode() if has_master else None
+    return {
+        "streamId": str(stream.id),
+        "local": local,
+        "overall": {
+            "isActive": summary["isActive"],
+            "hasManifest": has_master,
+            "hasStreamDir": bool(files),
+            "hasVideoContent": any(f.endswith(".m4s") for f in files),
+        },
+    }
+
+
+@router.post("/livestream/{stream_id}/start", responses=problem_responses(401, 403, 404))
+async def start_stream(
+    stream_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    _body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> dict[str, Any]:
+    """Get a stream ready for its publisher: where to send media and where it will play.
+
+    The stream goes live when media arrives (RTMP or the browser), not on this call."""
+    async with session.begin():
+        stream, channel = await _stream_and_channel(session, stream_id)
+        channels.ensure_owner(user, channel)
+    live = stream.status == StreamStatus.LIVE.value
+    host = request.url.hostname or runtime.settings.host
+    return {
+        "status": "already_exists" if live else "created_and_started",
+        "streamId": str(stream.id),
+        "message": "The stream is live" if live else "Publish to the ingest URL to go live",
+        "playbackUrl": f"/hls/{stream.id}/{MASTER_PLAYLIST}",
+        "ingestUrl": runtime.settings.rtmp_public_url
+        or f"rtmp://{host}:{runtime.settings.rtmp_port}/live",
+        "timestamp": utcnow().isoformat(),
+    }
+
+
+@router.post("/livestream/{stream_id}/stop", responses=problem_responses(401, 403, 404))
+async def stop_stream(
+    stream_id: uuid.UUID,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    _body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> dict[str, Any]:
+    """End a live stream now: its publisher is disconnected and its recording kept."""
+    media = media_of(runtime)
+    async with session.begin():
+        stream, channel = await _stream_and_channel(session, stream_id)
+        channels.ensure_owner(user, channel)
+        live = stream.status == StreamStatus.LIVE.value
+    broadcast = media.by_stream(stream.id)
+    if broadcast is not None:
+        await media.end(broadcast, reason="stopped by the owner")
+    elif live:
+        async with session.begin():
+            await streams.mark_stream_ended(session, stream=stream)
+    return {
+        "status": "stopped" if live else "already_stopped",
+        "streamId": str(stream.id),
+        "message": "The stream has ended" if live else "The stream was not live",
+        "timestamp": utcnow().isoformat(),
+    }
+
+
+@router.get("/livestream/{stream_id}/debug", responses=problem_responses(401, 403, 404))
+async def debug_stream(
+    stream_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, user: CurrentUser
+) -> dict[str, Any]:
+    """The stream's files and master playlist (its owner or an admin only)."""
+    media = media_of(runtime)
+    async with session.begin():
+        stream, channel = await _stream_and_channel(session, stream_id)
+        channels.ensure_owner(user, channel)
+    prefix = f"live/{stream.id}"
+    files = [f.removeprefix(f"{prefix}/") for f in await media.store.list_keys(f"{prefix}/")]
+    manifest = ""
+    if MASTER_PLAYLIST in files:
+        manifest = (await media.store.read(f"{prefix}/{MASTER_PLAYLIST}")).decode()
+    segments = [f for f in files if f.endswith(".m4s")]
+    return {
+        "streamId": str(stream.id),
+        "streamPath": prefix,
+        "m3u8Path": f"{prefix}/{MASTER_PLAYLIST}",
+        "manifestExists": bool(manifest),
+        "manifestContent": manifest,
+        "manifestLines": len(manifest.splitlines()),
+        "segmentsInManifest": manifest.count("#EXT-X-STREAM-INF"),
+        "segmentFiles": segments,
+        "segmentFilesCount": len(segments),
+        "allFiles": files,
+        "timestamp": utcnow().isoformat(),
+    }
+
+
+@router.get("/livestream/{stream_id}/{path:path}", responses=_MEDIA_RESPONSES)
+@router.head("/livestream/{stream_id}/{path:path}", include_in_schema=False)
+async def livestream_file(
+    stream_id: uuid.UUID, path: str, request: Request, runtime: RuntimeDep
+) -> Response:
+    """Seed 004's playback paths: `stream.m3u8` is the master playlist, the rest as /hls."""
+    name = MASTER_PLAYLIST if path == "stream.m3u8" else path
+    return await _serve(request, runtime, f"live/{stream_id}/{name}")

@@ -1,0 +1,316 @@
+"""Live broadcasts on this node: who publishes, their pipelines, reconnect windows, the end.
+
+An ingest (RTMP or the browser) claims a channel with its stream key, tells what it sends,
+then feeds bytes. The first publish puts the channel's stream on air (the channels issue's
+`mark_stream_live`); a publisher that drops leaves the stream "reconnecting" for the channel's
+reconnect window, and one that comes back within it continues the same stream and recording.
+When the window passes (or the publisher stops cleanly) the stream ends and its recording
+becomes a VOD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from stagecast.channels import service as channels
+from stagecast.channels.models import Channel
+from stagecast.db.base import utcnow
+from stagecast.errors import AppError, Conflict, ServiceUnavailable
+from stagecast.health.service import find_ffmpeg
+from stagecast.media.ladder import InputFormat
+from stagecast.media.pipeline import (
+    MASTER_PLAYLIST,
+    THUMBNAIL,
+    LivePipeline,
+    PipelineConfig,
+    SourceInfo,
+)
+from stagecast.media.store import LocalMediaStore, MediaStore
+from stagecast.realtime.bus import channel_room
+from stagecast.runtime import Runtime
+from stagecast.streams import service as streams
+from stagecast.streams.models import Stream
+from stagecast.vods import service as vods
+
+log = structlog.get_logger(__name__)
+
+Disconnect = Callable[[str], Awaitable[None]]
+
+
+class MediaRejected(AppError):
+    status, code, title = 422, "MEDIA_REJECTED", "The media cannot be accepted"
+
+
+class AlreadyPublishing(Conflict):
+    code, title = "STREAM_ALREADY_PUBLISHING", "Someone is already publishing to this channel"
+
+
+class TooManyStreams(ServiceUnavailable):
+    code, title = "TOO_MANY_STREAMS", "This server runs as many live streams as it may"
+
+
+@dataclass(eq=False)
+class Broadcast:
+    """One channel on air (or about to be) on this node."""
+
+    channel_id: uuid.UUID
+    owner_id: uuid.UUID
+    reconnect_window: float
+    recording: bool
+    kind: str  # "rtmp" | "browser": the current (or last) publisher's ingest
+    disconnect: Disconnect | None  # None while no publisher is connected
+    stream_id: uuid.UUID | None = None
+    pipeline: LivePipeline | None = None
+    claimed_at: datetime = field(default_factory=utcnow)
+    went_live_at: datetime | None = None
+    reconnects: int = 0
+    ending: asyncio.Task[None] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def state(self) -> str:
+        if self.ended.is_set():
+            return "ended"
+        if self.pipeline is None:
+            return "starting"
+        return "live" if self.disconnect is not None else "reconnecting"
+
+
+class LiveMedia:
+    """Every broadcast of this node, and the store their media goes to."""
+
+    def __init__(self, runtime: Runtime, store: MediaStore | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings.media
+        self.store: MediaStore = store or LocalMediaStore(runtime.settings.data_dir / "media")
+        self.broadcasts: dict[uuid.UUID, Broadcast] = {}
+        self._ffmpeg: str | None = None
+
+    @property
+    def ffmpeg(self) -> str:
+        if self._ffmpeg is None:
+            found = find_ffmpeg(self.runtime.settings.ffmpeg_path)
+            if found is None:
+                raise ServiceUnavailable("ffmpeg was not found; live media cannot start")
+            self._ffmpeg = found
+        return self._ffmpeg
+
+    def by_stream(self, stream_id: uuid.UUID) -> Broadcast | None:
+        for broadcast in self.broadcasts.values():
+            if broadcast.stream_id == stream_id:
+                return broadcast
+        return None
+
+    # --- publishing ---
+
+    async def claim(
+        self,
+        *,
+        kind: str,
+        disconnect: Disconnect,
+        stream_key: str | None = None,
+        owner_id: uuid.UUID | None = None,
+    ) -> Broadcast:
+        """Take a channel for a publisher: by its stream key, or as its signed-in owner."""
+        async with self.runtime.db.session() as session, session.begin():
+            if stream_key is not None:
+                channel = await streams.verify_stream_key(session, self.runtime.secrets, stream_key)
+            else:
+                found = await channels.channel_of_owner(session, owner_id) if owner_id else None
+                if found is None:
+                    raise streams.StreamKeyRejected("Send your stream key, or sign in as the owner")
+                channel = found
+            options = channels.settings_of(channel)
+        broadcast = self.broadcasts.get(channel.id)
+        if broadcast is not None and not broadcast.ended.is_set():
+            if broadcast.disconnect is not None:
+                raise AlreadyPublishing()
+            if broadcast.ending is not None:
+                broadcast.ending.cancel()
+                broadcast.ending = None
+            broadcast.kind, broadcast.disconnect = kind, disconnect
+            broadcast.reconnects += 1
+            log.info("publisher_reconnected", channel_id=str(channel.id), kind=kind)
+            return broadcast
+        live = sum(1 for b in self.broadcasts.values() if not b.ended.is_set())
+        if live >= self.settings.max_pipelines:
+            raise TooManyStreams()
+        broadcast = Broadcast(
+            channel_id=channel.id,
+            owner_id=channel.owner_id,
+            reconnect_window=float(options.reconnect_window_seconds),
+            recording=options.recording_enabled,
+            kind=kind,
+            disconnect=disconnect,
+        )
+        self.broadcasts[channel.id] = broadcast
+        return broadcast
+
+    def check_source(self, source: SourceInfo) -> None:
+        """Refuse what the settings do not allow, before any ffmpeg starts."""
+        short_side = min(source.width or 0, source.height or 0)
+        if short_side > self.settings.max_input_height:
+            raise MediaRejected(
+                f"{source.width}x{source.height} is over this server's limit of "
+                f"{self.settings.max_input_height}p"
+            )
+        if source.video_bitrate and source.video_bitrate > self.settings.max_input_bitrate:
+            raise MediaRejected(
+                f"{source.video_bitrate // 1000} kb/s is over this server's limit of "
+                f"{self.settings.max_input_bitrate // 1000} kb/s"
+            )
+
+    async def go_live(
+        self, broadcast: Broadcast, *, input_format: InputFormat, source: SourceInfo
+    ) -> LivePipeline:
+        """Start (or, after a reconnect, continue) the broadcast's pipeline."""
+        self.check_source(source)
+        if broadcast.pipeline is not None:
+            await broadcast.pipeline.reconnected()
+            await self._emit(broadcast, "stream:resumed", {})
+            return broadcast.pipeline
+        async with self.runtime.db.session() as session, session.begin():
+            channel = await session.get_one(Channel, broadcast.channel_id)
+            stream, _ = await streams.mark_stream_live(session, channel=channel)
+            broadcast.stream_id = stream.id
+            started_at = stream.started_at or utcnow()
+        broadcast.went_live_at = started_at
+        config = PipelineConfig(
+            ffmpeg=self.ffmpeg,
+            work_dir=self.runtime.settings.data_dir / "work" / str(stream.id),
+            segment_seconds=self.settings.segment_seconds,
+            dvr_window_seconds=self.settings.dvr_window_seconds,
+            ladder=list(self.settings.ladder),
+            thumbnail_seconds=self.settings.thumbnail_seconds,
+            recording=broadcast.recording,
+        )
+
+        async def segments_changed(count: int) -> None:
+            await self._emit(broadcast, "stream:segments", {"segment_count": count})
+
+        async def failed(reason: str) -> None:
+            await self.drop_publisher(broadcast, reason=f"the media pipeline failed: {reason}")
+            await self.end(broadcast, reason="pipeline failed")
+
+        pipeline = LivePipeline(
+            stream_id=str(stream.id),
+            input_format=input_format,
+            source=source,
+            store=self.store,
+            config=config,
+            started_at=started_at,
+            on_segments=segments_changed,
+            on_failed=failed,
+        )
+        broadcast.pipeline = pipeline
+        await pipeline.start()
+        log.info(
+            "broadcast_started",
+            stream_id=str(stream.id),
+            renditions=[r.name for r in pipeline.renditions],
+            source=f"{source.video_codec} {source.width}x{source.height}",
+        )
+        return pipeline
+
+    async def drop_publisher(self, broadcast: Broadcast, *, reason: str) -> None:
+        """Disconnect the broadcast's publisher (a regenerated key, a failed pipeline)."""
+        disconnect, broadcast.disconnect = broadcast.disconnect, None
+        if disconnect is not None:
+            with contextlib.suppress(Exception):
+                await disconnect(reason)
+
+    async def release(self, broadcast: Broadcast, *, clean: bool) -> None:
+        """The publisher is gone: end now (a clean stop) or after the reconnect window."""
+        broadcast.disconnect = None
+        if broadcast.ended.is_set():
+            return
+        if broadcast.pipeline is None:  # never went live
+            self.broadcasts.pop(broadcast.channel_id, None)
+            broadcast.ended.set()
+            return
+        if clean or broadcast.reconnect_window <= 0 or self.runtime.shutting_down:
+            await self.end(broadcast, reason="publisher stopped" if clean else "publisher lost")
+            return
+        await self._emit(
+            broadcast, "stream:reconnecting", {"reconnect_window": broadcast.reconnect_window}
+        )
+        if broadcast.ending is None:
+            broadcast.ending = asyncio.create_task(self._end_after_window(broadcast))
+
+    async def _end_after_window(self, broadcast: Broadcast) -> None:
+        await asyncio.sleep(broadcast.reconnect_window)
+        broadcast.ending = None
+        if broadcast.disconnect is None:
+            await self.end(broadcast, reason="reconnect window passed")
+
+    async def end(self, broadcast: Broadcast, *, reason: str) -> None:
+        """Finish the pipeline, end the stream, keep the recording as a VOD."""
+        if broadcast.ended.is_set():
+            return
+        broadcast.ended.set()
+        if broadcast.ending is not None and broadcast.ending is not asyncio.current_task():
+            broadcast.ending.cancel()
+        if self.broadcasts.get(broadcast.channel_id) is broadcast:
+            del self.broadcasts[broadcast.channel_id]
+        await self.drop_publisher(broadcast, reason="the stream has ended")
+        pipeline = broadcast.pipeline
+        if pipeline is None or broadcast.stream_id is None:
+            return
+        summaries = await pipeline.finish()
+        recorded = {name: s for name, s in summaries.items() if s.vod_playlist_key}
+        async with self.runtime.db.session() as session, session.begin():
+            stream = await session.get_one(Stream, broadcast.stream_id)
+            await streams.mark_stream_ended(session, stream=stream)
+            if recorded:
+                source = next(iter(recorded.values()))
+                prefix = pipeline.prefix
+                await vods.record_vod(
+                    session,
+                    stream=stream,
+                    duration_seconds=source.duration,
+                    size_bytes=sum(s.size for s in recorded.values()),
+                    playlist_key=f"{prefix}/{MASTER_PLAYLIST}",
+                    thumbnail_key=(
+                        f"{prefix}/{THUMBNAIL}"
+                        if await self.store.exists(f"{prefix}/{THUMBNAIL}")
+                        else None
+                    ),
+                    renditions=list(recorded),
+                )
+        log.info("broadcast_ended", stream_id=str(broadcast.stream_id), reason=reason)
+
+    async def disconnect_channel(self, channel_id: uuid.UUID, *, reason: str) -> bool:
+        """Kick the channel's publisher (its key was regenerated); the window then runs."""
+        broadcast = self.broadcasts.get(channel_id)
+        if broadcast is None or broadcast.disconnect is None:
+            return False
+        await self.drop_publisher(broadcast, reason=reason)
+        await self.release(broadcast, clean=False)
+        return True
+
+    async def stop(self) -> None:
+        """Server shutdown: end every broadcast cleanly (recordings are kept)."""
+        for broadcast in list(self.broadcasts.values()):
+            try:
+                await self.end(broadcast, reason="server shutting down")
+            except Exception:
+                log.exception("broadcast_end_failed", channel_id=str(broadcast.channel_id))
+
+    async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
+        realtime = self.runtime.realtime
+        if realtime is None:
+            return
+        body = {
+            "channel_id": str(broadcast.channel_id),
+            "stream_id": str(broadcast.stream_id) if broadcast.stream_id else None,
+            **payload,
+        }
+        await realtime.bus.emit(name, body, rooms=(channel_room(broadcast.channel_id),))

@@ -1,0 +1,145 @@
+"""A served app with RTMP on, publishers made of real ffmpeg, and HLS read back by ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import pytest
+
+from stagecast.config import MediaSettings
+from stagecast.db import migrate
+from stagecast.media.service import LiveMedia
+from stagecast.runtime import Runtime
+from tests.conftest import fresh_database_url, make_settings
+from tests.factories import Account, make_channel
+from tests.realtime.conftest import LiveServer, serving
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# A 320x240 test pattern with a tone: keyframes every second, like OBS's default profile.
+TEST_PATTERN = [
+    "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+]  # fmt: skip
+H264_AAC = [
+    "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def media_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = fresh_database_url(tmp_path_factory.mktemp("media"), "media")
+    migrate.upgrade(url)
+    return url
+
+
+@dataclass
+class MediaServer:
+    live: LiveServer
+    owner: Account
+    channel: dict[str, Any]
+    stream_key: str
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.live.app.state.runtime
+        return runtime
+
+    @property
+    def media(self) -> LiveMedia:
+        assert self.runtime.media is not None
+        return self.runtime.media
+
+    @property
+    def rtmp_url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.runtime.rtmp_port}/live/{self.stream_key}"
+
+    async def channel_streams(self) -> list[dict[str, Any]]:
+        answer = await self.live.http.get(f"/api/v1/channels/{self.channel['id']}/streams")
+        assert answer.status_code == 200, answer.text
+        data: list[dict[str, Any]] = answer.json()["data"]
+        return data
+
+    async def live_stream(self) -> dict[str, Any]:
+        async def found() -> dict[str, Any] | None:
+            live = [s for s in await self.channel_streams() if s["status"] == "live"]
+            return live[0] if live else None
+
+        return await eventually(found)
+
+
+@pytest.fixture
+async def media_server(tmp_path: Path, media_database_url: str) -> AsyncIterator[MediaServer]:
+    settings = make_settings(
+        tmp_path,
+        media_database_url,
+        rtmp_enabled=True,
+        rtmp_host="127.0.0.1",
+        rtmp_port=0,
+        # The source plus one small rung: the ladder is exercised, the machine spared.
+        media=MediaSettings(ladder=[120], thumbnail_seconds=1, dvr_window_seconds=30),
+    )
+    async with serving(settings) as live:
+        owner = await live.account()
+        channel = await make_channel(live.http, owner)
+        key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)
+        assert key.status_code == 200, key.text
+        yield MediaServer(live, owner, channel, key.json()["stream_key"])
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, within: float = 30, every: float = 0.2
+) -> Any:
+    """The first truthy answer of `probe`, polling up to `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing after {within} s")
+        await asyncio.sleep(every)
+
+
+async def run_ffmpeg(*args: str, within: float = 60) -> tuple[int, str]:
+    """Run ffmpeg to the end: (exit code, what it printed)."""
+    process = await asyncio.create_subprocess_exec(
+        FFMPEG, "-hide_banner", "-nostdin", *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace")
+
+
+async def start_publisher(url: str, seconds: float) -> asyncio.subprocess.Process:
+    """ffmpeg publishing the test pattern over RTMP in real time."""
+    return await asyncio.create_subprocess_exec(
+        FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+        *TEST_PATTERN, "-t", str(seconds), *H264_AAC, "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+def media_duration(report: str) -> float:
+    """The duration ffmpeg reports having read (its last `time=`)."""
+    times = re.findall(r"time=(\d+):(\d+):([\d.]+)", report)
+    assert times, report[-2000:]
+    hours, minutes, seconds = times[-1]
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+async def publish_briefly(url: str) -> tuple[int, str]:
+    """One second of the test pattern as fast as it goes: for publishes meant to be refused."""
+    return await run_ffmpeg(
+        "-loglevel", "error", *TEST_PATTERN, "-t", "1", *H264_AAC, "-f", "flv", url, within=30
+    )  # fmt: skip

@@ -1,0 +1,306 @@
+"""Live media end to end: real ffmpeg publishes over RTMP, HLS comes out, a VOD stays."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.media.conftest import (
+    TEST_PATTERN,
+    MediaServer,
+    eventually,
+    media_duration,
+    publish_briefly,
+    run_ffmpeg,
+    start_publisher,
+)
+
+
+async def _finish(process: asyncio.subprocess.Process) -> str:
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return stderr.decode(errors="replace")
+
+
+async def _stream(server: MediaServer, stream_id: str) -> dict[str, Any]:
+    answer = await server.live.http.get(f"/api/v1/streams/{stream_id}")
+    assert answer.status_code == 200, answer.text
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+async def _ended(server: MediaServer, stream_id: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        stream = await _stream(server, stream_id)
+        return stream if stream["status"] == "ended" else None
+
+    return await eventually(probe, within=40)
+
+
+async def _vods(server: MediaServer) -> list[dict[str, Any]]:
+    answer = await server.live.http.get(f"/api/v1/channels/{server.channel['slug']}/vods")
+    assert answer.status_code == 200, answer.text
+    data: list[dict[str, Any]] = answer.json()["data"]
+    return data
+
+
+async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: MediaServer) -> None:
+    server, http = media_server, media_server.live.http
+    publisher = await start_publisher(server.rtmp_url, seconds=5)
+
+    stream = await server.live_stream()
+    stream_id = stream["id"]
+    live = (await http.get("/api/v1/live/streams", params={"is_live": "true"})).json()["data"]
+    assert stream_id in [s["id"] for s in live]
+
+    master = await eventually(lambda: _text_if_ok(http, f"/hls/{stream_id}/master.m3u8"), within=20)
+    assert master.count("#EXT-X-STREAM-INF") == 2  # the source and the 120p rung
+    assert "RESOLUTION=320x240" in master
+    assert "RESOLUTION=160x120" in master
+    assert 'CODECS="avc1.' in master
+    assert "mp4a.40.2" in master
+    playlist = await eventually(lambda: _segments_listed(http, stream_id), within=20)
+    assert "#EXT-X-PROGRAM-DATE-TIME:" in playlist
+    assert '#EXT-X-MAP:URI="init.mp4"' in playlist
+    assert "#EXT-X-ENDLIST" not in playlist
+
+    await _check_delivery(http, stream_id)
+
+    # Seed 004's view of the same stream.
+    status = (await http.get(f"/livestream/{stream_id}/status")).json()
+    assert status["overall"]["isActive"] is True
+    assert status["local"]["state"] == "live"
+    assert "files" not in status["local"]  # only for the owner
+    seed_master = await http.get(f"/livestream/{stream_id}/stream.m3u8")
+    assert seed_master.text == master
+
+    report = await _finish(publisher)
+    assert publisher.returncode == 0, report
+    ended = await _ended(server, stream_id)
+    assert ended["ended_at"] is not None
+
+    vods = await eventually(lambda: _vods(server))
+    assert [v["stream_id"] for v in vods] == [stream_id]
+    assert abs(vods[0]["duration_seconds"] - 5) < 1.0
+    assert vods[0]["renditions"] == ["source", "120p"]
+    vod_master = (await http.get(f"/hls/{stream_id}/master.m3u8")).text
+    assert "source/vod.m3u8" in vod_master
+    vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    assert vod.rstrip().endswith("#EXT-X-ENDLIST")
+    thumbnail = await http.get(f"/hls/{stream_id}/thumbnail.jpg")
+    assert thumbnail.status_code == 200
+    assert thumbnail.content.startswith(b"\xff\xd8")  # JPEG
+
+    # A player reads the recording back: both renditions, H.264 and AAC, five seconds.
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/master.m3u8",
+        "-map", "0", "-c", "copy", "-f", "null", "-",
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+    assert played.count("Video: h264") >= 2
+    assert "Audio: aac" in played
+    assert abs(media_duration(played) - 5) < 1.0
+
+
+async def _check_delivery(http: httpx.AsyncClient, stream_id: str) -> None:
+    """Types, caching, CORS and ranges of the live files; nothing outside them served."""
+    answer = await http.get(f"/hls/{stream_id}/source/index.m3u8")
+    assert answer.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert answer.headers["cache-control"] == "no-cache"
+    assert answer.headers["access-control-allow-origin"] == "*"
+    segment = re.findall(r"^(seg_\d+\.m4s)$", answer.text, flags=re.MULTILINE)[0]
+    whole = await http.get(f"/hls/{stream_id}/source/{segment}")
+    assert whole.headers["content-type"] == "video/iso.segment"
+    assert "immutable" in whole.headers["cache-control"]
+    part = await http.get(f"/hls/{stream_id}/source/{segment}", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 0-99/{len(whole.content)}"
+    assert part.content == whole.content[:100]
+    refused = await http.get(
+        f"/hls/{stream_id}/source/{segment}", headers={"Range": "bytes=999999999-"}
+    )
+    assert refused.status_code == 416
+    assert refused.json()["code"] == "RANGE_NOT_SATISFIABLE"
+    for bad in ("source/..%2F..%2Fstagecast.db", "source/seg_0.txt", "nothing/init.mp4"):
+        assert (await http.get(f"/hls/{stream_id}/{bad}")).status_code == 404
+
+
+async def _text_if_ok(http: httpx.AsyncClient, path: str) -> str | None:
+    answer = await http.get(path)
+    return answer.text if answer.status_code == 200 else None
+
+
+async def _segments_listed(http: httpx.AsyncClient, stream_id: str) -> str | None:
+    text = await _text_if_ok(http, f"/hls/{stream_id}/source/index.m3u8")
+    return text if text and "seg_1.m4s" in text else None
+
+
+async def test_a_wrong_key_is_refused_and_nothing_goes_live(media_server: MediaServer) -> None:
+    server = media_server
+    wrong = server.rtmp_url.rsplit("/", 1)[0] + "/sk_not_a_real_key"
+    code, report = await publish_briefly(wrong)
+    assert code != 0
+    assert "Unknown or revoked stream key" in report
+    assert [s for s in await server.channel_streams() if s["status"] == "live"] == []
+    assert server.media.broadcasts == {}
+
+
+async def test_a_second_publisher_on_a_live_key_is_refused(media_server: MediaServer) -> None:
+    server = media_server
+    first = await start_publisher(server.rtmp_url, seconds=6)
+    stream = await server.live_stream()
+    code, _ = await publish_briefly(server.rtmp_url)
+    assert code != 0
+    # The first publisher is untouched and ends its stream normally.
+    report = await _finish(first)
+    assert first.returncode == 0, report
+    await _ended(server, stream["id"])
+
+
+async def test_a_dropped_publisher_may_reconnect_within_the_window(
+    media_server: MediaServer,
+) -> None:
+    server, http = media_server, media_server.live.http
+    window = await http.patch(
+        f"/api/v1/channels/{server.channel['id']}/settings",
+        json={"reconnect_window_seconds": 20},
+        headers=server.owner.headers,
+    )
+    assert window.status_code == 200, window.text
+
+    first = await start_publisher(server.rtmp_url, seconds=30)
+    stream_id = (await server.live_stream())["id"]
+    await eventually(lambda: _segments_listed(http, stream_id), within=20)
+    first.send_signal(signal.SIGKILL)  # the connection drops: no unpublish
+    await first.wait()
+
+    async def reconnecting() -> bool:
+        status = (await http.get(f"/livestream/{stream_id}/status")).json()
+        return bool(status["local"]["state"] == "reconnecting")
+
+    await eventually(reconnecting, within=10)
+    assert (await _stream(server, stream_id))["status"] == "live"
+
+    second = await start_publisher(server.rtmp_url, seconds=3)
+    report = await _finish(second)
+    assert second.returncode == 0, report
+    await _ended(server, stream_id)
+
+    streams = await server.channel_streams()
+    assert [s["id"] for s in streams] == [stream_id]  # one stream, not two
+    vods = await eventually(lambda: _vods(server))
+    assert len(vods) == 1
+    assert vods[0]["duration_seconds"] > 4
+    vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
+    assert "#EXT-X-DISCONTINUITY" in vod
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/source/vod.m3u8", "-c", "copy", "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+
+
+async def test_regenerating_the_key_cuts_the_publisher_off(media_server: MediaServer) -> None:
+    server, http = media_server, media_server.live.http
+    publisher = await start_publisher(server.rtmp_url, seconds=30)
+    stream_id = (await server.live_stream())["id"]
+    answer = await http.post("/api/v1/live/streams/me/key/regenerate", headers=server.owner.headers)
+    assert answer.status_code == 200, answer.text
+    await asyncio.wait_for(publisher.wait(), 20)  # disconnected by the server
+    broadcast = server.media.by_stream(uuid.UUID(stream_id))
+    assert broadcast is not None
+    assert broadcast.state == "reconnecting"
+    # The old key no longer publishes.
+    code, _ = await publish_briefly(server.rtmp_url)
+    assert code != 0
+    stop = await http.post(f"/livestream/{stream_id}/stop", headers=server.owner.headers)
+    assert stop.json()["status"] == "stopped"
+    await _ended(server, stream_id)
+
+
+async def _webm_chunks(tmp_path: Path, seconds: int) -> list[bytes]:
+    """A WebM recording cut into one slice per second, the way MediaRecorder hands them out."""
+    path = tmp_path / "tab.webm"
+    code, report = await run_ffmpeg(
+        "-loglevel", "error", *TEST_PATTERN, "-t", str(seconds),
+        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k",
+        "-c:a", "libopus", "-f", "webm", str(path),
+    )  # fmt: skip
+    assert code == 0, report
+    data = path.read_bytes()
+    size = -(-len(data) // seconds)
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+async def test_browser_ingest_goes_live_and_ends_with_a_vod(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    server, http = media_server, media_server.live.http
+    chunks = await _webm_chunks(tmp_path, seconds=4)
+    tab = await server.live.connect(server.owner)
+    key = server.stream_key
+
+    started = await tab.call("start-stream", {"userId": "ignored", "streamKey": key})
+    assert started["ok"], started
+    assert (await tab.wait_for("stream-started"))["status"] == "broadcasting"
+    for chunk in chunks:
+        sent = await tab.call("stream-data", {"streamKey": key, "chunk": chunk})
+        assert sent["ok"], sent
+        await asyncio.sleep(1)  # MediaRecorder's pace
+    stream_id = (await server.live_stream())["id"]
+    master = await eventually(lambda: _text_if_ok(http, f"/hls/{stream_id}/master.m3u8"))
+    assert "RESOLUTION=320x240" in master  # VP8 in, H.264 out at the source size
+    ended = await tab.call("end-stream", {"streamKey": key})
+    assert ended["ok"], ended
+    await tab.wait_for("stream-ended")
+    await _ended(server, stream_id)
+
+    # Chunks after the end are refused, and say so.
+    late = await tab.call("stream-data", {"streamKey": key, "chunk": chunks[0]})
+    assert late["error"]["code"] == "NOT_BROADCASTING"
+    assert (await tab.wait_for("stream-error"))["code"] == "NOT_BROADCASTING"
+
+    vods = await eventually(lambda: _vods(server))
+    assert [v["stream_id"] for v in vods] == [stream_id]
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/master.m3u8",
+        "-map", "0", "-c", "copy", "-f", "null", "-",
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+    assert "Video: h264" in played
+    assert "Audio: aac" in played
+    assert media_duration(played) > 2.5
+
+
+async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> None:
+    server = media_server
+    stranger = await server.live.connect(await server.live.account())
+
+    wrong = await stranger.call("start-stream", {"streamKey": "sk_wrong"})
+    assert wrong["error"]["code"] == "STREAM_KEY_REJECTED"
+    assert (await stranger.wait_for("stream-error"))["code"] == "STREAM_KEY_REJECTED"
+    # Signed in but not the owner of any channel, and no key: refused as well.
+    assert (await stranger.call("start-stream", {}))["error"]["code"] == "STREAM_KEY_REJECTED"
+    unstarted = await stranger.call("stream-data", {"chunk": b"\x1a\x45\xdf\xa3"})
+    assert unstarted["error"]["code"] == "NOT_BROADCASTING"
+
+    tab = await server.live.connect(server.owner)  # the owner needs no key
+    assert (await tab.call("start-stream", {}))["ok"]
+    again = await server.live.connect(server.owner)
+    busy = await again.call("start-stream", {"streamKey": server.stream_key})
+    assert busy["error"]["code"] == "STREAM_ALREADY_PUBLISHING"
+    text = await tab.call("stream-data", {"chunk": "not bytes"})
+    assert text["error"]["code"] == "VALIDATION_ERROR"
+    not_webm = await tab.call("stream-data", {"chunk": b"GIF89a" + bytes(100)})
+    assert not_webm["error"]["code"] == "MEDIA_REJECTED"
+    # A refused first chunk ends that publish; nothing went live.
+    assert (await tab.call("stream-data", {"chunk": b"\x1a"}))["error"]["code"] == (
+        "NOT_BROADCASTING"
+    )
+    assert [s for s in await server.channel_streams() if s["status"] == "live"] == []
+    assert server.media.broadcasts == {}
