@@ -13,7 +13,7 @@ from typing import Any
 import imageio_ffmpeg
 import pytest
 
-from stagecast.config import MediaSettings
+from stagecast.config import MediaSettings, Settings
 from stagecast.db import migrate
 from stagecast.media.service import LiveMedia
 from stagecast.runtime import Runtime
@@ -75,18 +75,21 @@ class MediaServer:
         return await eventually(found)
 
 
-@pytest.fixture
-async def media_server(tmp_path: Path, media_database_url: str) -> AsyncIterator[MediaServer]:
-    settings = make_settings(
+def media_settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(
         tmp_path,
-        media_database_url,
+        database_url,
         rtmp_enabled=True,
         rtmp_host="127.0.0.1",
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
         media=MediaSettings(ladder=[120], thumbnail_seconds=1, dvr_window_seconds=30),
     )
-    async with serving(settings) as live:
+
+
+@pytest.fixture
+async def media_server(tmp_path: Path, media_database_url: str) -> AsyncIterator[MediaServer]:
+    async with serving(media_settings(tmp_path, media_database_url)) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)
         key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import uuid
@@ -11,15 +12,19 @@ from typing import Any
 
 import httpx
 
+from tests.factories import make_channel
 from tests.media.conftest import (
+    H264_AAC,
     TEST_PATTERN,
     MediaServer,
     eventually,
     media_duration,
+    media_settings,
     publish_briefly,
     run_ffmpeg,
     start_publisher,
 )
+from tests.realtime.conftest import serving
 
 
 async def _finish(process: asyncio.subprocess.Process) -> str:
@@ -304,3 +309,70 @@ async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> No
     )
     assert [s for s in await server.channel_streams() if s["status"] == "live"] == []
     assert server.media.broadcasts == {}
+
+
+async def test_ffmpeg_dying_mid_stream_is_restarted(media_server: MediaServer) -> None:
+    server, http = media_server, media_server.live.http
+    publisher = await start_publisher(server.rtmp_url, seconds=8)
+    stream_id = (await server.live_stream())["id"]
+    await eventually(lambda: _segments_listed(http, stream_id), within=20)
+    broadcast = server.media.by_stream(uuid.UUID(stream_id))
+    assert broadcast is not None
+    assert broadcast.pipeline is not None
+    pid = broadcast.pipeline.ffmpeg_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        pipeline = broadcast.pipeline
+        return bool(pipeline and pipeline.restarts == 1 and pipeline.ffmpeg_pid not in {None, pid})
+
+    await eventually(restarted, within=10)
+    report = await _finish(publisher)
+    assert publisher.returncode == 0, report  # the publisher never noticed
+    await _ended(server, stream_id)
+    vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
+    assert "#EXT-X-DISCONTINUITY" in vod
+    assert len(re.findall(r"^seg_\d+\.m4s$", vod, flags=re.MULTILINE)) >= 5
+
+
+async def test_a_publisher_faster_than_real_time_is_dropped(media_server: MediaServer) -> None:
+    server, http = media_server, media_server.live.http
+    # No -re: a minute of media pushed as fast as the encoder goes.
+    code, _ = await run_ffmpeg(
+        "-loglevel", "error", *TEST_PATTERN, "-t", "60", *H264_AAC, "-f", "flv",
+        server.rtmp_url,
+    )  # fmt: skip
+    assert code != 0
+    stream_id = (await server.live_stream())["id"]
+    broadcast = server.media.by_stream(uuid.UUID(stream_id))
+    assert broadcast is not None
+    assert broadcast.state == "reconnecting"
+    stop = await http.post(f"/livestream/{stream_id}/stop", headers=server.owner.headers)
+    assert stop.json()["status"] == "stopped"
+    await _ended(server, stream_id)
+
+
+async def test_shutting_down_ends_broadcasts_and_keeps_their_recordings(
+    tmp_path: Path, media_database_url: str
+) -> None:
+    settings = media_settings(tmp_path, media_database_url)
+    async with serving(settings) as live:
+        owner = await live.account()
+        channel = await make_channel(live.http, owner)
+        key = (await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)).json()
+        server = MediaServer(live, owner, channel, key["stream_key"])
+        publisher = await start_publisher(server.rtmp_url, seconds=30)
+        stream_id = (await server.live_stream())["id"]
+        await eventually(lambda: _segments_listed(live.http, stream_id), within=20)
+    # The server stopped under a live publisher: it hung up on it and ended the stream.
+    await asyncio.wait_for(publisher.wait(), 20)
+
+    async with serving(settings) as again:  # the same database and media directory
+        stream = (await again.http.get(f"/api/v1/streams/{stream_id}")).json()
+        assert stream["status"] == "ended"
+        vods = (await again.http.get(f"/api/v1/channels/{channel['id']}/vods")).json()["data"]
+        assert [v["stream_id"] for v in vods] == [stream_id]
+        vod = await again.http.get(f"/hls/{stream_id}/source/vod.m3u8")
+        assert vod.status_code == 200
+        assert vod.text.rstrip().endswith("#EXT-X-ENDLIST")

@@ -15,7 +15,14 @@ import structlog
 
 from stagecast.errors import AppError
 from stagecast.media.pipeline import LivePipeline, SourceInfo, probe_source, source_from_metadata
-from stagecast.media.rtmp import FlvTag, PublishRefused, PublishRequest, RtmpServer, TagType
+from stagecast.media.rtmp import (
+    FlvTag,
+    PublishRefused,
+    PublishRequest,
+    RtmpLimits,
+    RtmpServer,
+    TagType,
+)
 from stagecast.media.rtmp import flv_header as make_flv_header
 from stagecast.media.service import Broadcast, LiveMedia, MediaRejected
 
@@ -141,7 +148,8 @@ def rtmp_server(media: LiveMedia) -> RtmpServer:
             raise PublishRefused(error.detail) from error
         return RtmpPublish(media, broadcast)
 
-    server = RtmpServer(authorize, host=settings.rtmp_host, port=settings.rtmp_port)
+    limits = RtmpLimits(read_timeout=settings.media.publisher_timeout_seconds)
+    server = RtmpServer(authorize, host=settings.rtmp_host, port=settings.rtmp_port, limits=limits)
     return server
 
 

@@ -253,6 +253,10 @@ class LivePipeline:
         return self._process is not None and self._process.returncode is None
 
     @property
+    def ffmpeg_pid(self) -> int | None:
+        return self._process.pid if self.running and self._process else None
+
+    @property
     def segment_count(self) -> int:
         return min((len(p.segments) for p in self.packagers.values()), default=0)
 

@@ -31,6 +31,8 @@ LEGACY_NAMES = {
     "chat:message": "new-message",
     "viewers:joined": "user-joined",
     "viewers:left": "user-left",
+    # Seed 004's players reload their playlist on this one.
+    "stream:segments": "stream-segments-updated",
 }
 
 

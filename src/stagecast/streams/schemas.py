@@ -82,6 +82,8 @@ class StreamOut(BaseModel):
     peak_viewer_count: int
     total_tokens_received: int
     created_at: datetime
+    playback_url: str | None = None  # HLS master playlist, once the stream went live
+    thumbnail_url: str | None = None  # the latest frame, refreshed every few seconds
 
 
 class ViewerCount(BaseModel):

@@ -162,8 +162,10 @@ async def present_streams(session: AsyncSession, streams: list[Stream]) -> list[
         values: dict[str, Any] = {
             name: getattr(stream, name)
             for name in StreamOut.model_fields
-            if name not in {"channel", "host_id", "host_name", "tags"}
+            if name
+            not in {"channel", "host_id", "host_name", "tags", "playback_url", "thumbnail_url"}
         }
+        on_air = stream.status != StreamStatus.SCHEDULED.value
         out.append(
             StreamOut(
                 **values,
@@ -171,6 +173,9 @@ async def present_streams(session: AsyncSession, streams: list[Stream]) -> list[
                 host_id=host.id,
                 host_name=host.display_name,
                 tags=tags[stream.id],
+                # The media pipeline's files (live, then the recording); see docs/media.md.
+                playback_url=f"/hls/{stream.id}/master.m3u8" if on_air else None,
+                thumbnail_url=f"/hls/{stream.id}/thumbnail.jpg" if on_air else None,
             )
         )
     return out
