@@ -65,12 +65,13 @@ def main() -> None:
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="Data folder (./var)."
 )
-def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
-    """Run the platform: HTTP API and everything behind it, in one process."""
+@click.option("--rtmp-port", type=int, default=None, help="RTMP ingest port (default 1935).")
+def serve(host: str | None, port: int | None, data_dir: Path | None, rtmp_port: int | None) -> None:
+    """Run the platform: HTTP API, Socket.IO, RTMP ingest and media pipelines, in one process."""
     from stagecast.app import create_app
     from stagecast.db import migrate
 
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(host=host, port=port, data_dir=data_dir, rtmp_port=rtmp_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
         # Before the event loop starts: Alembic's async environment runs its own loop.
