@@ -138,17 +138,19 @@ def build_ladder(
         if rung.height >= short_side:
             continue  # never upscale, and the source already covers this size
         rung_width, rung_height = scaled_size(width, height, rung.height)
-        renditions.append(
-            Rendition(
-                name=rung.name,
-                width=min(rung_width, even_floor(width)),
-                height=min(rung_height, even_floor(height)),
-                frame_rate=frame_rate,
-                video_bitrate=min(rung.video_bitrate, source_bitrate),
-                audio_bitrate=audio_bitrate,
-                copy_video=False,
-            )
+        rendition = Rendition(
+            name=rung.name,
+            width=min(rung_width, even_floor(width)),
+            height=min(rung_height, even_floor(height)),
+            frame_rate=frame_rate,
+            video_bitrate=min(rung.video_bitrate, source_bitrate),
+            audio_bitrate=audio_bitrate,
+            copy_video=False,
         )
+        same = (rendition.width, rendition.height, rendition.video_bitrate)
+        if not copy_video and same == (source_width, source_height, source_bitrate):
+            continue  # a second encode of the transcoded source, byte for byte
+        renditions.append(rendition)
     return tuple(renditions)
 
 

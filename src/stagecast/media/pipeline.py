@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,19 @@ def plan_ladder(source: SourceInfo, heights: list[int]) -> tuple[Rendition, ...]
     )
 
 
+def replan_ladder(
+    current: tuple[Rendition, ...], source: SourceInfo, heights: list[int]
+) -> tuple[Rendition, ...]:
+    """The ladder for a reconnecting source, keeping the renditions (and playlists) there are.
+
+    When the new source gives the same renditions they are used as planned; otherwise every
+    rendition is transcoded to its old size, so that each playlist goes on."""
+    planned = plan_ladder(source, heights)
+    if [r.name for r in planned] == [r.name for r in current]:
+        return planned
+    return tuple(replace(r, copy_video=False, frame_rate=source.frame_rate) for r in current)
+
+
 # --- the pipeline ----------------------------------------------------------------------------
 
 
@@ -290,9 +303,12 @@ class LivePipeline:
         except (BrokenPipeError, ConnectionResetError):
             pass  # ffmpeg died; the supervisor restarts it
 
-    async def reconnected(self) -> None:
-        """A publisher came back: a new ffmpeg reads its stream from the start, on a new
-        timeline (the packagers mark the discontinuity)."""
+    async def reconnected(self, *, input_format: InputFormat, source: SourceInfo) -> None:
+        """A publisher came back (maybe with another ingest or size): a new ffmpeg reads its
+        stream from the start, on a new timeline (the packagers mark the discontinuity)."""
+        self.input_format = input_format
+        self.source = source
+        self.renditions = replan_ladder(self.renditions, source, self.config.ladder)
         self._ready.clear()
         self._planned_restart = True
         self._header = bytearray()

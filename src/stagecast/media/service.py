@@ -174,7 +174,7 @@ class LiveMedia:
         """Start (or, after a reconnect, continue) the broadcast's pipeline."""
         self.check_source(source)
         if broadcast.pipeline is not None:
-            await broadcast.pipeline.reconnected()
+            await broadcast.pipeline.reconnected(input_format=input_format, source=source)
             await self._emit(broadcast, "stream:resumed", {})
             return broadcast.pipeline
         async with self.runtime.db.session() as session, session.begin():
@@ -297,12 +297,17 @@ class LiveMedia:
         return True
 
     async def stop(self) -> None:
-        """Server shutdown: end every broadcast cleanly (recordings are kept)."""
-        for broadcast in list(self.broadcasts.values()):
-            try:
-                await self.end(broadcast, reason="server shutting down")
-            except Exception:
-                log.exception("broadcast_end_failed", channel_id=str(broadcast.channel_id))
+        """Server shutdown: end every broadcast cleanly (recordings are kept), all at once."""
+        broadcasts = list(self.broadcasts.values())
+        results = await asyncio.gather(
+            *(self.end(b, reason="server shutting down") for b in broadcasts),
+            return_exceptions=True,
+        )
+        for broadcast, result in zip(broadcasts, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "broadcast_end_failed", channel_id=str(broadcast.channel_id), error=repr(result)
+                )
 
     async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
         realtime = self.runtime.realtime
