@@ -376,3 +376,45 @@ async def test_shutting_down_ends_broadcasts_and_keeps_their_recordings(
         vod = await again.http.get(f"/hls/{stream_id}/source/vod.m3u8")
         assert vod.status_code == 200
         assert vod.text.rstrip().endswith("#EXT-X-ENDLIST")
+
+
+async def test_a_corrupt_chunk_mid_stream_loses_nothing_recorded(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    server, http = media_server, media_server.live.http
+    chunks = await _webm_chunks(tmp_path, seconds=6)
+    tab = await server.live.connect(server.owner)
+    assert (await tab.call("start-stream", {"streamKey": server.stream_key}))["ok"]
+    garbage = bytes((i * 7919) % 256 for i in range(50_000))
+    for n, chunk in enumerate(chunks):
+        if n == 3:
+            assert (await tab.call("stream-data", {"chunk": garbage}))["ok"]
+        assert (await tab.call("stream-data", {"chunk": chunk}))["ok"]
+        await asyncio.sleep(1)
+    stream_id = (await server.live_stream())["id"]
+    await eventually(lambda: _segments_listed(http, stream_id))
+    assert (await tab.call("end-stream", {}))["ok"]
+    await _ended(server, stream_id)
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/source/vod.m3u8", "-c", "copy", "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+    assert media_duration(played) > 5  # ffmpeg skipped the garbage; the media around it stayed
+
+
+async def test_a_silent_tab_is_dropped(media_server: MediaServer, tmp_path: Path) -> None:
+    server = media_server
+    server.media.settings.publisher_timeout_seconds = 1.5
+    chunks = await _webm_chunks(tmp_path, seconds=2)
+    tab = await server.live.connect(server.owner)
+    assert (await tab.call("start-stream", {}))["ok"]
+    assert (await tab.call("stream-data", {"chunk": chunks[0]}))["ok"]
+    stream_id = (await server.live_stream())["id"]
+    error = await tab.wait_for("stream-error", within=10)
+    assert error["code"] == "MEDIA_REJECTED"
+    broadcast = server.media.by_stream(uuid.UUID(stream_id))
+    assert broadcast is not None
+    assert broadcast.state == "reconnecting"  # the window lets the tab come back
+    assert (await tab.call("stream-data", {"chunk": chunks[1]}))["error"]["code"] == (
+        "NOT_BROADCASTING"
+    )

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -38,6 +39,7 @@ class BrowserIngest:
         self.media = media
         self.publishing: dict[str, BrowserPublish] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.watchdogs: dict[str, asyncio.Task[None]] = {}
 
     async def answer_error(self, sid: str, key: str | None, error: AppError) -> None:
         payload = {"error": error.detail, "code": error.code, "streamKey": key}
@@ -66,8 +68,10 @@ class BrowserIngest:
         except AppError as error:
             await self.answer_error(sid, key, error)
             raise
-        self.publishing[sid] = BrowserPublish(self.media, broadcast, key)
+        publish = BrowserPublish(self.media, broadcast, key)
+        self.publishing[sid] = publish
         self.locks[sid] = asyncio.Lock()
+        self.watchdogs[sid] = asyncio.create_task(self._watch(sid, publish))
         started = {
             "streamKey": key,
             "status": "broadcasting",
@@ -106,9 +110,24 @@ class BrowserIngest:
         await self.server.sio.emit("stream-ended", {"streamKey": key, "reason": "ended"}, to=sid)
         return {}
 
+    async def _watch(self, sid: str, publish: BrowserPublish) -> None:
+        """Drop a tab that keeps its socket but stops sending (the reconnect window runs)."""
+        timeout = self.media.settings.publisher_timeout_seconds
+        while self.publishing.get(sid) is publish:
+            await asyncio.sleep(min(timeout, 1.0))
+            if time.monotonic() - publish.last_chunk_at > timeout:
+                log.info("browser_publisher_silent", sid=sid, seconds=timeout)
+                error = MediaRejected(f"No media for {timeout:g} s; the broadcast was dropped")
+                await self.answer_error(sid, publish.stream_key, error)
+                await self.stop(sid, clean=False)
+                return
+
     async def stop(self, sid: str, *, clean: bool) -> None:
         publish = self.publishing.pop(sid, None)
         lock = self.locks.pop(sid, None)
+        watchdog = self.watchdogs.pop(sid, None)
+        if watchdog is not None and watchdog is not asyncio.current_task():
+            watchdog.cancel()
         if publish is None:
             return
         publish.ended = True

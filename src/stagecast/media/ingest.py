@@ -163,9 +163,11 @@ class BrowserPublish:
         self.pipeline: LivePipeline | None = None
         self.meter = IngestMeter(media.settings.max_input_bitrate)
         self.ended = False
+        self.last_chunk_at = time.monotonic()
 
     async def feed(self, chunk: bytes) -> None:
         """Take the next chunk; the first must start a WebM stream (EBML header)."""
+        self.last_chunk_at = time.monotonic()
         if len(chunk) > self.media.settings.max_chunk_bytes:
             raise MediaRejected(
                 f"Chunks may be at most {self.media.settings.max_chunk_bytes} bytes"
