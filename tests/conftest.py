@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
-from stagecast.config import RateLimits, Settings
+from stagecast.config import MoneySettings, RateLimits, Settings
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
@@ -60,6 +60,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def committed_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database whose writes stay: for tests of a real server, whose connections a
+    rolled-back test transaction cannot span."""
+    url = fresh_database_url(tmp_path_factory.mktemp("committed"), "committed")
+    migrate.upgrade(url)
+    return url
+
+
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     """A database whose every write is rolled back after the test."""
@@ -86,6 +95,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "directory_cache_seconds": 0,
         # Tests that publish media turn RTMP on, on a free port (tests/media/).
         "rtmp_enabled": False,
+        # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
+        "money": MoneySettings(jobs_enabled=False),
         "rate_limits": RateLimits(
             auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
         ),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
@@ -35,6 +35,9 @@ from stagecast.middleware import (
 )
 from stagecast.moderation import events as moderation_events
 from stagecast.moderation import routes as moderation_routes
+from stagecast.money import routes as money_routes
+from stagecast.money.jobs import run_forever as run_money_jobs
+from stagecast.money.providers import build_payment_provider, build_payout_provider
 from stagecast.notifications import routes as notifications_routes
 from stagecast.observability import Metrics, configure_logging
 from stagecast.openapi import build_openapi
@@ -67,6 +70,8 @@ def _api_router() -> APIRouter:
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
+    api.include_router(money_routes.router)
+    api.include_router(money_routes.webhooks)
     return api
 
 
@@ -94,44 +99,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     media = LiveMedia(runtime)
     runtime.media = media
     media_events.register(realtime, media)
+    _install_money(runtime)
+    lifespan = _lifespan(runtime, realtime, media, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        runtime.database = database or Database.from_url(
-            settings.resolved_database_url, echo=settings.database_echo
-        )
-        if settings.redis_url:
-            runtime.redis = Redis.from_url(settings.redis_url)
-        # Events recorded in a transaction go to the bus once it commits.
-        runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
-        await realtime.start()
-        rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
-        if rtmp is not None:
-            await rtmp.start()
-            runtime.rtmp_port = rtmp.port
-        runtime.ffmpeg_version = await asyncio.to_thread(
-            health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
-        )
-        log.info(
-            "started",
-            version=__version__,
-            environment=settings.environment,
-            database=runtime.db.dialect,
-            redis=settings.redis_url is not None,
-            ffmpeg=runtime.ffmpeg_version,
-        )
-        try:
-            yield
-        finally:
-            runtime.shutting_down = True
-            if rtmp is not None:
-                await rtmp.close()
-            await media.stop()
-            await realtime.stop()
-            if runtime.redis is not None:
-                await runtime.redis.aclose()
-            await runtime.db.dispose()
 
     app = FastAPI(
         title="Stagecast",
@@ -155,6 +125,81 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     _add_middleware(app, runtime)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _lifespan(
+    runtime: Runtime, realtime: RealtimeServer, media: LiveMedia, database: Database | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open everything the app holds (database, Redis, sockets, RTMP, jobs) and close it."""
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.database = database or Database.from_url(
+            settings.resolved_database_url, echo=settings.database_echo
+        )
+        if settings.redis_url:
+            runtime.redis = Redis.from_url(settings.redis_url)
+        # Events recorded in a transaction go to the bus once it commits.
+        runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
+        await realtime.start()
+        rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
+        if rtmp is not None:
+            await rtmp.start()
+            runtime.rtmp_port = rtmp.port
+        money_jobs = (
+            asyncio.create_task(run_money_jobs(runtime), name="money-jobs")
+            if settings.money.jobs_enabled
+            else None
+        )
+        runtime.ffmpeg_version = await asyncio.to_thread(
+            health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
+        )
+        log.info(
+            "started",
+            version=__version__,
+            environment=settings.environment,
+            database=runtime.db.dialect,
+            redis=settings.redis_url is not None,
+            ffmpeg=runtime.ffmpeg_version,
+        )
+        try:
+            yield
+        finally:
+            runtime.shutting_down = True
+            if money_jobs is not None:
+                money_jobs.cancel()
+            await _close_money(runtime)
+            if rtmp is not None:
+                await rtmp.close()
+            await media.stop()
+            await realtime.stop()
+            if runtime.redis is not None:
+                await runtime.redis.aclose()
+            await runtime.db.dispose()
+
+    return lifespan
+
+
+def _install_money(runtime: Runtime) -> None:
+    """The payment and payout providers the settings choose (missing credentials fail the
+    start); the provider's webhooks are the ones taken."""
+    settings = runtime.settings
+    payments = build_payment_provider(
+        settings.money,
+        sandbox_secret=runtime.secrets.lookup_hash("sandbox-webhooks", "v1").encode(),
+        base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+    )
+    runtime.payments = payments
+    runtime.webhook_providers[payments.name] = payments
+    runtime.payout_provider = build_payout_provider(settings.money)
+
+
+async def _close_money(runtime: Runtime) -> None:
+    for provider in {*runtime.webhook_providers.values(), runtime.payout_provider}:
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _add_middleware(app: FastAPI, runtime: Runtime) -> None:

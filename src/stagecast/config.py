@@ -51,6 +51,33 @@ class MediaSettings(BaseSettings):
     max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
 
 
+class MoneySettings(BaseSettings):
+    """Tokens, fees, payments and payouts (`STAGECAST_MONEY_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_MONEY_", extra="ignore")
+
+    # Seed 002: 100 tokens = 1 USD.
+    tokens_per_unit: int = Field(default=100, ge=1)
+    currency: str = "usd"
+    # The platform's share of every tip, donation, gift and subscription, in percent.
+    platform_fee_percent: int = Field(default=20, ge=0, le=100)
+    # Token packages a viewer can buy.
+    packages: list[int] = Field(default_factory=lambda: [100, 500, 1000, 2500, 5000, 10000])
+    max_tip_tokens: int = Field(default=1_000_000, ge=1)
+    min_payout_tokens: int = Field(default=5000, ge=1)
+    # "sandbox" completes purchases locally (development); "stripe" or "hyperswitch" are real.
+    payment_provider: Literal["sandbox", "stripe", "hyperswitch"] = "sandbox"
+    payout_provider: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None  # another API address (a local fake in tests)
+    hyperswitch_api_key: str | None = None
+    hyperswitch_webhook_secret: str | None = None
+    hyperswitch_api_base: str = "https://sandbox.hyperswitch.io"
+    # Renewals and payout retries, once a minute in-process (tests run them by hand).
+    jobs_enabled: bool = True
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
 
@@ -111,6 +138,7 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    money: MoneySettings = Field(default_factory=MoneySettings)
 
     @field_validator("access_token_ttl")
     @classmethod

@@ -7,6 +7,7 @@ def import_all_models() -> None:
     import stagecast.channels.models
     import stagecast.chat.models
     import stagecast.moderation.models
+    import stagecast.money.models
     import stagecast.notifications.models
     import stagecast.search
     import stagecast.streams.models

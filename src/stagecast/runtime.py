@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stagecast.config import Settings
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.media.service import LiveMedia
+    from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.server import RealtimeServer
@@ -35,6 +36,10 @@ class Runtime:
     redis: Redis | None = None
     realtime: RealtimeServer | None = None
     media: LiveMedia | None = None
+    payments: PaymentProvider | None = None  # where purchases are paid
+    payout_provider: PayoutProvider | None = None
+    # Every provider whose webhooks are taken, by name (the configured one and the sandbox).
+    webhook_providers: dict[str, PaymentProvider] = field(default_factory=dict)
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False

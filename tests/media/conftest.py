@@ -14,10 +14,9 @@ import imageio_ffmpeg
 import pytest
 
 from stagecast.config import MediaSettings, Settings
-from stagecast.db import migrate
 from stagecast.media.service import LiveMedia
 from stagecast.runtime import Runtime
-from tests.conftest import fresh_database_url, make_settings
+from tests.conftest import make_settings
 from tests.factories import Account, make_channel
 from tests.realtime.conftest import LiveServer, serving
 
@@ -31,13 +30,6 @@ H264_AAC = [
     "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
     "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def media_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = fresh_database_url(tmp_path_factory.mktemp("media"), "media")
-    migrate.upgrade(url)
-    return url
 
 
 @dataclass
@@ -88,8 +80,8 @@ def media_settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def media_server(tmp_path: Path, media_database_url: str) -> AsyncIterator[MediaServer]:
-    async with serving(media_settings(tmp_path, media_database_url)) as live:
+async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
+    async with serving(media_settings(tmp_path, committed_database_url)) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)
         key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)

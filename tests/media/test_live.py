@@ -354,9 +354,9 @@ async def test_a_publisher_faster_than_real_time_is_dropped(media_server: MediaS
 
 
 async def test_shutting_down_ends_broadcasts_and_keeps_their_recordings(
-    tmp_path: Path, media_database_url: str
+    tmp_path: Path, committed_database_url: str
 ) -> None:
-    settings = media_settings(tmp_path, media_database_url)
+    settings = media_settings(tmp_path, committed_database_url)
     async with serving(settings) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)

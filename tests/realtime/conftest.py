@@ -20,16 +20,8 @@ from fastapi import FastAPI
 from stagecast.app import create_app
 from stagecast.cli import uvicorn_config
 from stagecast.config import Settings
-from stagecast.db import migrate
-from tests.conftest import fresh_database_url, make_settings
+from tests.conftest import make_settings
 from tests.factories import Account, register
-
-
-@pytest.fixture(scope="session")
-def realtime_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = fresh_database_url(tmp_path_factory.mktemp("realtime"), "realtime")
-    migrate.upgrade(url)
-    return url
 
 
 def free_port() -> int:
@@ -128,6 +120,6 @@ async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
 
 
 @pytest.fixture
-async def live(tmp_path: Path, realtime_database_url: str) -> AsyncIterator[LiveServer]:
-    async with serving(make_settings(tmp_path, realtime_database_url)) as live_server:
+async def live(tmp_path: Path, committed_database_url: str) -> AsyncIterator[LiveServer]:
+    async with serving(make_settings(tmp_path, committed_database_url)) as live_server:
         yield live_server

@@ -16,6 +16,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import NotFound, PermissionDenied, ValidationFailed
 from stagecast.moderation import service as moderation
 from stagecast.moderation.service import ChannelRole
+from stagecast.money import subscriptions
 from stagecast.pagination import PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 
@@ -139,7 +140,10 @@ async def send_message(
     )
     session.add(message)
     await session.flush()
-    shown = present(message, user, moderation.badges_for(role))
+    subscribed = await subscriptions.subscribers_among(
+        session, channel_id=channel.id, user_ids=[user.id], now=now
+    )
+    shown = present(message, user, moderation.badges_for(role, subscriber=bool(subscribed)))
     publish(
         session, "chat:message", shown.model_dump(mode="json"), rooms=(channel_room(channel.id),)
     )
@@ -200,9 +204,13 @@ async def history(
         return [], cursor
     channel = await session.get_one(Channel, rows[0][0].channel_id)
     roles: dict[uuid.UUID, ChannelRole] = {}
+    subscribed = await subscriptions.subscribers_among(
+        session, channel_id=channel.id, user_ids={a.id for _, a in rows}, now=utcnow()
+    )
     out = []
     for message, author in rows:
         if author.id not in roles:
             roles[author.id] = await moderation.channel_role(session, channel, author)
-        out.append(present(message, author, moderation.badges_for(roles[author.id])))
+        badges = moderation.badges_for(roles[author.id], subscriber=author.id in subscribed)
+        out.append(present(message, author, badges))
     return out, cursor

@@ -22,6 +22,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, PermissionDenied, ValidationFailed
 from stagecast.moderation.models import ChannelBan, ChannelModerator
 from stagecast.moderation.schemas import BanOut, ModeratorOut
+from stagecast.money import subscriptions
 from stagecast.pagination import PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 
@@ -74,13 +75,14 @@ async def channel_role(session: AsyncSession, channel: Channel, user: User) -> C
     return ChannelRole.MODERATOR if appointed else ChannelRole.VIEWER
 
 
-def badges_for(role: ChannelRole) -> list[str]:
-    return {
+def badges_for(role: ChannelRole, *, subscriber: bool = False) -> list[str]:
+    badges = {
         ChannelRole.OWNER: ["broadcaster"],
         ChannelRole.STAFF: ["staff"],
         ChannelRole.MODERATOR: ["moderator"],
         ChannelRole.VIEWER: [],
     }[role]
+    return [*badges, "subscriber"] if subscriber else badges
 
 
 async def ensure_moderator(session: AsyncSession, channel: Channel, actor: User) -> ChannelRole:
@@ -130,8 +132,10 @@ async def check_can_send(
         raise BlockedTerm()
     if role is not ChannelRole.VIEWER:
         return  # owner, staff and moderators are not held by chat modes
-    if settings.subscribers_only:
-        raise ChatRestricted("Subscribers-only mode is on")
+    if settings.subscribers_only and not await subscriptions.subscribers_among(
+        session, channel_id=channel.id, user_ids=[user.id], now=now
+    ):
+        raise ChatRestricted("Subscribers-only mode is on: subscribe to chat")
     if settings.followers_only_minutes is not None:
         followed_at = await session.scalar(
             select(ChannelFollow.created_at).where(

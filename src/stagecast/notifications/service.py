@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +65,27 @@ async def notify_followers_live(
                 rooms=(user_room(user_id),),
             )
     return len(follower_ids)
+
+
+async def notify(
+    session: AsyncSession, *, user_id: uuid.UUID, kind: str, payload: dict[str, Any]
+) -> Notification:
+    """One notification for one user, delivered live to their room after commit."""
+    note = Notification(user_id=user_id, kind=kind, payload=payload)
+    session.add(note)
+    await session.flush()
+    publish(
+        session,
+        "notification:new",
+        {
+            "id": str(note.id),
+            "kind": kind,
+            "payload": payload,
+            "created_at": note.created_at.isoformat(),
+        },
+        rooms=(user_room(user_id),),
+    )
+    return note
 
 
 async def list_notifications(

@@ -1,0 +1,173 @@
+"""The double-entry ledger: every movement is one transaction whose entries sum to zero.
+
+Balances are cached on the account row and changed only here, inside the caller's database
+transaction, with the accounts locked (PostgreSQL `SELECT … FOR UPDATE` in a fixed order, so
+concurrent movements cannot deadlock; SQLite's `BEGIN IMMEDIATE` write lock). A user's accounts
+never go negative: a movement that would make one negative is refused before anything changes.
+Nothing is updated in place: a correction is a new transaction reversing an old one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stagecast.db.base import new_id
+from stagecast.errors import AppError
+from stagecast.money.models import (
+    SYSTEM_KINDS,
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+)
+
+
+class InsufficientBalance(AppError):
+    status, code, title = 402, "INSUFFICIENT_BALANCE", "Not enough tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of a movement: tokens into (positive) or out of (negative) an account."""
+
+    account: str  # an account key: wallet_of(user), earnings_of(user), or a system kind
+    amount: int
+
+
+def wallet_of(user_id: uuid.UUID) -> str:
+    return f"{AccountKind.WALLET}:{user_id}"
+
+
+def earnings_of(user_id: uuid.UUID) -> str:
+    return f"{AccountKind.EARNINGS}:{user_id}"
+
+
+def _describe(key: str) -> tuple[str, uuid.UUID | None, bool]:
+    """(kind, owner, may go negative) of an account key."""
+    kind, _, owner = key.partition(":")
+    if kind in SYSTEM_KINDS and not owner:
+        return kind, None, True
+    if kind in {AccountKind.WALLET, AccountKind.EARNINGS} and owner:
+        return kind, uuid.UUID(owner), False
+    raise ValueError(f"not an account key: {key!r}")
+
+
+async def _create_missing(session: AsyncSession, keys: Sequence[str]) -> None:
+    """Create the accounts that do not exist yet; concurrent creators do not collide."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = []
+    for key in keys:
+        kind, owner, negative = _describe(key)
+        rows.append(
+            {"id": new_id(), "key": key, "kind": kind, "owner_id": owner, "balance": 0,
+             "allow_negative": negative}
+        )  # fmt: skip
+    statement = insert(LedgerAccount).values(rows).on_conflict_do_nothing(index_elements=["key"])
+    await session.execute(statement)
+
+
+async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str, LedgerAccount]:
+    """The accounts of `keys` (created when new), locked until the transaction ends."""
+    wanted = sorted(set(keys))
+    query = (
+        select(LedgerAccount)
+        .where(LedgerAccount.key.in_(wanted))
+        .order_by(LedgerAccount.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {a.key: a for a in (await session.scalars(query)).all()}
+    if len(found) < len(wanted):
+        await _create_missing(session, [k for k in wanted if k not in found])
+        found = {a.key: a for a in (await session.scalars(query)).all()}
+    return found
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    description: str,
+    actor_id: uuid.UUID | None = None,
+    reverses_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> LedgerTransaction:
+    """Record one movement; raises InsufficientBalance (changing nothing) if a user's
+    account would go negative."""
+    if not legs or sum(leg.amount for leg in legs) != 0:
+        raise ValueError("a transaction's entries must sum to zero")
+    if any(not isinstance(leg.amount, int) or leg.amount == 0 for leg in legs):
+        raise ValueError("entries are whole, non-zero token amounts")
+    accounts = await lock_accounts(session, [leg.account for leg in legs])
+    after: dict[str, int] = {key: account.balance for key, account in accounts.items()}
+    for leg in legs:
+        after[leg.account] += leg.amount
+    for key, balance in after.items():
+        if balance < 0 and not accounts[key].allow_negative:
+            raise InsufficientBalance(
+                f"This needs {-balance} more tokens than the account holds",
+                extra={"shortfall": -balance},
+            )
+    transaction = LedgerTransaction(
+        kind=kind,
+        description=description[:200],
+        actor_id=actor_id,
+        reverses_id=reverses_id,
+        details=details or {},
+    )
+    session.add(transaction)
+    await session.flush()
+    for leg in legs:
+        account = accounts[leg.account]
+        account.balance += leg.amount
+        session.add(
+            LedgerEntry(
+                transaction_id=transaction.id,
+                account_id=account.id,
+                amount=leg.amount,
+                balance_after=account.balance,
+            )
+        )
+    await session.flush()
+    return transaction
+
+
+async def reverse(
+    session: AsyncSession,
+    original: LedgerTransaction,
+    *,
+    kind: str,
+    description: str,
+    actor_id: uuid.UUID | None = None,
+) -> LedgerTransaction:
+    """A new transaction undoing `original` entry for entry (the original stays as it was)."""
+    rows = (
+        await session.execute(
+            select(LedgerAccount.key, LedgerEntry.amount)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(LedgerEntry.transaction_id == original.id)
+        )
+    ).all()
+    return await post(
+        session,
+        kind=kind,
+        legs=[Leg(key, -amount) for key, amount in rows],
+        description=description,
+        actor_id=actor_id,
+        reverses_id=original.id,
+    )
+
+
+async def balance_of(session: AsyncSession, key: str) -> int:
+    """The cached balance of an account (0 when it has never moved)."""
+    found = await session.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == key))
+    return int(found or 0)

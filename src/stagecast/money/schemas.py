@@ -1,0 +1,84 @@
+"""What the money API takes and answers. Token amounts are whole numbers, never floats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+# Strict: 1.5, "10" and true are refused, not rounded or converted.
+Tokens = StrictInt
+
+
+class BalanceOut(BaseModel):
+    token_balance: int
+    earnings_balance: int
+    reserved_balance: int
+    currency_code: str
+    conversion_rate: float  # tokens per currency unit
+
+
+class TransactionOut(BaseModel):
+    id: uuid.UUID
+    transaction_id: uuid.UUID
+    transaction_type: str
+    account: str  # wallet | earnings
+    amount_tokens: int
+    amount_currency: float
+    fee_tokens: int
+    balance_after: int
+    description: str
+    created_at: datetime
+
+
+class TipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: Tokens = Field(ge=1, description="whole tokens, at least 1")
+    message: str | None = Field(default=None, max_length=500)
+    is_private: bool = False
+
+
+class DonationIn(TipIn):
+    channel_id: uuid.UUID
+
+
+class TransferIn(TipIn):
+    """Seed 002's wallet transfer: a tip to a performer, on a stream or not."""
+
+    to_user_id: uuid.UUID | None = None
+    stream_id: uuid.UUID | None = None
+
+
+class GiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gift: str = Field(max_length=40)
+    quantity: StrictInt = Field(default=1, ge=1, le=100)
+    stream_id: uuid.UUID | None = None
+    channel_id: uuid.UUID | None = None
+    message: str | None = Field(default=None, max_length=500)
+    is_private: bool = False
+
+
+class GiftOut(BaseModel):
+    slug: str
+    name: str
+    tokens: int
+
+
+class ContributionOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    stream_id: uuid.UUID | None
+    channel_id: uuid.UUID
+    from_user_id: uuid.UUID | None  # hidden on private ones, except to the two people in it
+    from_username: str | None
+    to_user_id: uuid.UUID
+    tokens: int
+    fee_tokens: int
+    message: str | None
+    is_private: bool
+    gift: str | None
+    created_at: datetime

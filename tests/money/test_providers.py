@@ -1,0 +1,1091 @@
+"""Payment and payout providers against local fakes of Stripe's and Hyperswitch's APIs, with
+webhooks signed by Stripe's own SDK code (and by the HMAC Hyperswitch documents)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import stripe
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from starlette.datastructures import Headers
+
+from stagecast.config import MoneySettings
+from stagecast.money.providers import (
+    MAX_TRANSFER_ATTEMPTS,
+    HyperswitchProvider,
+    PaymentEvent,
+    PaymentProvider,
+    PayoutProvider,
+    ProviderError,
+    SandboxPayouts,
+    SandboxProvider,
+    StripeConnectPayouts,
+    StripeProvider,
+    TransferFailed,
+    WebhookRejected,
+    build_payment_provider,
+    build_payout_provider,
+    retry_delay,
+)
+
+# The SDK's httpx client posts its form body with `data=`, which httpx deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
+API_KEY = "sk_test_51StagecastFakeKey"
+WEBHOOK_SECRET = "whsec_test_stagecast"
+HASH_KEY = "hs_response_hash_key_0123456789"
+PURCHASE_ID = "0190f0c2-7a6e-7cc1-9d35-0c1f6a2b3c4d"
+USER_ID = "0190f0c2-7a6e-7cc1-9d35-0c1f6a2b3c99"
+
+
+# --- local fakes of the providers' APIs ----------------------------------------------------------
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    json: Any = None
+
+
+@dataclass
+class FakeApi:
+    """An HTTP server on a free local port that records requests and answers canned JSON;
+    `replies[path]` queues (status, body) answers that come before the default one."""
+
+    base_url: str = ""
+    received: list[Received] = field(default_factory=list)
+    replies: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+
+    def to(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+
+def stripe_error(status: int, kind: str, message: str, code: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"type": kind, "message": message, "code": code}}
+
+
+def checkout_session(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": "cs_test_a1B2c3D4e5F6g7H8",
+        "object": "checkout.session",
+        "mode": form["mode"],
+        "status": "open",
+        "payment_status": "unpaid",
+        "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+        "currency": form["line_items[0][price_data][currency]"],
+        "client_reference_id": form["client_reference_id"],
+        "metadata": {
+            "purchase_id": form["metadata[purchase_id]"],
+            "user_id": form["metadata[user_id]"],
+            "tokens": form["metadata[tokens]"],
+        },
+        "payment_intent": None,
+        "success_url": form["success_url"],
+        "cancel_url": form["cancel_url"],
+        "url": "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8",
+        "livemode": False,
+    }
+
+
+def stripe_default_reply(path: str, form: dict[str, str]) -> dict[str, Any]:
+    if path == "/v1/checkout/sessions":
+        return checkout_session(form)
+    if path == "/v1/transfers":
+        return {
+            "id": "tr_1StagecastTransfer",
+            "object": "transfer",
+            "amount": int(form["amount"]),
+            "currency": form["currency"],
+            "destination": form["destination"],
+            "metadata": {"payout_id": form["metadata[payout_id]"]},
+            "reversed": False,
+            "livemode": False,
+        }
+    if path == "/v1/accounts":
+        return {"id": "acct_1StagecastCreator", "object": "account", "type": form["type"]}
+    if path == "/v1/account_links":
+        return {
+            "object": "account_link",
+            "created": int(time.time()),
+            "expires_at": int(time.time()) + 300,
+            "url": f"https://connect.stripe.com/setup/e/{form['account']}/onboard",
+        }
+    return {"error": {"type": "invalid_request_error", "message": f"Unrecognized {path}"}}
+
+
+@pytest.fixture
+async def fake_stripe() -> AsyncIterator[FakeApi]:
+    fake = FakeApi()
+
+    async def handle(request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        fake.received.append(Received(request.method, request.path, dict(request.headers), form))
+        queued = fake.replies.get(request.path)
+        status, body = queued.pop(0) if queued else (200, stripe_default_reply(request.path, form))
+        return web.json_response(body, status=status, headers={"Request-Id": "req_fake"})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+async def fake_hyperswitch() -> AsyncIterator[FakeApi]:
+    fake = FakeApi()
+
+    async def payments(request: web.Request) -> web.Response:
+        body = await request.json()
+        fake.received.append(
+            Received(request.method, request.path, dict(request.headers), {}, body)
+        )
+        queued = fake.replies.get(request.path)
+        if queued:
+            status, reply = queued.pop(0)
+            return web.json_response(reply, status=status)
+        return web.json_response(
+            {
+                "payment_id": "pay_Stagecast0001",
+                "merchant_id": "merchant_stagecast",
+                "status": "requires_payment_method",
+                "amount": body["amount"],
+                "currency": body["currency"],
+                "client_secret": "pay_Stagecast0001_secret_abc",
+                "metadata": body["metadata"],
+                "return_url": body["return_url"],
+                "payment_link": {
+                    "link": "https://sandbox.hyperswitch.io/payment_link/merchant_stagecast/pay_Stagecast0001",
+                    "payment_link_id": "plink_Stagecast0001",
+                },
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/payments", payments)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+async def stripe_provider(fake_stripe: FakeApi) -> AsyncIterator[StripeProvider]:
+    provider = StripeProvider(
+        API_KEY, WEBHOOK_SECRET, api_base=fake_stripe.base_url, max_network_retries=0
+    )
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def connect_payouts(fake_stripe: FakeApi) -> AsyncIterator[StripeConnectPayouts]:
+    payouts = StripeConnectPayouts(API_KEY, api_base=fake_stripe.base_url, max_network_retries=0)
+    yield payouts
+    await payouts.aclose()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- sandbox payments ----------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float = 1_750_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sandbox(clock: Clock | None = None, secret: bytes = b"sandbox-secret") -> SandboxProvider:
+    return SandboxProvider(secret, "http://localhost:8000/", clock=clock or Clock())
+
+
+async def test_sandbox_checkout_points_at_our_own_confirm_page() -> None:
+    provider: PaymentProvider = sandbox()
+    first = await provider.create_checkout(
+        purchase_id=PURCHASE_ID,
+        user_id=USER_ID,
+        tokens=500,
+        amount_cents=500,
+        currency="usd",
+        success_url="http://localhost:8000/wallet?ok",
+        cancel_url="http://localhost:8000/wallet",
+    )
+    again = await provider.create_checkout(
+        purchase_id=PURCHASE_ID,
+        user_id=USER_ID,
+        tokens=500,
+        amount_cents=500,
+        currency="usd",
+        success_url="http://localhost:8000/wallet?ok",
+        cancel_url="http://localhost:8000/wallet",
+    )
+    assert first.provider == "sandbox"
+    assert first.redirect_url == (
+        f"http://localhost:8000/api/v1/wallet/sandbox/checkout/{PURCHASE_ID}"
+    )
+    assert first.provider_ref.startswith("sbx_")
+    assert first.provider_ref != again.provider_ref
+    assert first.status == "open"
+
+
+@pytest.mark.parametrize("kind", ["payment_succeeded", "payment_refunded", "payment_disputed"])
+def test_sandbox_event_round_trip(kind: Any) -> None:
+    provider = sandbox()
+    payload, headers = provider.build_event(
+        kind, purchase_id=PURCHASE_ID, provider_ref="sbx_ref", amount_cents=500, currency="usd"
+    )
+    event = provider.verify_webhook(payload, headers)
+    assert event == PaymentEvent(
+        event_id=json.loads(payload)["id"],
+        kind=kind,
+        purchase_id=PURCHASE_ID,
+        provider_ref="sbx_ref",
+        amount_cents=500,
+        currency="usd",
+        raw_type=f"sandbox.{kind}",
+        payment_ref="sbx_ref",
+    )
+    assert event.event_id.startswith("sbx_evt_")
+
+
+def test_sandbox_signature_is_stripes_scheme_under_its_own_header() -> None:
+    clock = Clock()
+    provider = sandbox(clock, secret=b"k")
+    payload, headers = provider.build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    ts = int(clock.now)
+    digest = hmac.new(b"k", f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
+    assert headers["Stagecast-Sandbox-Signature"] == f"t={ts},v1={digest}"
+    assert provider.sign(payload, ts) == f"t={ts},v1={digest}"
+    # The same scheme as Stripe's: Stripe's verifier accepts it with the same secret.
+    assert stripe.WebhookSignature.verify_header(
+        payload, headers["Stagecast-Sandbox-Signature"], "k", tolerance=None
+    )
+
+
+def test_sandbox_reads_headers_in_any_case() -> None:
+    provider = sandbox()
+    payload, headers = provider.build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert provider.verify_webhook(payload, lowered).kind == "payment_succeeded"
+    assert provider.verify_webhook(payload, Headers(headers=lowered)).kind == "payment_succeeded"
+
+
+def test_sandbox_rejects_a_tampered_body() -> None:
+    provider = sandbox()
+    payload, headers = provider.build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    with pytest.raises(WebhookRejected, match="does not match"):
+        provider.verify_webhook(payload.replace(b'"amount_cents":1', b'"amount_cents":9'), headers)
+
+
+def test_sandbox_rejects_a_missing_or_garbled_signature() -> None:
+    provider = sandbox()
+    payload, _ = provider.build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    with pytest.raises(WebhookRejected, match="missing"):
+        provider.verify_webhook(payload, {})
+    for garbled in ("", "v1=abc", "t=123", "t=abc,v1=def", "nonsense"):
+        with pytest.raises(WebhookRejected):
+            provider.verify_webhook(payload, {"Stagecast-Sandbox-Signature": garbled})
+
+
+def test_sandbox_rejects_another_secret() -> None:
+    payload, headers = sandbox(secret=b"one").build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    with pytest.raises(WebhookRejected, match="does not match"):
+        sandbox(secret=b"two").verify_webhook(payload, headers)
+
+
+@pytest.mark.parametrize("skew", [301, -301])
+def test_sandbox_rejects_a_replay_outside_five_minutes(skew: int) -> None:
+    clock = Clock()
+    provider = sandbox(clock)
+    payload, headers = provider.build_event(
+        "payment_succeeded", purchase_id="p", provider_ref="r", amount_cents=1, currency="usd"
+    )
+    clock.now += 300
+    assert provider.verify_webhook(payload, headers).kind == "payment_succeeded"
+    clock.now += skew - 300
+    with pytest.raises(WebhookRejected, match="tolerance"):
+        provider.verify_webhook(payload, headers)
+
+
+def test_sandbox_rejects_signed_garbage_and_reads_unknown_types_as_ignored() -> None:
+    clock = Clock()
+    provider = sandbox(clock)
+    ts = int(clock.now)
+    for garbage in (b"{not json", b"[1, 2]", b'{"type": "sandbox.payment_succeeded"}', b"\xff"):
+        with pytest.raises(WebhookRejected):
+            provider.verify_webhook(
+                garbage, {"Stagecast-Sandbox-Signature": provider.sign(garbage, ts)}
+            )
+    odd = b'{"id": "sbx_evt_1", "type": "sandbox.payment_teleported", "data": {}}'
+    event = provider.verify_webhook(odd, {"Stagecast-Sandbox-Signature": provider.sign(odd, ts)})
+    assert event.kind == "ignored"
+    assert event.purchase_id is None
+
+
+# --- Stripe checkout -----------------------------------------------------------------------------
+
+
+async def test_stripe_checkout_session_request_shape(
+    fake_stripe: FakeApi, stripe_provider: StripeProvider
+) -> None:
+    checkout = await stripe_provider.create_checkout(
+        purchase_id=PURCHASE_ID,
+        user_id=USER_ID,
+        tokens=500,
+        amount_cents=500,
+        currency="USD",
+        success_url="https://stagecast.example/wallet?purchase=ok",
+        cancel_url="https://stagecast.example/wallet",
+    )
+    assert checkout.provider == "stripe"
+    assert checkout.provider_ref == "cs_test_a1B2c3D4e5F6g7H8"
+    assert checkout.redirect_url == "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8"
+    assert checkout.status == "open"
+
+    [request] = fake_stripe.received
+    assert (request.method, request.path) == ("POST", "/v1/checkout/sessions")
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    assert request.headers["Idempotency-Key"] == f"checkout-{PURCHASE_ID}"
+    assert "Stripe-Version" in request.headers
+    assert request.form == {
+        "mode": "payment",
+        "line_items[0][quantity]": "1",
+        "line_items[0][price_data][currency]": "usd",
+        "line_items[0][price_data][unit_amount]": "500",
+        "line_items[0][price_data][product_data][name]": "500 tokens",
+        "client_reference_id": PURCHASE_ID,
+        "metadata[purchase_id]": PURCHASE_ID,
+        "metadata[user_id]": USER_ID,
+        "metadata[tokens]": "500",
+        "payment_intent_data[metadata][purchase_id]": PURCHASE_ID,
+        "payment_intent_data[metadata][user_id]": USER_ID,
+        "payment_intent_data[metadata][tokens]": "500",
+        "success_url": "https://stagecast.example/wallet?purchase=ok",
+        "cancel_url": "https://stagecast.example/wallet",
+    }
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        stripe_error(400, "invalid_request_error", "Invalid currency: xyz", "parameter_invalid"),
+        stripe_error(401, "invalid_request_error", "Invalid API Key provided", "api_key_invalid"),
+        stripe_error(500, "api_error", "Something went wrong on Stripe's end.", "internal"),
+    ],
+)
+async def test_stripe_checkout_failure_is_a_provider_error(
+    fake_stripe: FakeApi, stripe_provider: StripeProvider, reply: tuple[int, dict[str, Any]]
+) -> None:
+    fake_stripe.replies["/v1/checkout/sessions"] = [reply]
+    with pytest.raises(ProviderError) as raised:
+        await stripe_provider.create_checkout(
+            purchase_id=PURCHASE_ID,
+            user_id=USER_ID,
+            tokens=100,
+            amount_cents=100,
+            currency="usd",
+            success_url="https://stagecast.example/ok",
+            cancel_url="https://stagecast.example/no",
+        )
+    assert raised.value.status == 502
+    assert raised.value.code == "PAYMENT_PROVIDER_ERROR"
+    # Stripe's own words stay out of the client's answer (they may name our keys).
+    assert raised.value.detail == "Stripe could not start the checkout; try again later"
+    assert isinstance(raised.value.__cause__, stripe.StripeError)
+    assert reply[1]["error"]["message"] in str(raised.value.__cause__)
+
+
+# --- Stripe webhooks -----------------------------------------------------------------------------
+
+
+def stripe_event(event_type: str, obj: dict[str, Any], event_id: str = "evt_1Stagecast") -> bytes:
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "api_version": "2025-06-30.basil",
+            "created": int(time.time()),
+            "type": event_type,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "data": {"object": obj},
+        },
+        indent=2,
+    ).encode()
+
+
+def stripe_signed(
+    payload: bytes, *, secret: str = WEBHOOK_SECRET, at: int | None = None
+) -> dict[str, str]:
+    """A `Stripe-Signature` header made by the SDK's own signing code."""
+    timestamp = int(time.time()) if at is None else at
+    header = stripe.WebhookSignature.generate_signature_header(payload.decode(), secret, timestamp)
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+METADATA = {"purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": "500"}
+SESSION_PAID = {
+    "id": "cs_test_a1B2c3D4e5F6g7H8",
+    "object": "checkout.session",
+    "client_reference_id": PURCHASE_ID,
+    "metadata": METADATA,
+    "payment_intent": "pi_3Stagecast",
+    "payment_status": "paid",
+    "status": "complete",
+    "amount_total": 500,
+    "currency": "usd",
+}
+PAYMENT_INTENT = {
+    "id": "pi_3Stagecast",
+    "object": "payment_intent",
+    "amount": 500,
+    "amount_received": 500,
+    "currency": "usd",
+    "metadata": METADATA,
+    "status": "succeeded",
+}
+CHARGE_REFUNDED = {
+    "id": "ch_3Stagecast",
+    "object": "charge",
+    "amount": 500,
+    "amount_refunded": 500,
+    "currency": "usd",
+    "metadata": METADATA,
+    "payment_intent": "pi_3Stagecast",
+    "refunded": True,
+}
+DISPUTE = {
+    "id": "du_1Stagecast",
+    "object": "dispute",
+    "amount": 500,
+    "currency": "usd",
+    "charge": "ch_3Stagecast",
+    "payment_intent": "pi_3Stagecast",
+    "metadata": {},
+    "reason": "fraudulent",
+    "status": "needs_response",
+}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "obj", "expected"),
+    [
+        (
+            "checkout.session.completed",
+            SESSION_PAID,
+            ("payment_succeeded", PURCHASE_ID, "cs_test_a1B2c3D4e5F6g7H8", "pi_3Stagecast", 500),
+        ),
+        (
+            "checkout.session.completed",
+            {**SESSION_PAID, "payment_status": "unpaid"},
+            ("ignored", PURCHASE_ID, "cs_test_a1B2c3D4e5F6g7H8", "pi_3Stagecast", 500),
+        ),
+        (
+            "checkout.session.async_payment_succeeded",
+            SESSION_PAID,
+            ("payment_succeeded", PURCHASE_ID, "cs_test_a1B2c3D4e5F6g7H8", "pi_3Stagecast", 500),
+        ),
+        (
+            "payment_intent.succeeded",
+            PAYMENT_INTENT,
+            ("payment_succeeded", PURCHASE_ID, None, "pi_3Stagecast", 500),
+        ),
+        (
+            "charge.refunded",
+            CHARGE_REFUNDED,
+            ("payment_refunded", PURCHASE_ID, None, "pi_3Stagecast", 500),
+        ),
+        (
+            "charge.dispute.created",
+            DISPUTE,
+            ("payment_disputed", None, None, "pi_3Stagecast", 500),
+        ),
+        (
+            "customer.created",
+            {"id": "cus_1", "object": "customer", "metadata": {}},
+            ("ignored", None, None, None, None),
+        ),
+    ],
+)
+def test_stripe_event_mapping(
+    stripe_provider: StripeProvider,
+    event_type: str,
+    obj: dict[str, Any],
+    expected: tuple[str, str | None, str | None, str | None, int | None],
+) -> None:
+    payload = stripe_event(event_type, obj, event_id="evt_1Mapping")
+    event = stripe_provider.verify_webhook(payload, stripe_signed(payload))
+    kind, purchase_id, provider_ref, payment_ref, amount = expected
+    assert event.event_id == "evt_1Mapping"
+    assert event.raw_type == event_type
+    assert (event.kind, event.purchase_id, event.provider_ref) == (kind, purchase_id, provider_ref)
+    assert (event.payment_ref, event.amount_cents) == (payment_ref, amount)
+    if amount is not None:
+        assert event.currency == "usd"
+
+
+def test_stripe_accepts_starlette_headers(stripe_provider: StripeProvider) -> None:
+    payload = stripe_event("payment_intent.succeeded", PAYMENT_INTENT)
+    raw = [(k.lower().encode(), v.encode()) for k, v in stripe_signed(payload).items()]
+    assert stripe_provider.verify_webhook(payload, Headers(raw=raw)).kind == "payment_succeeded"
+
+
+def test_stripe_rejects_a_bad_signature(stripe_provider: StripeProvider) -> None:
+    payload = stripe_event("checkout.session.completed", SESSION_PAID)
+    headers = stripe_signed(payload)
+    tampered = payload.replace(b'"amount_total": 500', b'"amount_total": 50000')
+    with pytest.raises(WebhookRejected):
+        stripe_provider.verify_webhook(tampered, headers)
+    with pytest.raises(WebhookRejected, match="missing"):
+        stripe_provider.verify_webhook(payload, {})
+    timestamp = int(time.time())
+    for forged in (f"t={timestamp},v1={'0' * 64}", "garbage", f"t={timestamp}"):
+        with pytest.raises(WebhookRejected):
+            stripe_provider.verify_webhook(payload, {"Stripe-Signature": forged})
+
+
+def test_stripe_rejects_another_secret(stripe_provider: StripeProvider) -> None:
+    payload = stripe_event("checkout.session.completed", SESSION_PAID)
+    with pytest.raises(WebhookRejected):
+        stripe_provider.verify_webhook(payload, stripe_signed(payload, secret="whsec_other"))
+
+
+def test_stripe_rejects_a_replay_older_than_the_tolerance(stripe_provider: StripeProvider) -> None:
+    payload = stripe_event("checkout.session.completed", SESSION_PAID)
+    recent = stripe_signed(payload, at=int(time.time()) - 240)
+    assert stripe_provider.verify_webhook(payload, recent).kind == "payment_succeeded"
+    with pytest.raises(WebhookRejected, match="tolerance"):
+        stripe_provider.verify_webhook(payload, stripe_signed(payload, at=int(time.time()) - 600))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"{not json", b'{"id": "evt_1", "object": "event"', b"\xff\xfe", b'{"object": "event"}'],
+)
+def test_stripe_rejects_signed_malformed_bodies(
+    stripe_provider: StripeProvider, payload: bytes
+) -> None:
+    timestamp = int(time.time())
+    header = stripe.WebhookSignature.generate_signature_header(
+        payload.decode(errors="replace"), WEBHOOK_SECRET, timestamp
+    )
+    with pytest.raises(WebhookRejected):
+        stripe_provider.verify_webhook(payload, {"Stripe-Signature": header})
+
+
+# --- Stripe Connect payouts ----------------------------------------------------------------------
+
+
+async def test_stripe_transfer_request_shape(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    provider: PayoutProvider = connect_payouts
+    result = await provider.transfer(
+        payout_id="po-1",
+        destination="acct_1StagecastCreator",
+        amount_cents=5000,
+        currency="USD",
+        idempotency_key="payout-po-1",
+    )
+    assert (result.provider_ref, result.status, result.failure_reason) == (
+        "tr_1StagecastTransfer",
+        "paid",
+        None,
+    )
+    [request] = fake_stripe.received
+    assert request.path == "/v1/transfers"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["Idempotency-Key"] == "payout-po-1"
+    assert request.form == {
+        "amount": "5000",
+        "currency": "usd",
+        "destination": "acct_1StagecastCreator",
+        "transfer_group": "payout-po-1",
+        "metadata[payout_id]": "po-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("reply", "retryable"),
+    [
+        (stripe_error(500, "api_error", "Something went wrong on Stripe's end.", "internal"), True),
+        (stripe_error(503, "api_error", "Service unavailable", "unavailable"), True),
+        (stripe_error(429, "invalid_request_error", "Too many requests", "rate_limit"), True),
+        (
+            stripe_error(
+                400,
+                "invalid_request_error",
+                "You have insufficient available funds in your Stripe account.",
+                "balance_insufficient",
+            ),
+            False,
+        ),
+        (
+            stripe_error(
+                400,
+                "invalid_request_error",
+                "Your destination account needs to have at least one of the following "
+                "capabilities enabled: transfers",
+                "insufficient_capabilities_for_transfer",
+            ),
+            False,
+        ),
+        (
+            stripe_error(404, "invalid_request_error", "No such destination", "resource_missing"),
+            False,
+        ),
+    ],
+)
+async def test_stripe_transfer_failures(
+    fake_stripe: FakeApi,
+    connect_payouts: StripeConnectPayouts,
+    reply: tuple[int, dict[str, Any]],
+    retryable: bool,
+) -> None:
+    fake_stripe.replies["/v1/transfers"] = [reply]
+    with pytest.raises(TransferFailed) as raised:
+        await connect_payouts.transfer(
+            payout_id="po-2",
+            destination="acct_1StagecastCreator",
+            amount_cents=5000,
+            currency="usd",
+            idempotency_key="payout-po-2",
+        )
+    assert raised.value.retryable is retryable
+    assert raised.value.code == reply[1]["error"]["code"]
+    assert reply[1]["error"]["message"] in str(raised.value)
+
+
+async def test_stripe_transfer_network_failure_is_retryable() -> None:
+    payouts = StripeConnectPayouts(
+        API_KEY, api_base=f"http://127.0.0.1:{closed_port()}", max_network_retries=0
+    )
+    try:
+        with pytest.raises(TransferFailed) as raised:
+            await payouts.transfer(
+                payout_id="po-3",
+                destination="acct_1StagecastCreator",
+                amount_cents=100,
+                currency="usd",
+                idempotency_key="payout-po-3",
+            )
+    finally:
+        await payouts.aclose()
+    assert raised.value.retryable is True
+
+
+async def test_stripe_sdk_retries_reuse_our_idempotency_key(fake_stripe: FakeApi) -> None:
+    payouts = StripeConnectPayouts(API_KEY, api_base=fake_stripe.base_url, max_network_retries=1)
+    fake_stripe.replies["/v1/transfers"] = [stripe_error(500, "api_error", "Try again", "x")]
+    try:
+        result = await payouts.transfer(
+            payout_id="po-4",
+            destination="acct_1StagecastCreator",
+            amount_cents=100,
+            currency="usd",
+            idempotency_key="payout-po-4",
+        )
+    finally:
+        await payouts.aclose()
+    assert result.status == "paid"
+    keys = [r.headers["Idempotency-Key"] for r in fake_stripe.to("/v1/transfers")]
+    assert keys == ["payout-po-4", "payout-po-4"]
+
+
+async def test_stripe_transfer_needs_a_connected_account(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    with pytest.raises(TransferFailed) as raised:
+        await connect_payouts.transfer(
+            payout_id="po-5",
+            destination="user:0190f0c2",
+            amount_cents=100,
+            currency="usd",
+            idempotency_key="payout-po-5",
+        )
+    assert raised.value.retryable is False
+    assert fake_stripe.received == []
+
+
+async def test_stripe_onboarding_creates_an_express_account_then_a_link(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    link = await connect_payouts.onboarding_link(
+        account_ref=None,
+        user_id=USER_ID,
+        email="creator@example.com",
+        return_url="https://stagecast.example/dashboard/payouts",
+        refresh_url="https://stagecast.example/dashboard/payouts?retry=1",
+    )
+    assert link.account_ref == "acct_1StagecastCreator"
+    assert link.url == "https://connect.stripe.com/setup/e/acct_1StagecastCreator/onboard"
+    account, account_link = fake_stripe.received
+    assert account.path == "/v1/accounts"
+    assert account.headers["Idempotency-Key"] == f"connect-account-{USER_ID}"
+    assert account.form == {
+        "type": "express",
+        "email": "creator@example.com",
+        "capabilities[transfers][requested]": "true",
+        "metadata[user_id]": USER_ID,
+    }
+    assert account_link.path == "/v1/account_links"
+    assert account_link.form == {
+        "account": "acct_1StagecastCreator",
+        "type": "account_onboarding",
+        "return_url": "https://stagecast.example/dashboard/payouts",
+        "refresh_url": "https://stagecast.example/dashboard/payouts?retry=1",
+    }
+
+
+async def test_stripe_onboarding_reuses_a_known_account(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    link = await connect_payouts.onboarding_link(
+        account_ref="acct_1Existing",
+        user_id=USER_ID,
+        email="creator@example.com",
+        return_url="https://stagecast.example/r",
+        refresh_url="https://stagecast.example/f",
+    )
+    assert link.account_ref == "acct_1Existing"
+    assert [r.path for r in fake_stripe.received] == ["/v1/account_links"]
+
+
+async def test_stripe_onboarding_failure_is_a_provider_error(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    fake_stripe.replies["/v1/accounts"] = [
+        stripe_error(400, "invalid_request_error", "Connect is not enabled", "platform_not_enabled")
+    ]
+    with pytest.raises(ProviderError, match="could not start the onboarding") as raised:
+        await connect_payouts.onboarding_link(
+            account_ref=None,
+            user_id=USER_ID,
+            email="creator@example.com",
+            return_url="https://stagecast.example/r",
+            refresh_url="https://stagecast.example/f",
+        )
+    assert "Connect is not enabled" in str(raised.value.__cause__)
+
+
+# --- sandbox payouts and retry schedule ----------------------------------------------------------
+
+
+async def test_sandbox_payouts_succeed_fail_and_answer_repeats_once() -> None:
+    payouts = SandboxPayouts(flaky={"acct_flaky"}, refused={"acct_closed"})
+    kwargs: dict[str, Any] = {"payout_id": "po", "amount_cents": 100, "currency": "usd"}
+    paid = await payouts.transfer(destination="acct_ok", idempotency_key="k1", **kwargs)
+    assert paid.status == "paid"
+    assert paid.provider_ref.startswith("sbx_tr_")
+    assert await payouts.transfer(destination="acct_ok", idempotency_key="k1", **kwargs) == paid
+
+    with pytest.raises(TransferFailed) as flaky:
+        await payouts.transfer(destination="acct_flaky", idempotency_key="k2", **kwargs)
+    assert flaky.value.retryable is True
+    with pytest.raises(TransferFailed) as refused:
+        await payouts.transfer(destination="acct_closed", idempotency_key="k3", **kwargs)
+    assert refused.value.retryable is False
+
+    payouts.flaky.clear()  # the network came back
+    retried = await payouts.transfer(destination="acct_flaky", idempotency_key="k2", **kwargs)
+    assert retried.status == "paid"
+    assert len(payouts.transfers) == 2
+
+
+async def test_sandbox_onboarding_goes_straight_back() -> None:
+    provider: PayoutProvider = SandboxPayouts()
+    link = await provider.onboarding_link(
+        account_ref=None,
+        user_id="u1",
+        email="c@example.com",
+        return_url="http://localhost/back",
+        refresh_url="http://localhost/again",
+    )
+    assert (link.account_ref, link.url) == ("sbx_acct_u1", "http://localhost/back")
+
+
+def test_retry_delay_backs_off_and_caps() -> None:
+    delays = [retry_delay(attempt) for attempt in range(1, 9)]
+    assert delays[:5] == [
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=12),
+    ]
+    assert delays[5:] == [timedelta(hours=12)] * 3
+    assert delays == sorted(delays)
+    assert MAX_TRANSFER_ATTEMPTS == 6
+    with pytest.raises(ValueError, match="from 1"):
+        retry_delay(0)
+
+
+# --- Hyperswitch ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def hyperswitch(fake_hyperswitch: FakeApi) -> AsyncIterator[HyperswitchProvider]:
+    provider = HyperswitchProvider(
+        "snd_test_api_key", HASH_KEY, api_base=fake_hyperswitch.base_url, profile_id="pro_1"
+    )
+    yield provider
+    await provider.aclose()
+
+
+async def test_hyperswitch_checkout_request_shape(
+    fake_hyperswitch: FakeApi, hyperswitch: HyperswitchProvider
+) -> None:
+    checkout = await hyperswitch.create_checkout(
+        purchase_id=PURCHASE_ID,
+        user_id=USER_ID,
+        tokens=1000,
+        amount_cents=1000,
+        currency="usd",
+        success_url="https://stagecast.example/wallet?purchase=done",
+        cancel_url="https://stagecast.example/wallet",
+    )
+    assert checkout.provider == "hyperswitch"
+    assert checkout.provider_ref == "pay_Stagecast0001"
+    assert checkout.redirect_url.endswith("/payment_link/merchant_stagecast/pay_Stagecast0001")
+    assert checkout.status == "requires_payment_method"
+    [request] = fake_hyperswitch.received
+    assert request.headers["api-key"] == "snd_test_api_key"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json == {
+        "amount": 1000,
+        "currency": "USD",
+        "payment_link": True,
+        "return_url": "https://stagecast.example/wallet?purchase=done",
+        "description": "1000 tokens",
+        "metadata": {"purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": "1000"},
+        "profile_id": "pro_1",
+    }
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        (401, {"error": {"type": "invalid_request", "message": "API key not provided"}}),
+        (500, {"error": {"type": "api", "message": "Something went wrong"}}),
+        (200, {"payment_id": "pay_1", "status": "requires_payment_method"}),  # no payment link
+    ],
+)
+async def test_hyperswitch_checkout_failure_is_a_provider_error(
+    fake_hyperswitch: FakeApi, hyperswitch: HyperswitchProvider, reply: tuple[int, dict[str, Any]]
+) -> None:
+    fake_hyperswitch.replies["/payments"] = [reply]
+    with pytest.raises(ProviderError):
+        await hyperswitch.create_checkout(
+            purchase_id=PURCHASE_ID,
+            user_id=USER_ID,
+            tokens=100,
+            amount_cents=100,
+            currency="usd",
+            success_url="https://stagecast.example/ok",
+            cancel_url="https://stagecast.example/no",
+        )
+
+
+async def test_hyperswitch_unreachable_is_a_provider_error() -> None:
+    provider = HyperswitchProvider("k", HASH_KEY, api_base=f"http://127.0.0.1:{closed_port()}")
+    try:
+        with pytest.raises(ProviderError, match="Hyperswitch could not start the checkout"):
+            await provider.create_checkout(
+                purchase_id=PURCHASE_ID,
+                user_id=USER_ID,
+                tokens=100,
+                amount_cents=100,
+                currency="usd",
+                success_url="https://stagecast.example/ok",
+                cancel_url="https://stagecast.example/no",
+            )
+    finally:
+        await provider.aclose()
+
+
+def hyperswitch_event(event_type: str, content_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "merchant_id": "merchant_stagecast",
+            "event_id": f"evt_{event_type}_1",
+            "event_type": event_type,
+            "content": {"type": content_type, "object": obj},
+            "timestamp": "2025-06-01T12:00:00.000Z",
+        }
+    ).encode()
+
+
+def hyperswitch_signed(payload: bytes, key: str = HASH_KEY) -> dict[str, str]:
+    # As Hyperswitch documents it: hex HMAC-SHA512 of the body under payment_response_hash_key.
+    return {"x-webhook-signature-512": hmac.new(key.encode(), payload, hashlib.sha512).hexdigest()}
+
+
+HS_PAYMENT = {
+    "payment_id": "pay_Stagecast0001",
+    "status": "succeeded",
+    "amount": 1000,
+    "amount_received": 1000,
+    "currency": "USD",
+    "metadata": {"purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": "1000"},
+}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "content_type", "obj", "expected"),
+    [
+        (
+            "payment_succeeded",
+            "payment_details",
+            HS_PAYMENT,
+            ("payment_succeeded", PURCHASE_ID, 1000),
+        ),
+        (
+            "refund_succeeded",
+            "refund_details",
+            {
+                "refund_id": "ref_1",
+                "payment_id": "pay_Stagecast0001",
+                "amount": 1000,
+                "currency": "USD",
+                "status": "succeeded",
+                "metadata": None,
+            },
+            ("payment_refunded", None, 1000),
+        ),
+        (
+            "dispute_opened",
+            "dispute_details",
+            {
+                "dispute_id": "dp_1",
+                "payment_id": "pay_Stagecast0001",
+                "amount": "1000",
+                "currency": "USD",
+                "dispute_stage": "dispute",
+                "dispute_status": "dispute_opened",
+            },
+            ("payment_disputed", None, 1000),
+        ),
+        (
+            "payment_failed",
+            "payment_details",
+            {**HS_PAYMENT, "status": "failed", "amount_received": None},
+            ("ignored", PURCHASE_ID, 1000),
+        ),
+    ],
+)
+def test_hyperswitch_event_mapping(
+    hyperswitch: HyperswitchProvider,
+    event_type: str,
+    content_type: str,
+    obj: dict[str, Any],
+    expected: tuple[str, str | None, int],
+) -> None:
+    payload = hyperswitch_event(event_type, content_type, obj)
+    event = hyperswitch.verify_webhook(payload, hyperswitch_signed(payload))
+    kind, purchase_id, amount = expected
+    assert event.event_id == f"evt_{event_type}_1"
+    assert event.raw_type == event_type
+    assert (event.kind, event.purchase_id, event.amount_cents) == (kind, purchase_id, amount)
+    assert event.provider_ref == event.payment_ref == "pay_Stagecast0001"
+    assert event.currency == "usd"
+
+
+def test_hyperswitch_rejects_bad_signatures(hyperswitch: HyperswitchProvider) -> None:
+    payload = hyperswitch_event("payment_succeeded", "payment_details", HS_PAYMENT)
+    headers = hyperswitch_signed(payload)
+    assert hyperswitch.sign(payload) == headers["x-webhook-signature-512"]
+    with pytest.raises(WebhookRejected, match="missing"):
+        hyperswitch.verify_webhook(payload, {})
+    with pytest.raises(WebhookRejected, match="does not match"):
+        hyperswitch.verify_webhook(payload.replace(b"1000", b"9000"), headers)
+    with pytest.raises(WebhookRejected, match="does not match"):
+        hyperswitch.verify_webhook(payload, hyperswitch_signed(payload, key="another-key"))
+    sha256 = hmac.new(HASH_KEY.encode(), payload, hashlib.sha256).hexdigest()
+    with pytest.raises(WebhookRejected, match="does not match"):
+        hyperswitch.verify_webhook(payload, {"X-Webhook-Signature-512": sha256})
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"[]", b'{"event_type": "payment_succeeded"}'])
+def test_hyperswitch_rejects_signed_malformed_bodies(
+    hyperswitch: HyperswitchProvider, payload: bytes
+) -> None:
+    with pytest.raises(WebhookRejected):
+        hyperswitch.verify_webhook(payload, hyperswitch_signed(payload))
+
+
+# --- choosing providers from settings ------------------------------------------------------------
+
+
+async def test_build_providers_from_settings() -> None:
+    default = MoneySettings()
+    assert isinstance(
+        build_payment_provider(default, sandbox_secret=b"s", base_url="http://x"), SandboxProvider
+    )
+    assert isinstance(build_payout_provider(default), SandboxPayouts)
+
+    with pytest.raises(ValueError, match="STRIPE_API_KEY"):
+        build_payment_provider(
+            MoneySettings(payment_provider="stripe"), sandbox_secret=b"s", base_url="http://x"
+        )
+    with pytest.raises(ValueError, match="STRIPE_API_KEY"):
+        build_payout_provider(MoneySettings(payout_provider="stripe"))
+    with pytest.raises(ValueError, match="HYPERSWITCH_API_KEY"):
+        build_payment_provider(
+            MoneySettings(payment_provider="hyperswitch"), sandbox_secret=b"s", base_url="x"
+        )
+
+    configured = MoneySettings(
+        payment_provider="stripe",
+        payout_provider="stripe",
+        stripe_api_key=API_KEY,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        hyperswitch_api_key="snd_k",
+        hyperswitch_webhook_secret=HASH_KEY,
+    )
+    payments = build_payment_provider(configured, sandbox_secret=b"s", base_url="http://x")
+    payouts = build_payout_provider(configured)
+    hyper = build_payment_provider(
+        configured.model_copy(update={"payment_provider": "hyperswitch"}),
+        sandbox_secret=b"s",
+        base_url="http://x",
+    )
+    assert isinstance(payments, StripeProvider)
+    assert isinstance(payouts, StripeConnectPayouts)
+    assert isinstance(hyper, HyperswitchProvider)
+    for closable in (payments, payouts, hyper):
+        await closable.aclose()
