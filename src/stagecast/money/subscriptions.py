@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -29,6 +29,7 @@ from stagecast.realtime.bus import channel_room, publish, user_room
 log = structlog.get_logger(__name__)
 
 PERIOD = timedelta(days=30)
+SUBSCRIBER_MILESTONES = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000, 10_000, 50_000)
 DEFAULT_TIERS = ((1, "Tier 1", 499), (2, "Tier 2", 999), (3, "Tier 3", 2499))
 
 
@@ -191,7 +192,25 @@ async def subscribe(
         },
         rooms=(channel_room(channel.id),),
     )
+    await _announce_milestone(session, channel, now=now)
     return subscription
+
+
+async def _announce_milestone(session: AsyncSession, channel: Channel, *, now: datetime) -> None:
+    count = await session.scalar(
+        select(func.count()).where(
+            Subscription.channel_id == channel.id,
+            Subscription.status == "active",
+            Subscription.current_period_end > now,
+        )
+    )
+    if count in SUBSCRIBER_MILESTONES:
+        publish(
+            session,
+            "milestone:reached",
+            {"channel_id": str(channel.id), "kind": "subscribers", "value": count},
+            rooms=(channel_room(channel.id),),
+        )
 
 
 async def cancel(session: AsyncSession, *, actor: User, subscription_id: uuid.UUID) -> Subscription:
