@@ -72,6 +72,8 @@ async def test_concurrent_tips_never_overspend(tmp_path: Path, committed_databas
         )
         entries = history.json()["data"]
         assert sorted(e["balance_after"] for e in entries) == list(range(0, 1000, 10))
+        stream = (await live.http.get(f"/api/v1/streams/{stream_id}")).json()
+        assert stream["total_tokens_received"] == 1000  # no lost update
         runtime = live.app.state.runtime
         async with runtime.db.session() as session, session.begin():
             await check_ledger(session)

@@ -75,8 +75,17 @@ async def _create_missing(session: AsyncSession, keys: Sequence[str]) -> None:
 
 
 async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str, LedgerAccount]:
-    """The accounts of `keys` (created when new), locked until the transaction ends."""
+    """The accounts of `keys` (created when new), locked until the transaction ends.
+
+    Missing accounts are created first and only then is anything locked, all in key order:
+    creating one after locking others would take locks out of order and could deadlock.
+    """
     wanted = sorted(set(keys))
+    existing = set(
+        await session.scalars(select(LedgerAccount.key).where(LedgerAccount.key.in_(wanted)))
+    )
+    if len(existing) < len(wanted):
+        await _create_missing(session, [k for k in wanted if k not in existing])
     query = (
         select(LedgerAccount)
         .where(LedgerAccount.key.in_(wanted))
@@ -86,8 +95,7 @@ async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str,
     )
     found = {a.key: a for a in (await session.scalars(query)).all()}
     if len(found) < len(wanted):
-        await _create_missing(session, [k for k in wanted if k not in found])
-        found = {a.key: a for a in (await session.scalars(query)).all()}
+        raise RuntimeError(f"ledger accounts vanished: {sorted(set(wanted) - set(found))}")
     return found
 
 

@@ -161,8 +161,13 @@ async def _reverse(session: AsyncSession, purchase: Purchase, event: PaymentEven
         return f"nothing to reverse ({purchase.status})"
     original = await session.get_one(LedgerTransaction, purchase.transaction_id)
     # Take back what is still in the wallet; tokens already spent are the platform's loss.
-    accounts = await ledger.lock_accounts(session, [wallet_of(purchase.user_id)])
-    available = max(0, accounts[wallet_of(purchase.user_id)].balance)
+    # Every account the reversal touches, locked up front in key order (as post() does).
+    wallet = wallet_of(purchase.user_id)
+    accounts = await ledger.lock_accounts(
+        session,
+        [wallet, AccountKind.PAYMENT_CLEARING.value, AccountKind.CHARGEBACK_LOSSES.value],
+    )
+    available = max(0, accounts[wallet].balance)
     taken = min(available, purchase.tokens)
     legs = [Leg(AccountKind.PAYMENT_CLEARING.value, purchase.tokens)]
     if taken:

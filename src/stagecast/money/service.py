@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -121,9 +121,16 @@ async def contribute(
         transaction_id=transaction.id,
     )
     session.add(contribution)
-    if stream is not None:
-        stream.total_tokens_received += tokens
     await session.flush()
+    if stream is not None:
+        # In SQL, not in Python: concurrent tips on one stream must all count.
+        await session.execute(
+            update(Stream)
+            .where(Stream.id == stream.id)
+            .values(total_tokens_received=Stream.total_tokens_received + tokens)
+            .execution_options(synchronize_session=False)
+        )
+        await session.refresh(stream, ["total_tokens_received"])
     public = present_contribution(contribution, sender, viewer_id=None)
     payload = public.model_dump(mode="json")
     if gift is not None:
