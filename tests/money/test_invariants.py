@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
@@ -29,11 +29,12 @@ from stagecast.errors import AppError
 from stagecast.money import payouts, purchases, subscriptions
 from stagecast.money import service as money
 from stagecast.money.ledger import wallet_of
-from stagecast.money.models import LedgerAccount, LedgerEntry, Payout, Purchase, Subscription
+from stagecast.money.models import LedgerAccount, Payout, Purchase, Subscription
 from stagecast.money.providers import PaymentEvent, SandboxPayouts
 from stagecast.streams.models import Stream, StreamStatus
 from tests.conftest import make_settings
 from tests.factories import go_live, make_channel
+from tests.money.books import check_books
 from tests.realtime.conftest import serving
 
 MONEY = MoneySettings(jobs_enabled=False, min_payout_tokens=100)
@@ -76,22 +77,7 @@ async def test_concurrent_tips_never_overspend(tmp_path: Path, committed_databas
         assert stream["total_tokens_received"] == 1000  # no lost update
         runtime = live.app.state.runtime
         async with runtime.db.session() as session, session.begin():
-            await check_ledger(session)
-
-
-async def check_ledger(session: Any) -> None:
-    rows = await session.execute(
-        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).group_by(
-            LedgerEntry.account_id
-        )
-    )
-    sums = {account_id: int(total) for account_id, total in rows.all()}
-    accounts = (await session.scalars(select(LedgerAccount))).all()
-    for account in accounts:
-        assert account.balance == sums.get(account.id, 0), account.key
-        if not account.allow_negative:
-            assert account.balance >= 0, account.key
-    assert sum(a.balance for a in accounts) == 0
+            await check_books(session)
 
 
 # --- random sequences ------------------------------------------------------------------------
@@ -198,7 +184,7 @@ async def _run_sequence(database: Database, steps: list[tuple[str, int, int]]) -
                         await _apply(session, step, world)
                 except AppError:
                     pass
-                await check_ledger(session)
+                await check_books(session)
             wallets = [await session.scalar(
                 select(LedgerAccount.balance).where(LedgerAccount.key == wallet_of(p.id))
             ) for p in world[0]]  # fmt: skip

@@ -8,11 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
-from stagecast.money.models import LedgerAccount, LedgerEntry
 from stagecast.runtime import Runtime
 from tests.factories import Account, end_live, go_live, make_channel, register
+from tests.money.books import check_books
 
 
 async def buy(client: httpx.AsyncClient, account: Account, tokens: int) -> dict[str, Any]:
@@ -46,21 +45,9 @@ async def live_room(client: httpx.AsyncClient, app: FastAPI) -> tuple[Account, d
 
 
 async def assert_ledger_balanced(app: FastAPI) -> None:
-    """Every account's balance is the sum of its entries; all of them sum to zero."""
     runtime: Runtime = app.state.runtime
     async with runtime.db.session() as session, session.begin():
-        rows = await session.execute(
-            select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).group_by(
-                LedgerEntry.account_id
-            )
-        )
-        sums = {account_id: int(total) for account_id, total in rows.all()}
-        accounts = (await session.scalars(select(LedgerAccount))).all()
-        for account in accounts:
-            assert account.balance == sums.get(account.id, 0), account.key
-            if not account.allow_negative:
-                assert account.balance >= 0, account.key
-        assert sum(a.balance for a in accounts) == 0
+        await check_books(session)
 
 
 async def test_buy_then_tip_a_live_stream(client: httpx.AsyncClient, app: FastAPI) -> None:
