@@ -21,7 +21,7 @@ from stagecast.chat.schemas import ChatMessageOut
 from stagecast.db.base import utcnow
 from stagecast.moderation.service import ChatRestricted
 from stagecast.money import jobs
-from stagecast.money.models import Subscription
+from stagecast.money.models import LedgerAccount, Subscription
 from stagecast.money.providers import SandboxPayouts, StripeProvider
 from stagecast.runtime import Runtime
 from tests.factories import go_live, make_admin, make_channel, register
@@ -286,32 +286,46 @@ async def test_stripe_payments_and_refunds_post_reversals(
         headers=buyer.headers,
     )
     assert donated.status_code == 201
-    refund_event = {
-        "id": "evt_refund_1",
-        "object": "event",
-        "type": "charge.refunded",
-        "data": {
-            "object": {
-                "id": "ch_1",
-                "object": "charge",
-                "payment_intent": "pi_1",
-                "amount": 1000,
-                "amount_refunded": 1000,
-                "currency": "usd",
-                "metadata": {"purchase_id": purchase_id},
-            }
-        },
-    }
-    payload = json.dumps(refund_event).encode()
-    refunded = await client.post(
-        "/api/v1/webhooks/stripe", content=payload, headers=_stripe_signed(payload, secret)
-    )
-    assert refunded.json()["outcome"] == "refund", refunded.text
+
+    async def refund(event_id: str, refunded_so_far: int) -> str:
+        event = {
+            "id": event_id,
+            "object": "event",
+            "type": "charge.refunded",
+            "data": {
+                "object": {
+                    "id": "ch_1",
+                    "object": "charge",
+                    "payment_intent": "pi_1",  # the purchase is found by its payment
+                    "amount": 1000,
+                    "amount_refunded": refunded_so_far,  # Stripe's running total
+                    "currency": "usd",
+                    "metadata": {},
+                }
+            },
+        }
+        payload = json.dumps(event).encode()
+        answer = await client.post(
+            "/api/v1/webhooks/stripe", content=payload, headers=_stripe_signed(payload, secret)
+        )
+        assert answer.status_code == 200, answer.text
+        purchase = await client.get(
+            f"/api/v1/wallet/purchases/{purchase_id}", headers=buyer.headers
+        )
+        return str(purchase.json()["status"])
+
+    # 3 USD back first: 300 of the 300 tokens left are taken back.
+    assert await refund("evt_refund_1", 300) == "partially_refunded"
     assert (await balance(client, buyer))["token_balance"] == 0
-    purchase = (
-        await client.get(f"/api/v1/wallet/purchases/{purchase_id}", headers=buyer.headers)
-    ).json()
-    assert purchase["status"] == "refunded"
+    # Then the rest: 700 tokens were already spent, so they are written off, not owed.
+    assert await refund("evt_refund_2", 1000) == "refunded"
+    assert (await balance(client, buyer))["token_balance"] == 0
+    assert await refund("evt_refund_2", 1000) == "refunded"  # a replay moves nothing
+    async with runtime.db.session() as session, session.begin():
+        losses = await session.scalar(
+            select(LedgerAccount.balance).where(LedgerAccount.key == "chargeback_losses")
+        )
+    assert losses == -700
     await assert_ledger_balanced(app)
 
 

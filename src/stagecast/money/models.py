@@ -139,8 +139,11 @@ class Purchase(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     # The provider's id of the payment itself (Stripe's PaymentIntent), named by refunds.
     payment_ref: Mapped[str | None] = mapped_column(String(255), index=True)
-    # pending -> completed -> refunded | disputed; pending -> expired
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # pending -> completed -> partially_refunded -> refunded | disputed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # What refunds took back so far (partial refunds add up).
+    refunded_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]

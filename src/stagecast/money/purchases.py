@@ -22,7 +22,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import NotFound, ValidationFailed
 from stagecast.money import ledger
 from stagecast.money.ledger import Leg, wallet_of
-from stagecast.money.models import AccountKind, LedgerTransaction, ProcessedWebhook, Purchase
+from stagecast.money.models import AccountKind, ProcessedWebhook, Purchase
 from stagecast.money.providers import PaymentEvent, PaymentProvider
 from stagecast.realtime.bus import publish, user_room
 
@@ -114,8 +114,14 @@ async def _purchase_for(session: AsyncSession, event: PaymentEvent) -> Purchase 
         if found is not None:
             return found
     if event.provider_ref:
-        return await session.scalar(
+        found = await session.scalar(
             select(Purchase).where(Purchase.provider_ref == event.provider_ref)
+        )
+        if found is not None:
+            return found
+    if event.payment_ref:  # refunds and disputes name the payment, not our purchase
+        return await session.scalar(
+            select(Purchase).where(Purchase.payment_ref == event.payment_ref)
         )
     return None
 
@@ -156,34 +162,61 @@ async def _credit(session: AsyncSession, purchase: Purchase, event: PaymentEvent
     return "credited"
 
 
+def tokens_to_reverse(purchase: Purchase, event: PaymentEvent) -> tuple[int, int]:
+    """(tokens, cents) this refund or dispute takes back beyond earlier refunds.
+
+    Refund events carry the amount refunded so far (Stripe's `amount_refunded`), so a second
+    partial refund reverses only its own share; a dispute, or a refund of everything, reverses
+    all that is left.
+    """
+    remaining = purchase.tokens - purchase.refunded_tokens
+    target = event.amount_cents
+    if event.kind != "payment_refunded" or target is None or target >= purchase.amount_cents:
+        return remaining, purchase.amount_cents - purchase.refunded_cents
+    if target <= purchase.refunded_cents:
+        return 0, 0
+    tokens = purchase.tokens * target // purchase.amount_cents - purchase.refunded_tokens
+    return max(0, min(tokens, remaining)), target - purchase.refunded_cents
+
+
 async def _reverse(session: AsyncSession, purchase: Purchase, event: PaymentEvent) -> str:
-    if purchase.status != "completed" or purchase.transaction_id is None:
+    if (
+        purchase.status not in {"completed", "partially_refunded"}
+        or purchase.transaction_id is None
+    ):
         return f"nothing to reverse ({purchase.status})"
-    original = await session.get_one(LedgerTransaction, purchase.transaction_id)
-    # Take back what is still in the wallet; tokens already spent are the platform's loss.
+    tokens, cents = tokens_to_reverse(purchase, event)
+    if tokens == 0:
+        return "nothing more to reverse"
     # Every account the reversal touches, locked up front in key order (as post() does).
     wallet = wallet_of(purchase.user_id)
     accounts = await ledger.lock_accounts(
         session,
         [wallet, AccountKind.PAYMENT_CLEARING.value, AccountKind.CHARGEBACK_LOSSES.value],
     )
-    available = max(0, accounts[wallet].balance)
-    taken = min(available, purchase.tokens)
-    legs = [Leg(AccountKind.PAYMENT_CLEARING.value, purchase.tokens)]
+    # Take back what is still in the wallet; tokens already spent are the platform's loss.
+    taken = min(max(0, accounts[wallet].balance), tokens)
+    legs = [Leg(AccountKind.PAYMENT_CLEARING.value, tokens)]
     if taken:
-        legs.append(Leg(wallet_of(purchase.user_id), -taken))
-    if purchase.tokens - taken:
-        legs.append(Leg(AccountKind.CHARGEBACK_LOSSES.value, -(purchase.tokens - taken)))
+        legs.append(Leg(wallet, -taken))
+    if tokens - taken:
+        legs.append(Leg(AccountKind.CHARGEBACK_LOSSES.value, -(tokens - taken)))
     kind = "refund" if event.kind == "payment_refunded" else "chargeback"
     await ledger.post(
         session,
         kind=kind,
         legs=legs,
-        description=f"{kind.capitalize()} of {purchase.tokens} tokens",
-        reverses_id=original.id,
-        details={"purchase_id": str(purchase.id), "written_off": purchase.tokens - taken},
+        description=f"{kind.capitalize()} of {tokens} tokens",
+        reverses_id=purchase.transaction_id,
+        details={"purchase_id": str(purchase.id), "written_off": tokens - taken},
     )
-    purchase.status = "refunded" if kind == "refund" else "disputed"
+    purchase.refunded_tokens += tokens
+    purchase.refunded_cents += cents
+    whole = purchase.refunded_tokens >= purchase.tokens
+    if kind == "chargeback":
+        purchase.status = "disputed"
+    else:
+        purchase.status = "refunded" if whole else "partially_refunded"
     await session.flush()
     return kind
 

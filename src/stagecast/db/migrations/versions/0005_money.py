@@ -2,7 +2,7 @@
 
 Revision ID: 0005_money
 Revises: 0004_vods
-Create Date: 2026-11-25 17:06:32.331057
+Create Date: 2026-11-25 17:21:51.021596
 """
 
 from collections.abc import Sequence
@@ -174,7 +174,9 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("provider_ref", sa.String(length=255), nullable=True),
         sa.Column("payment_ref", sa.String(length=255), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("refunded_cents", sa.BigInteger(), nullable=False),
+        sa.Column("refunded_tokens", sa.BigInteger(), nullable=False),
         sa.Column("transaction_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", stagecast.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", stagecast.db.base.UTCDateTime(timezone=True), nullable=True),
