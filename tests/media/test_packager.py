@@ -287,6 +287,21 @@ async def test_segments_are_cut_at_the_first_keyframe_past_the_target(tmp_path: 
     assert [f.start for f in again] == [0, 15 * FRAME]
 
 
+async def test_whole_gop_fragments_are_stored_without_waiting_for_the_next(
+    tmp_path: Path,
+) -> None:
+    settings = PackagerSettings(fragments_start_at_keyframes=True)
+    packager, store = make_packager(tmp_path, settings)
+    await packager.push(parsed(init_segment())[0])
+    one_second = fragments((30, True), (30, True))
+    await packager.push(one_second[0])
+    # Stored at once: the next keyframe need not arrive first.
+    assert [s.uri for s in packager.segments] == ["seg_0.m4s"]
+    assert "seg_0.m4s" in await read_text(store, "index.m3u8")
+    await packager.push(one_second[1])
+    assert [s.duration for s in packager.segments] == [1.0, 1.0]
+
+
 async def test_fragments_without_keyframes_extend_the_segment(tmp_path: Path) -> None:
     packager, store = make_packager(tmp_path)
     await packager.push(parsed(init_segment())[0])

@@ -135,6 +135,10 @@ class PackagerSettings:
     dvr_window: float | None = 60.0  # seconds in the live playlist; None keeps all (EVENT)
     keep_recording: bool = True  # keep every segment for the VOD instead of deleting old ones
     ceil_target_duration: bool = False  # EXT-X-TARGETDURATION >= every EXTINF, not rounded
+    # Every fragment starts at a keyframe (ffmpeg's `frag_keyframe` alone): a segment can be
+    # stored as soon as it is long enough instead of when the next keyframe arrives, which
+    # saves a whole segment of latency.
+    fragments_start_at_keyframes: bool = False
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.target_duration <= 2.0:
@@ -357,6 +361,11 @@ class Packager:
             self._epoch.origin = fragment.start
         self._pending.append(fragment)
         self._next_start = fragment.start + fragment.duration
+        if (
+            self.settings.fragments_start_at_keyframes
+            and self._pending_duration() >= self._cut_at()
+        ):
+            await self._cut()
 
     def _cut_at(self) -> float:
         return self.settings.target_duration - _CUT_TOLERANCE

@@ -228,6 +228,8 @@ class LivePipeline:
             target_duration=min(2.0, max(1.0, config.segment_seconds)),
             dvr_window=config.dvr_window_seconds,
             keep_recording=config.recording,
+            # ffmpeg cuts one fragment per keyframe (no -frag_duration): see build_ffmpeg_args.
+            fragments_start_at_keyframes=True,
         )
         self.packagers = {
             r.name: Packager(
