@@ -58,7 +58,6 @@ import json
 import os
 import platform
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -72,8 +71,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+from cpu import cpu_sample, cpu_shares
+from pg import fresh_database
 from serving import clean_env, free_port, launched, stagecast_command
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.engine import make_url
@@ -125,25 +125,6 @@ class Database:
         return self.url or f"sqlite+aiosqlite:///{(data_dir / 'stagecast.db').resolve()}"
 
 
-def bench_database_url(server_url: str) -> str:
-    """The URL of the bench's own database on the server `server_url` points at."""
-    return make_url(server_url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _drop_and_create(server_url: str, *, create: bool) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        if create:
-            await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await connection.close()
-
-
 @contextlib.contextmanager
 def database_for(server_url: str | None) -> Iterator[Database]:
     """SQLite (nothing to prepare), or a fresh `stagecast_bench` on a PostgreSQL server."""
@@ -152,11 +133,8 @@ def database_for(server_url: str | None) -> Iterator[Database]:
         return
     if make_url(server_url).get_backend_name() != "postgresql":
         raise SystemExit("--database-url must be postgresql+asyncpg://...")
-    asyncio.run(_drop_and_create(server_url, create=True))
-    try:
-        yield Database(kind="postgresql", url=bench_database_url(server_url))
-    finally:
-        asyncio.run(_drop_and_create(server_url, create=False))
+    with fresh_database(server_url, BENCH_DATABASE) as url:
+        yield Database(kind="postgresql", url=url)
 
 
 def stagecast_env(data_dir: Path, database: Database, extra: list[str]) -> dict[str, str]:
@@ -390,63 +368,6 @@ def running_server(env: dict[str, str], work_dir: Path) -> Iterator[tuple[str, i
         stagecast_command(port), env=env, cwd=work_dir, log=log, ready_url=f"{base}/readyz"
     ) as process:
         yield base, process.pid
-
-
-# --- where the CPU went (Linux /proc) --------------------------------------------------------
-
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True, slots=True)
-class CpuSample:
-    """CPU seconds used so far: by the whole machine, the server, PostgreSQL and wrk."""
-
-    wall: float
-    machine: float
-    server: float
-    database: float
-    load_generator: float
-
-
-def _process_ticks(stat: str) -> int:
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _postgres_ticks() -> int:
-    """CPU of every process named `postgres` here: the database server's share of the work."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):  # processes come and go
-            text = stat.read_text()
-            if text.partition("(")[2].startswith("postgres)"):
-                total += _process_ticks(text)
-    return total
-
-
-def cpu_sample(server_pid: int) -> CpuSample:
-    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
-    return CpuSample(
-        wall=time.monotonic(),
-        machine=busy / TICKS_PER_SECOND,
-        server=_process_ticks(Path(f"/proc/{server_pid}/stat").read_text()) / TICKS_PER_SECOND,
-        database=_postgres_ticks() / TICKS_PER_SECOND,
-        load_generator=children.ru_utime + children.ru_stime,
-    )
-
-
-def cpu_shares(before: CpuSample, after: CpuSample) -> dict[str, float]:
-    """Percent of one core each used between two samples; `other` is nobody of ours."""
-    wall = after.wall - before.wall
-    shares = {
-        name: round(100 * (getattr(after, name) - getattr(before, name)) / wall, 1)
-        for name in ("machine", "server", "database", "load_generator")
-    }
-    ours = shares["server"] + shares["database"] + shares["load_generator"]
-    shares["other"] = round(max(0.0, shares["machine"] - ours), 1)
-    return shares
 
 
 # --- the load ------------------------------------------------------------------------------

@@ -56,7 +56,6 @@ import os
 import platform
 import re
 import resource
-import secrets
 import shutil
 import subprocess
 import sys
@@ -73,7 +72,7 @@ from typing import Any
 import aiohttp
 import httpx
 import uvloop  # comes with uvicorn[standard]
-from serving import clean_env, free_port, launched, stagecast_command
+from serving import clean_env, free_port, launched, register_creators, stagecast_command
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "chat_fanout.json"
@@ -439,20 +438,11 @@ def stagecast_env(data_dir: Path) -> dict[str, str]:
 
 
 def prepare_stagecast(base_url: str, senders: int) -> tuple[str, tuple[str, ...]]:
-    """Register the senders and create the room's channel: (channel id, access tokens)."""
-    tokens = []
-    password = "Fanout-" + secrets.token_urlsafe(16)
+    """Register the senders (each gets a channel); the room is the first one's channel:
+    (channel id, access tokens)."""
     with httpx.Client(base_url=base_url, timeout=30) as http:
-        for index in range(senders):
-            name = f"fanout_sender{index}"
-            body = {"username": name, "email": f"{name}@example.com", "password": password}
-            response = http.post("/api/v1/auth/register", json=body)
-            response.raise_for_status()
-            tokens.append(response.json()["access_token"])
-        headers = {"Authorization": f"Bearer {tokens[0]}"}
-        response = http.post("/api/v1/channels", json={"slug": "fanout-bench"}, headers=headers)
-        response.raise_for_status()
-        return str(response.json()["id"]), tuple(tokens)
+        senders_made = register_creators(http, "fanout_sender", senders)
+    return senders_made[0].channel_id, tuple(s.access_token for s in senders_made)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -73,3 +75,36 @@ def launched(
             yield process
         finally:
             stop_process(process)
+
+
+@dataclass(frozen=True, slots=True)
+class Creator:
+    """An account registered through the API, with its own channel."""
+
+    username: str
+    access_token: str
+    channel_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def register_creators(http: httpx.Client, prefix: str, count: int) -> list[Creator]:
+    """`count` accounts named `<prefix><n>`, each with a channel `<prefix>-<n>`, via the API."""
+    password = "Bench-" + secrets.token_urlsafe(16)
+    made = []
+    for index in range(count):
+        name = f"{prefix}{index}"
+        body = {"username": name, "email": f"{name}@example.com", "password": password}
+        response = http.post("/api/v1/auth/register", json=body)
+        response.raise_for_status()
+        token = response.json()["access_token"]
+        response = http.post(
+            "/api/v1/channels",
+            json={"slug": f"{prefix.replace('_', '-')}-{index}"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        made.append(Creator(name, token, str(response.json()["id"])))
+    return made
