@@ -33,6 +33,8 @@ from stagecast.realtime.bus import publish, user_room
 log = structlog.get_logger(__name__)
 
 IN_FLIGHT = ("requested", "approved", "retrying")
+ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
+LIST_LIMIT = 200
 
 
 class KycRequired(AppError):
@@ -91,7 +93,22 @@ async def request_payout(
     return payout
 
 
-async def _get(session: AsyncSession, payout_id: uuid.UUID) -> Payout:
+async def list_payouts(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None = None,
+    statuses: tuple[str, ...] | None = None,
+) -> list[Payout]:
+    """Payouts, newest first: one creator's, or (administrators) by status."""
+    query = select(Payout).order_by(Payout.id.desc()).limit(LIST_LIMIT)
+    if user_id is not None:
+        query = query.where(Payout.user_id == user_id)
+    if statuses:
+        query = query.where(Payout.status.in_(statuses))
+    return list((await session.scalars(query)).all())
+
+
+async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:
     payout = await session.get(Payout, payout_id)
     if payout is None:
         raise NotFound("Payout not found")
@@ -114,7 +131,7 @@ async def _return_to_earnings(session: AsyncSession, payout: Payout, why: str) -
 async def reject(
     session: AsyncSession, *, admin: User, payout_id: uuid.UUID, reason: str
 ) -> Payout:
-    payout = await _get(session, payout_id)
+    payout = await get_payout(session, payout_id)
     if payout.status != "requested":
         raise PayoutNotPending()
     payout.status, payout.failure_reason, payout.decided_by = "rejected", reason, admin.id
@@ -124,7 +141,7 @@ async def reject(
 
 
 async def approve(session: AsyncSession, *, admin: User, payout_id: uuid.UUID) -> Payout:
-    payout = await _get(session, payout_id)
+    payout = await get_payout(session, payout_id)
     if payout.status != "requested":
         raise PayoutNotPending()
     payout.status, payout.decided_by, payout.next_attempt_at = "approved", admin.id, utcnow()

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import func, select
 
 from stagecast.accounts import service as accounts
 from stagecast.accounts.deps import AdminUser, CurrentUser, OptionalUser
@@ -22,11 +21,7 @@ from stagecast.errors import AppError, NotFound, ValidationFailed, problem_respo
 from stagecast.money import payouts, purchases, subscriptions
 from stagecast.money import service as money
 from stagecast.money.idempotency import fingerprint, run_once
-from stagecast.money.ledger import earnings_of
 from stagecast.money.models import (
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransaction,
     Payout,
     Subscription,
 )
@@ -448,33 +443,7 @@ async def channel_revenue(
     async with session.begin():
         channel = await channels.get_channel(session, channel_ref)
         channels.ensure_owner(user, channel)
-        day = func.date(LedgerEntry.created_at)
-        query = (
-            select(day, LedgerTransaction.kind, func.sum(LedgerEntry.amount))
-            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-            .where(
-                LedgerAccount.key == earnings_of(channel.owner_id),
-                LedgerTransaction.kind.in_(("tip", "donation", "gift", "subscription")),
-            )
-            .group_by(day, LedgerTransaction.kind)
-            .order_by(day)
-        )
-        if since is not None:
-            query = query.where(LedgerEntry.created_at >= since)
-        rows = (await session.execute(query)).all()
-    by_day: dict[str, dict[str, int]] = {}
-    by_source: dict[str, int] = {}
-    for when, kind, amount in rows:
-        key = str(when)
-        by_day.setdefault(key, {})[kind] = int(amount)
-        by_source[kind] = by_source.get(kind, 0) + int(amount)
-    return {
-        "channel_id": str(channel.id),
-        "total_tokens": sum(by_source.values()),
-        "by_source": by_source,
-        "by_day": [{"date": d, "total": sum(v.values()), **v} for d, v in by_day.items()],
-    }
+        return await money.channel_revenue(session, channel=channel, since=since)
 
 
 @router.get("/sell/balance", responses=problem_responses(401))
@@ -540,10 +509,7 @@ async def request_payout(
 @router.get("/payouts", responses=problem_responses(401))
 async def my_payouts(user: CurrentUser, session: ReadSessionDep) -> list[dict[str, Any]]:
     async with session.begin():
-        rows = await session.scalars(
-            select(Payout).where(Payout.user_id == user.id).order_by(Payout.id.desc()).limit(100)
-        )
-        return [_payout_out(p) for p in rows.all()]
+        return [_payout_out(p) for p in await payouts.list_payouts(session, user_id=user.id)]
 
 
 @router.post("/sell/connect/onboard", responses=problem_responses(401))
@@ -570,23 +536,16 @@ async def admin_payouts(
     _admin: AdminUser, session: ReadSessionDep, status: AdminStatus = None
 ) -> list[dict[str, Any]]:
     async with session.begin():
-        query = select(Payout).order_by(Payout.id.desc()).limit(200)
-        if status:
-            query = query.where(Payout.status == status)
-        return [_payout_out(p) for p in (await session.scalars(query)).all()]
+        found = await payouts.list_payouts(session, statuses=(status,) if status else None)
+        return [_payout_out(p) for p in found]
 
 
 @router.get("/admin/transfers", responses=problem_responses(401, 403))
 async def admin_transfers(_admin: AdminUser, session: ReadSessionDep) -> list[dict[str, Any]]:
     """Seed 003: transfers that were attempted: paid, retrying or failed."""
     async with session.begin():
-        query = (
-            select(Payout)
-            .where(Payout.status.in_(("approved", "retrying", "paid", "failed")))
-            .order_by(Payout.id.desc())
-            .limit(200)
-        )
-        return [_payout_out(p) for p in (await session.scalars(query)).all()]
+        found = await payouts.list_payouts(session, statuses=payouts.ATTEMPTED)
+        return [_payout_out(p) for p in found]
 
 
 class RejectIn(BaseModel):
@@ -623,9 +582,7 @@ async def retry_transfer(
     """Seed 003: try a retrying transfer now rather than at its next attempt."""
     provider = _payout_provider(runtime)
     async with session.begin():
-        payout = await session.get(Payout, payout_id)
-        if payout is None:
-            raise NotFound("Payout not found")
+        payout = await payouts.get_payout(session, payout_id)
         return _payout_out(await payouts.attempt_transfer(session, provider, payout, now=utcnow()))
 
 

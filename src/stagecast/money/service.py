@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -309,3 +310,34 @@ async def _fees(session: AsyncSession, transaction_ids: list[uuid.UUID]) -> dict
 
 def contribution_body(out: ContributionOut) -> dict[str, Any]:
     return out.model_dump(mode="json")
+
+
+async def channel_revenue(
+    session: AsyncSession, *, channel: Channel, since: date | None
+) -> dict[str, Any]:
+    """What the channel earned after fees, by day and by source (tips, gifts, …)."""
+    day = func.date(LedgerEntry.created_at)
+    query = (
+        select(day, LedgerTransaction.kind, func.sum(LedgerEntry.amount))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(
+            LedgerAccount.key == earnings_of(channel.owner_id),
+            LedgerTransaction.kind.in_(("tip", "donation", "gift", "subscription")),
+        )
+        .group_by(day, LedgerTransaction.kind)
+        .order_by(day)
+    )
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    by_day: dict[str, dict[str, int]] = {}
+    by_source: dict[str, int] = {}
+    for when, kind, amount in (await session.execute(query)).all():
+        by_day.setdefault(str(when), {})[kind] = int(amount)
+        by_source[kind] = by_source.get(kind, 0) + int(amount)
+    return {
+        "channel_id": str(channel.id),
+        "total_tokens": sum(by_source.values()),
+        "by_source": by_source,
+        "by_day": [{"date": d, "total": sum(v.values()), **v} for d, v in by_day.items()],
+    }
