@@ -93,9 +93,9 @@ class BrowserIngest:
             async with self.locks[sid]:  # chunks are fed in the order they came
                 await publish.feed(bytes(chunk))
         except AppError as error:
-            await self.answer_error(sid, key, error)
             if isinstance(error, MediaRejected) and sid in self.publishing:
                 await self.stop(sid, clean=True)
+            await self.answer_error(sid, key, error)
             raise
         stream_id = publish.broadcast.stream_id
         return {"received": len(chunk), "stream_id": str(stream_id) if stream_id else None}
@@ -117,9 +117,10 @@ class BrowserIngest:
             await asyncio.sleep(min(timeout, 1.0))
             if time.monotonic() - publish.last_chunk_at > timeout:
                 log.info("browser_publisher_silent", sid=sid, seconds=timeout)
+                # Dropped first, then told: the tab sees the state it is told about.
+                await self.stop(sid, clean=False)
                 error = MediaRejected(f"No media for {timeout:g} s; the broadcast was dropped")
                 await self.answer_error(sid, publish.stream_key, error)
-                await self.stop(sid, clean=False)
                 return
 
     async def stop(self, sid: str, *, clean: bool) -> None:
