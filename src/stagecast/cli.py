@@ -22,6 +22,9 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
 
 
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
 def tune_garbage_collector() -> None:
     """Collect young objects less often and leave what startup built out of collections.
 
@@ -45,6 +48,9 @@ def uvicorn_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn
         port=port,
         # Hands each websocket's transport to the room fan-out (realtime/fanout.py).
         ws=TransportProtocol,
+        # Viewers' websockets never end on their own: on shutdown they are asked to close
+        # (1012), and whatever is still open after this long is cut, so a stop never hangs.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,8 +49,18 @@ def _stagecast(*args: str) -> list[str]:
     return [sys.executable, "-m", "stagecast", *args]
 
 
+@dataclass
+class Served:
+    base: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def __iter__(self) -> Iterator[Any]:  # `base, env = server`
+        return iter((self.base, self.env))
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def server(tmp_path: Path) -> Iterator[Served]:
     """Start `stagecast serve` on the embedded default (SQLite in its data dir) or on the
     PostgreSQL server under test, and wait until it is ready."""
     database_url = None
@@ -76,7 +89,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             if time.monotonic() > deadline:
                 raise AssertionError("server did not become ready in 60 s")
             time.sleep(0.2)
-        yield base, env
+        yield Served(base, env, process)
     finally:
         process.terminate()
         try:
@@ -86,9 +99,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         log.close()
 
 
-def test_serve_applies_migrations_and_answers_over_http(
-    server: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
+def test_serve_applies_migrations_and_answers_over_http(server: Served, tmp_path: Path) -> None:
     base, env = server
     if "STAGECAST_DATABASE_URL" not in env:
         assert (tmp_path / "var" / "stagecast.db").exists()
@@ -132,7 +143,7 @@ def _create_admin(
     )
 
 
-def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None:
+def test_create_admin_cli_then_login(server: Served) -> None:
     base, env = server
     result = _create_admin(env, "root@example.com", "root_admin", PASSWORD)
     assert result.returncode == 0, result.stderr
@@ -155,7 +166,7 @@ def test_create_admin_cli_then_login(server: tuple[str, dict[str, str]]) -> None
 
 
 async def test_concurrent_refreshes_of_one_token_cannot_both_win(
-    server: tuple[str, dict[str, str]],
+    server: Served,
 ) -> None:
     base, _ = server
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
@@ -197,3 +208,25 @@ def test_db_upgrade_and_current_commands(tmp_path: Path) -> None:
     assert current.returncode == 0, current.stderr
     lines = dict(line.split(":", 1) for line in current.stdout.strip().splitlines())
     assert lines["current"].strip() == lines["head"].strip() != "None"
+
+
+def test_serve_stops_promptly_with_viewers_connected(server: Served) -> None:
+    """A viewer's websocket never ends by itself: stopping must not wait for it."""
+    host, port = server.base.removeprefix("http://").split(":")
+    viewer = socket.create_connection((host, int(port)))
+    viewer.sendall(
+        (
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b"101 Switching Protocols" in viewer.recv(4096)
+    try:
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=30)
+        # The graceful timeout (10 s) bounds it even for a client that never answers.
+        assert time.monotonic() - started < 20
+    finally:
+        viewer.close()
