@@ -332,6 +332,13 @@ async def test_ffmpeg_dying_mid_stream_is_restarted(media_server: MediaServer) -
         return bool(pipeline and pipeline.restarts == 1 and pipeline.ffmpeg_pid not in {None, pid})
 
     await eventually(restarted, within=10)
+    debug = await http.get(f"/livestream/{stream_id}/debug", headers=server.owner.headers)
+    internals = debug.json()["broadcast"]
+    assert (internals["state"], internals["ffmpegRestarts"]) == ("live", 1)
+    assert internals["bytesIn"] > 0
+    stranger = await server.live.account()
+    forbidden = await http.get(f"/livestream/{stream_id}/debug", headers=stranger.headers)
+    assert forbidden.status_code == 403
     report = await _finish(publisher)
     assert publisher.returncode == 0, report  # the publisher never noticed
     await _ended(server, stream_id)

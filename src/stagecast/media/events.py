@@ -55,7 +55,6 @@ class BrowserIngest:
             async def disconnect(reason: str) -> None:
                 publish = self.publishing.pop(sid, None)
                 if publish is not None:
-                    publish.ended = True
                     ended = {"streamKey": key, "reason": reason}
                     await self.server.sio.emit("stream-ended", ended, to=sid)
 
@@ -131,7 +130,6 @@ class BrowserIngest:
             watchdog.cancel()
         if publish is None:
             return
-        publish.ended = True
         if lock is not None:
             async with lock:  # let a chunk being fed finish first
                 pass

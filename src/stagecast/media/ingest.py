@@ -162,7 +162,6 @@ class BrowserPublish:
         self.stream_key = stream_key
         self.pipeline: LivePipeline | None = None
         self.meter = IngestMeter(media.settings.max_input_bitrate)
-        self.ended = False
         self.last_chunk_at = time.monotonic()
 
     async def feed(self, chunk: bytes) -> None:

@@ -279,10 +279,6 @@ class LivePipeline:
         """Bytes every ffmpeg must read first (FLV header and sequence headers, WebM header)."""
         self._header += data
 
-    @property
-    def has_header(self) -> bool:
-        return bool(self._header)
-
     async def start(self) -> None:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pipeline-{self.stream_id}")

@@ -324,7 +324,25 @@ async def debug_stream(
         "segmentFiles": segments,
         "segmentFilesCount": len(segments),
         "allFiles": files,
+        "broadcast": _broadcast_internals(media, stream),
         "timestamp": utcnow().isoformat(),
+    }
+
+
+def _broadcast_internals(media: LiveMedia, stream: Stream) -> dict[str, Any] | None:
+    """What the pipeline of a stream on air is doing (None when it is not on this node)."""
+    broadcast = media.by_stream(stream.id)
+    if broadcast is None:
+        return None
+    pipeline = broadcast.pipeline
+    return {
+        "state": broadcast.state,
+        "ingest": broadcast.kind,
+        "reconnects": broadcast.reconnects,
+        "renditions": [r.name for r in pipeline.renditions] if pipeline else [],
+        "ffmpegRestarts": pipeline.restarts if pipeline else 0,
+        "bytesIn": pipeline.bytes_in if pipeline else 0,
+        "segments": pipeline.segment_count if pipeline else 0,
     }
 
 

@@ -69,7 +69,6 @@ class Broadcast:
     disconnect: Disconnect | None  # None while no publisher is connected
     stream_id: uuid.UUID | None = None
     pipeline: LivePipeline | None = None
-    claimed_at: datetime = field(default_factory=utcnow)
     went_live_at: datetime | None = None
     reconnects: int = 0
     ending: asyncio.Task[None] | None = None

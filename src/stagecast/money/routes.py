@@ -20,7 +20,7 @@ from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import AppError, NotFound, ValidationFailed, problem_responses
 from stagecast.money import payouts, purchases, subscriptions
 from stagecast.money import service as money
-from stagecast.money.idempotency import fingerprint, run_once
+from stagecast.money.idempotency import Action, fingerprint, run_once
 from stagecast.money.models import (
     Payout,
     Subscription,
@@ -79,7 +79,7 @@ async def _moving(
     user_id: uuid.UUID,
     key: str | None,
     body: BaseModel | dict[str, Any],
-    action: Any,
+    action: Action,
 ) -> JSONResponse:
     data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return await run_once(

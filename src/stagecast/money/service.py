@@ -308,10 +308,6 @@ async def _fees(session: AsyncSession, transaction_ids: list[uuid.UUID]) -> dict
     return {transaction_id: int(amount) for transaction_id, amount in rows.all()}
 
 
-def contribution_body(out: ContributionOut) -> dict[str, Any]:
-    return out.model_dump(mode="json")
-
-
 async def channel_revenue(
     session: AsyncSession, *, channel: Channel, since: date | None
 ) -> dict[str, Any]:

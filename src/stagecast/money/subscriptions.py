@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
+from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.config import MoneySettings
 from stagecast.db.base import utcnow
-from stagecast.errors import AppError, Conflict, NotFound, PermissionDenied
+from stagecast.errors import AppError, Conflict, NotFound
 from stagecast.money import ledger
 from stagecast.money.ledger import InsufficientBalance, Leg, earnings_of, wallet_of
 from stagecast.money.models import AccountKind, Subscription, SubscriptionTier
@@ -71,8 +72,7 @@ async def set_tier_price(
     tokens: int,
     name: str | None,
 ) -> SubscriptionTier:
-    if actor.id != channel.owner_id:
-        raise PermissionDenied("Only the channel's owner prices its tiers")
+    channels.ensure_owner(actor, channel)
     for tier in await tiers_of(session, channel):
         if tier.level == level:
             tier.tokens_per_month = tokens

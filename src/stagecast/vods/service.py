@@ -47,10 +47,6 @@ async def get_vod(session: AsyncSession, vod_id: uuid.UUID) -> Vod:
     return vod
 
 
-async def vod_of_stream(session: AsyncSession, stream_id: uuid.UUID) -> Vod | None:
-    return await session.scalar(select(Vod).where(Vod.stream_id == stream_id))
-
-
 async def list_channel_vods(
     session: AsyncSession, *, channel: Channel, params: PageParams
 ) -> tuple[list[Vod], str | None]:
