@@ -37,6 +37,10 @@ class MediaSettings(BaseSettings):
 
     # Target segment length; segments are cut at the first keyframe past it.
     segment_seconds: float = Field(default=1.0, ge=0.5, le=6)
+    # Low-Latency HLS: partial segments of at most `part_seconds`, blocking playlist reloads
+    # and preload hints, so players hold back about three parts instead of three segments.
+    low_latency: bool = True
+    part_seconds: float = Field(default=0.34, ge=0.1, le=1.0)
     # How much of a live stream its live playlist keeps (the DVR window).
     dvr_window_seconds: float = Field(default=120, ge=10)
     # Renditions below the source, by short side; the source is always kept, never upscaled.

@@ -75,6 +75,7 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     assert "#EXT-X-ENDLIST" not in playlist
 
     await _check_delivery(http, stream_id)
+    await _check_low_latency(http, stream_id)
 
     # Seed 004's view of the same stream.
     status = (await http.get(f"/livestream/{stream_id}/status")).json()
@@ -97,6 +98,10 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     assert "source/vod.m3u8" in vod_master
     vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    assert "PART" not in vod
+    ended_live = (await http.get(f"/hls/{stream_id}/source/index.m3u8")).text
+    assert "#EXT-X-ENDLIST" in ended_live
+    assert "PART" not in ended_live  # ended: whole segments only, part files gone
     assert vod.rstrip().endswith("#EXT-X-ENDLIST")
     thumbnail = await http.get(f"/hls/{stream_id}/thumbnail.jpg")
     assert thumbnail.status_code == 200
@@ -134,6 +139,43 @@ async def _check_delivery(http: httpx.AsyncClient, stream_id: str) -> None:
     assert refused.json()["code"] == "RANGE_NOT_SATISFIABLE"
     for bad in ("source/..%2F..%2Fstagecast.db", "source/seg_0.txt", "nothing/init.mp4"):
         assert (await http.get(f"/hls/{stream_id}/{bad}")).status_code == 404
+
+
+async def _check_low_latency(http: httpx.AsyncClient, stream_id: str) -> None:
+    """Parts, preload hint and blocking reload (LL-HLS) on the live playlist; bad asks refused."""
+    url = f"/hls/{stream_id}/source/index.m3u8"
+    playlist = (await http.get(url)).text
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" in playlist
+    part_target = float(re.findall(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)", playlist)[0])
+    durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", playlist)]
+    assert durations
+    assert all(d <= part_target + 0.001 for d in durations), (part_target, durations)
+    assert "INDEPENDENT=YES" in playlist
+    hint = re.findall(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_(\d+)_(\d+)\.m4s"', playlist)
+    sequence, index = (int(n) for n in hint[0])
+
+    # The hinted part does not exist yet: the request is held until it does.
+    part = await http.get(f"/hls/{stream_id}/source/part_{sequence}_{index}.m4s")
+    assert part.status_code == 200, part.text
+    assert part.headers["content-type"] == "video/iso.segment"
+    assert b"moof" in part.content[:200]
+    # A blocking reload for the part after it returns a playlist that lists it.
+    wanted = {"_HLS_msn": sequence, "_HLS_part": index + 1}
+    blocked = await http.get(url, params=wanted)
+    assert blocked.status_code == 200, blocked.text
+    assert re.search(
+        rf'part_{sequence}_{index + 1}\.m4s"|part_{sequence + 1}_0\.m4s"', blocked.text
+    )
+
+    too_far = await http.get(url, params={"_HLS_msn": sequence + 50})
+    assert too_far.status_code == 400
+    assert too_far.json()["code"] == "PLAYLIST_REQUEST_TOO_FAR"
+    for bad in ({"_HLS_part": 0}, {"_HLS_msn": -1}, {"_HLS_msn": "x"}):
+        refused = await http.get(url, params=bad)
+        assert refused.status_code == 422, bad
+        assert refused.json()["code"] == "VALIDATION_ERROR"
+    never = await http.get(f"/hls/{stream_id}/source/part_{sequence + 40}_0.m4s")
+    assert never.status_code == 404
 
 
 async def _is(value: str, wanted: str) -> bool:

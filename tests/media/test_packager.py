@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -28,12 +29,15 @@ from stagecast.media.ladder import (
     render_master_playlist,
     variant_for,
 )
-from stagecast.media.packager import (
+from stagecast.media.packager import Packager, PackagerSettings
+from stagecast.media.playlists import (
     MediaPlaylist,
-    Packager,
-    PackagerSettings,
+    OpenSegment,
+    PlaylistPart,
     PlaylistSegment,
     format_program_date_time,
+    parse_part_uri,
+    part_uri,
     render_media_playlist,
     segments_to_drop,
     target_duration_for,
@@ -200,7 +204,11 @@ class RecordingStore(LocalMediaStore):
         if key.endswith(".m3u8"):
             directory = key.rpartition("/")[0]
             text = data.decode()
-            uris = re.findall(r'URI="([^"]+)"', text)
+            # A preload hint names the part that comes next, before it exists (by design).
+            listed = "\n".join(
+                line for line in text.splitlines() if not line.startswith("#EXT-X-PRELOAD-HINT")
+            )
+            uris = re.findall(r'URI="([^"]+)"', listed)
             uris += [line for line in text.splitlines() if line and not line.startswith("#")]
             for uri in uris:
                 stored = f"{directory}/{uri}"
@@ -515,6 +523,182 @@ async def test_measured_bitrates_and_frame_rate(tmp_path: Path) -> None:
     assert packager.peak_bitrate == size * 8
     assert packager.average_bitrate == size * 8
     assert packager.frame_rate == 30
+
+
+# --- low-latency HLS -------------------------------------------------------------------------
+
+
+def test_low_latency_playlist_text() -> None:
+    part = PlaylistPart
+    playlist = MediaPlaylist(
+        segments=(
+            PlaylistSegment("seg_4.m4s", 1.0, "init.mp4", START),
+            PlaylistSegment(
+                "seg_5.m4s",
+                1.0,
+                "init.mp4",
+                START + timedelta(seconds=1),
+                parts=(part("part_5_0.m4s", 0.5, True), part("part_5_1.m4s", 0.5, False)),
+            ),
+        ),
+        target_duration=1,
+        media_sequence=4,
+        part_target=0.5,
+        open_segment=OpenSegment(
+            map_uri="init.mp4",
+            program_date_time=START + timedelta(seconds=2),
+            discontinuity=False,
+            parts=(part("part_6_0.m4s", 0.3, True),),
+            preload_hint="part_6_1.m4s",
+        ),
+    )
+    assert render_media_playlist(playlist) == (
+        "#EXTM3U\n"
+        "#EXT-X-VERSION:7\n"
+        "#EXT-X-TARGETDURATION:1\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500\n"
+        "#EXT-X-PART-INF:PART-TARGET=0.500\n"
+        "#EXT-X-MEDIA-SEQUENCE:4\n"
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
+        '#EXT-X-MAP:URI="init.mp4"\n'
+        "#EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:00.000Z\n"
+        "#EXTINF:1.000,\n"
+        "seg_4.m4s\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:01.000Z\n"
+        '#EXT-X-PART:DURATION=0.50000,URI="part_5_0.m4s",INDEPENDENT=YES\n'
+        '#EXT-X-PART:DURATION=0.50000,URI="part_5_1.m4s"\n'
+        "#EXTINF:1.000,\n"
+        "seg_5.m4s\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:02.000Z\n"
+        '#EXT-X-PART:DURATION=0.30000,URI="part_6_0.m4s",INDEPENDENT=YES\n'
+        '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_6_1.m4s"\n'
+    )
+    # Ended, the same playlist lists whole segments only.
+    ended = render_media_playlist(dataclasses.replace(playlist, ended=True))
+    assert "PART" not in ended
+    assert "SERVER-CONTROL" not in ended
+    assert ended.endswith("seg_5.m4s\n#EXT-X-ENDLIST\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed_name"),
+    [
+        ("part_12_3.m4s", (12, 3)),
+        ("part_0_0.m4s", (0, 0)),
+        ("seg_12.m4s", None),
+        ("part_12.m4s", None),
+        ("part_a_1.m4s", None),
+        ("part_1_2_3.m4s", None),
+        ("part_-1_2.m4s", None),
+    ],
+)
+def test_part_names(name: str, parsed_name: tuple[int, int] | None) -> None:
+    assert parse_part_uri(name) == parsed_name
+    if parsed_name is not None:
+        assert part_uri(*parsed_name) == name
+
+
+def low_latency(tmp_path: Path) -> tuple[Packager, RecordingStore]:
+    return make_packager(tmp_path, PackagerSettings(part_target=0.5))
+
+
+async def test_every_fragment_is_stored_and_listed_as_a_part(tmp_path: Path) -> None:
+    packager, store = low_latency(tmp_path)
+    await packager.push(parsed(init_segment())[0])
+    first, second, third = fragments((15, True), (15, False), (15, True))
+    await packager.push(first)
+    text = await read_text(store, "index.m3u8")
+    # Listed before any segment is complete, with the next part hinted.
+    assert '#EXT-X-PART:DURATION=0.50000,URI="part_0_0.m4s",INDEPENDENT=YES' in text
+    assert '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_0_1.m4s"' in text
+    assert "#EXTINF" not in text
+    assert await store.read(f"{PREFIX}/part_0_0.m4s") == first.data
+    await packager.push(second)
+    text = await read_text(store, "index.m3u8")
+    assert 'URI="part_0_1.m4s"\n' in text
+    # One second in, a keyframe is due: the hint names the next segment's first part.
+    assert '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_1_0.m4s"' in text
+    await packager.push(third)
+    text = await read_text(store, "index.m3u8")
+    assert text.index("part_0_1.m4s") < text.index("seg_0.m4s") < text.index("part_1_0.m4s")
+    assert await store.read(f"{PREFIX}/seg_0.m4s") == first.data + second.data
+    assert [p.uri for p in packager.segments[0].parts] == ["part_0_0.m4s", "part_0_1.m4s"]
+
+
+async def test_the_hint_follows_the_keyframe_interval(tmp_path: Path) -> None:
+    packager, store = low_latency(tmp_path)
+    await packager.push(parsed(init_segment())[0])
+    # A keyframe every 1.5 s (OBS-like), parts of 0.5 s: segments of 1.5 s.
+    pattern = [(15, True), (15, False), (15, False)] * 2
+    await push_all(packager, fragments(*pattern, (15, True), (15, False)))
+    assert [s.duration for s in packager.segments] == [1.5, 1.5]
+    # 1.0 s into the third segment: long enough, but the keyframe is half a second away.
+    text = await read_text(store, "index.m3u8")
+    assert '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_2_2.m4s"' in text
+
+
+async def test_parts_are_listed_near_the_edge_and_deleted_later(tmp_path: Path) -> None:
+    packager, store = low_latency(tmp_path)
+    await packager.push(parsed(init_segment())[0])
+    await push_all(packager, fragments(*[(15, True), (15, False)] * 14))
+    text = await read_text(store, "index.m3u8")
+    listed = sorted(set(re.findall(r"part_(\d+)_\d+\.m4s", text)), key=int)
+    # Three target durations back from the edge: the open segment 13 (1 s so far), 12 and 11;
+    # the preload hint names segment 14's first part.
+    assert listed == ["11", "12", "13", "14"]
+    stored = {k.rpartition("/")[2] for k in await store.list_keys(PREFIX) if "part_" in k}
+    assert "part_2_0.m4s" not in stored  # older than the kept ten segments
+    assert {"part_3_0.m4s", "part_12_1.m4s", "part_13_0.m4s"} <= stored
+    await packager.finish()
+    assert [k for k in await store.list_keys(PREFIX) if "part_" in k] == []
+    ended = await read_text(store, "index.m3u8")
+    assert "PART" not in ended
+    assert ended.endswith("seg_13.m4s\n#EXT-X-ENDLIST\n")
+
+
+async def test_blocking_reload_waits_for_the_part(tmp_path: Path) -> None:
+    packager, _ = low_latency(tmp_path)
+    await packager.push(parsed(init_segment())[0])
+    first, second, third = fragments((15, True), (15, False), (15, True))
+    await packager.push(first)
+    await asyncio.wait_for(packager.wait_for_playlist(0, 0), 0.01)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(packager.wait_for_playlist(0, 1), 0.01)
+    waiting = asyncio.create_task(packager.wait_for_playlist(0, 1))
+    segment_waiting = asyncio.create_task(packager.wait_for_playlist(1, None))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await packager.push(second)
+    await asyncio.wait_for(waiting, 1)
+    assert not segment_waiting.done()
+    await packager.push(third)
+    assert packager.expected_sequence() == 1
+    # Segment 1 is open, not complete: asking for it whole still waits.
+    await asyncio.sleep(0.01)
+    assert not segment_waiting.done()
+    await packager.finish()
+    await asyncio.wait_for(segment_waiting, 1)  # ended: the playlist will not grow
+
+
+async def test_waiting_for_a_part_that_will_never_exist(tmp_path: Path) -> None:
+    packager, _ = low_latency(tmp_path)
+    await packager.push(parsed(init_segment())[0])
+    first, second, third = fragments((15, True), (15, False), (15, True))
+    await push_all(packager, [first, second])
+    hinted = asyncio.create_task(packager.wait_for_part(1, 0))
+    mispredicted = asyncio.create_task(packager.wait_for_part(0, 2))
+    await asyncio.sleep(0.01)
+    assert not hinted.done()
+    assert not mispredicted.done()
+    await packager.push(third)
+    assert await asyncio.wait_for(hinted, 1)
+    # Segment 0 closed with two parts: its third is answered at once, not after a timeout.
+    assert not await asyncio.wait_for(mispredicted, 1)
+    assert await asyncio.wait_for(packager.wait_for_part(0, 1), 0.01)
+    # Far beyond the hint: refused at once.
+    assert not await asyncio.wait_for(packager.wait_for_part(5, 0), 0.01)
+    await packager.finish()
+    assert not await asyncio.wait_for(packager.wait_for_part(1, 1), 0.01)
 
 
 def test_settings_are_validated(tmp_path: Path) -> None:

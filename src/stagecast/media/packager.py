@@ -3,7 +3,12 @@
 The packager writes `init.mp4`, `seg_<n>.m4s`, the live `index.m3u8` and, when the stream
 ends with recording on, `vod.m3u8` under its prefix. A segment always starts at a keyframe and
 is cut once the target duration is reached; the playlist is rewritten only after the segment it
-adds is stored, so it never names a missing segment. Playlist text comes from pure functions.
+adds is stored, so it never names a missing segment. Playlist text comes from `playlists`.
+
+Low-Latency HLS (`part_target` set): every fragment ffmpeg writes is also stored at once as a
+partial segment `part_<n>_<i>.m4s` and listed, so a player can fetch media a fraction of a
+second after it was encoded instead of a whole segment later. Players block on the next part
+or playlist version through `wait_for_playlist` / `wait_for_part`.
 """
 
 from __future__ import annotations
@@ -11,15 +16,23 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import datetime, timedelta
 
 import structlog
 
 from stagecast.media.fmp4 import Fragment, InitSegment, MediaFormatError, read_fragments
-from stagecast.media.ladder import HLS_VERSION
+from stagecast.media.playlists import (
+    MediaPlaylist,
+    OpenSegment,
+    PlaylistPart,
+    PlaylistSegment,
+    part_uri,
+    render_media_playlist,
+    segments_to_drop,
+    target_duration_for,
+)
 from stagecast.media.store import MediaStore, validate_prefix
 
 log = structlog.get_logger(__name__)
@@ -30,98 +43,10 @@ VOD_PLAYLIST_NAME = "vod.m3u8"
 _CUT_TOLERANCE = 0.010
 # A jump in media time larger than this between fragments is a timestamp discontinuity.
 _MAX_TIMESTAMP_JUMP = 0.5
-
-
-# --- playlists (pure) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlaylistSegment:
-    """One media segment as a playlist lists it."""
-
-    uri: str
-    duration: float
-    map_uri: str
-    program_date_time: datetime | None = None
-    discontinuity: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class MediaPlaylist:
-    """A media playlist: live (sliding or EVENT) or VOD."""
-
-    segments: tuple[PlaylistSegment, ...]
-    target_duration: int
-    media_sequence: int = 0
-    discontinuity_sequence: int = 0
-    playlist_type: Literal["EVENT", "VOD"] | None = None
-    ended: bool = False
-
-
-def format_program_date_time(moment: datetime) -> str:
-    """Return an ISO 8601 UTC timestamp with milliseconds, as EXT-X-PROGRAM-DATE-TIME wants."""
-    if moment.tzinfo is None:
-        raise ValueError("program date-time needs an aware datetime")
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
-
-
-def target_duration_for(durations: Iterable[float], *, ceiling: bool = False) -> int:
-    """Return EXT-X-TARGETDURATION for segments of these durations (at least 1).
-
-    RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, must not exceed it. Rounding
-    keeps 1.02 s segments at a target of 1, where a ceiling would make it 2 and double the
-    distance hls.js keeps from the live edge (three target durations). `ceiling` gives the
-    stricter rule (no EXTINF above the target at all) for clients that want it.
-    """
-    longest = max((round(duration, 3) for duration in durations), default=0.0)
-    return max(1, math.ceil(longest) if ceiling else math.floor(longest + 0.5))
-
-
-def segments_to_drop(durations: Sequence[float], *, window: float, minimum: float) -> int:
-    """Return how many of the oldest segments leave a live playlist of these durations.
-
-    The playlist keeps at least `window` seconds, and at least `minimum` (three target
-    durations: RFC 8216 6.2.2 forbids shorter live playlists).
-    """
-    keep_at_least = max(window, minimum)
-    remaining = sum(durations)
-    dropped = 0
-    for duration in durations[:-1]:
-        if remaining - duration < keep_at_least:
-            break
-        remaining -= duration
-        dropped += 1
-    return dropped
-
-
-def render_media_playlist(playlist: MediaPlaylist) -> str:
-    """Return the text of a media playlist."""
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{HLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{playlist.target_duration}",
-        f"#EXT-X-MEDIA-SEQUENCE:{playlist.media_sequence}",
-    ]
-    if playlist.discontinuity_sequence:
-        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{playlist.discontinuity_sequence}")
-    if playlist.playlist_type is not None:
-        lines.append(f"#EXT-X-PLAYLIST-TYPE:{playlist.playlist_type}")
-    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
-    map_uri: str | None = None
-    for segment in playlist.segments:
-        if segment.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if segment.map_uri != map_uri:
-            map_uri = segment.map_uri
-            lines.append(f'#EXT-X-MAP:URI="{map_uri}"')
-        if segment.program_date_time is not None:
-            stamp = format_program_date_time(segment.program_date_time)
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
-        lines += [f"#EXTINF:{segment.duration:.3f},", segment.uri]
-    if playlist.ended:
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+# Parts are listed for the segments this many target durations from the live edge
+# (RFC 8216bis 6.2.2) and their files kept a while longer for players holding older playlists.
+_PARTS_LISTED_TARGETS = 3
+_PARTS_KEPT_SEGMENTS = 10
 
 
 # --- the packager ----------------------------------------------------------------------------
@@ -139,10 +64,15 @@ class PackagerSettings:
     # stored as soon as it is long enough instead of when the next keyframe arrives, which
     # saves a whole segment of latency.
     fragments_start_at_keyframes: bool = False
+    # Low-Latency HLS: every fragment is a partial segment no longer than this (ffmpeg's
+    # `-frag_duration` keeps them under it). None: plain HLS.
+    part_target: float | None = None
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.target_duration <= 2.0:
             raise ValueError("target_duration must be between 1 and 2 seconds")
+        if self.part_target is not None and not 0.1 <= self.part_target < self.target_duration:
+            raise ValueError("part_target must be at least 0.1 s and below the target duration")
         if self.dvr_window is not None and self.dvr_window <= 0:
             raise ValueError("dvr_window must be positive")
 
@@ -159,8 +89,9 @@ class StoredSegment:
     program_date_time: datetime
     discontinuity: bool
     frames: int
+    parts: tuple[PlaylistPart, ...] = ()
 
-    def to_playlist(self) -> PlaylistSegment:
+    def to_playlist(self, *, with_parts: bool = False) -> PlaylistSegment:
         """Return the playlist entry of this segment."""
         return PlaylistSegment(
             uri=self.uri,
@@ -168,6 +99,7 @@ class StoredSegment:
             map_uri=self.map_uri,
             program_date_time=self.program_date_time,
             discontinuity=self.discontinuity,
+            parts=self.parts if with_parts else (),
         )
 
 
@@ -228,6 +160,11 @@ class Packager:
         self._map_uri = ""
         self._init_count = 0
         self._pending: list[Fragment] = []
+        self._parts: list[PlaylistPart] = []  # the pending fragments stored as parts
+        self._changed = asyncio.Event()  # set (and replaced) whenever the playlist changes
+        self._last_keyframe: int | None = None  # media time of the latest keyframe
+        self._keyframe_interval: float | None = None
+        self._with_part_files: deque[StoredSegment] = deque()
         self._segments: list[StoredSegment] = []
         self._totals = _Totals()
         self._window_start = 0
@@ -322,7 +259,55 @@ class Packager:
                 size=self._totals.size,
                 vod_playlist_key=vod_key,
             )
+            self._notify()
+            # The ended playlist lists no parts; whole segments hold the same media.
+            while self._with_part_files:
+                await self._delete_parts(self._with_part_files.popleft())
             return self._summary
+
+    async def wait_for_playlist(self, sequence: int, part: int | None) -> None:
+        """Wait until the live playlist lists segment `sequence` (its part `part`) or later.
+
+        A blocking playlist reload (`_HLS_msn` / `_HLS_part`); it returns at once when the
+        stream has ended (the playlist will not grow). Bound it with `asyncio.timeout`.
+        """
+
+        def listed() -> bool | None:
+            if self._summary is not None or sequence < self._open_number():
+                return True
+            if sequence == self._open_number() and part is not None and part < len(self._parts):
+                return True
+            return None
+
+        await self._wait(listed)
+
+    async def wait_for_part(self, sequence: int, index: int) -> bool:
+        """Wait until part `index` of segment `sequence` is stored; False if it never will be.
+
+        A player asks for the part the playlist's preload hint names before it exists. Bound
+        it with `asyncio.timeout`.
+        """
+
+        def stored() -> bool | None:
+            open_number = self._open_number()
+            if sequence > open_number + 1:
+                return False  # not even hinted yet: a guess, not worth holding a request for
+            if sequence < open_number:
+                return index < len(self._segments[sequence].parts)
+            if sequence == open_number and index < len(self._parts):
+                return True
+            return False if self._summary is not None else None
+
+        return await self._wait(stored)
+
+    @property
+    def target_duration(self) -> int:
+        """Return the live playlist's EXT-X-TARGETDURATION."""
+        return self._target_duration()
+
+    def expected_sequence(self) -> int:
+        """Return the sequence number of the segment being cut (the next one to complete)."""
+        return self._open_number()
 
     # --- internals ---
 
@@ -359,13 +344,59 @@ class Packager:
             await self._cut()
         if self._epoch.origin is None:
             self._epoch.origin = fragment.start
+        if fragment.keyframe:
+            self._note_keyframe(fragment)
         self._pending.append(fragment)
         self._next_start = fragment.start + fragment.duration
-        if (
+        if self.settings.part_target is not None:
+            await self._store_part(fragment)
+        elif (
             self.settings.fragments_start_at_keyframes
             and self._pending_duration() >= self._cut_at()
         ):
             await self._cut()
+
+    def _note_keyframe(self, fragment: Fragment) -> None:
+        if self._last_keyframe is not None and self._next_start is not None:
+            self._keyframe_interval = (fragment.start - self._last_keyframe) / fragment.timescale
+        self._last_keyframe = fragment.start
+
+    async def _store_part(self, fragment: Fragment) -> None:
+        part = PlaylistPart(
+            uri=part_uri(self._open_number(), len(self._parts)),
+            duration=fragment.duration_seconds,
+            independent=fragment.keyframe,
+        )
+        await self.store.write(self.key(part.uri), fragment.data)
+        self._parts.append(part)
+        await self._write_live_playlist(ended=False)
+
+    def _next_part_hint(self) -> str:
+        """Name the part most likely to come next: the next of this segment, or the first of
+        the next segment when this one is long enough and a keyframe is due."""
+        open_number = self._open_number()
+        if self._pending and self._pending_duration() >= self._cut_at() and self._keyframe_due():
+            return part_uri(open_number + 1, 0)
+        return part_uri(open_number, len(self._parts))
+
+    def _keyframe_due(self) -> bool:
+        if self._keyframe_interval is None or self._last_keyframe is None or not self._pending:
+            return True
+        timescale = self._pending[-1].timescale
+        since = ((self._next_start or 0) - self._last_keyframe) / timescale
+        return since >= self._keyframe_interval - _CUT_TOLERANCE
+
+    def _open_number(self) -> int:
+        return self._segments[-1].number + 1 if self._segments else 0
+
+    async def _wait(self, ready: Callable[[], bool | None]) -> bool:
+        while (state := ready()) is None:
+            await self._changed.wait()
+        return state
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _cut_at(self) -> float:
         return self.settings.target_duration - _CUT_TOLERANCE
@@ -381,6 +412,7 @@ class Packager:
                 raise ValueError("wall_clock must be an aware datetime")
             self._epoch = _Epoch(wall_clock)
         self._next_start = None
+        self._last_keyframe = None
         self._discontinuity_next = bool(self._segments)
 
     def _timeline_end(self) -> datetime:
@@ -395,23 +427,23 @@ class Packager:
             return
         fragments = self._pending
         first = fragments[0]
-        origin = self._epoch.origin if self._epoch.origin is not None else first.start
-        offset = (first.start - origin) / first.timescale
         data = b"".join(fragment.data for fragment in fragments)
-        number = self._segments[-1].number + 1 if self._segments else 0
+        number = self._open_number()
         segment = StoredSegment(
             number=number,
             uri=f"seg_{number}.m4s",
             duration=sum(fragment.duration for fragment in fragments) / first.timescale,
             size=len(data),
             map_uri=self._map_uri,
-            program_date_time=self._epoch.wall_clock + timedelta(seconds=offset),
+            program_date_time=self._program_date_time(first),
             discontinuity=self._discontinuity_next,
             frames=sum(fragment.sample_count for fragment in fragments),
+            parts=tuple(self._parts),
         )
         await self.store.write(self.key(segment.uri), data)
         # Only a stored segment leaves the pending list: a failed write loses nothing.
         self._pending = []
+        self._parts = []
         self._segments.append(segment)
         self._totals.add(segment)
         self._discontinuity_next = False
@@ -419,6 +451,18 @@ class Packager:
         await self._write_live_playlist(ended=False)
         if not self.settings.keep_recording:
             await self._delete_retired()
+        if segment.parts:
+            self._with_part_files.append(segment)
+        while len(self._with_part_files) > _PARTS_KEPT_SEGMENTS:
+            await self._delete_parts(self._with_part_files.popleft())
+
+    def _program_date_time(self, first: Fragment) -> datetime:
+        origin = self._epoch.origin if self._epoch.origin is not None else first.start
+        return self._epoch.wall_clock + timedelta(seconds=(first.start - origin) / first.timescale)
+
+    async def _delete_parts(self, segment: StoredSegment) -> None:
+        for part in segment.parts:
+            await self.store.delete(self.key(part.uri))
 
     def _slide_window(self) -> None:
         if self.settings.dvr_window is None:
@@ -449,18 +493,41 @@ class Packager:
             await self.store.delete(self.key(segment.uri))
 
     def _target_duration(self) -> int:
-        longest = [self._totals.longest]
+        # The configured target counts too: parts are listed before the first segment is cut.
+        longest = [self._totals.longest, self.settings.target_duration]
         return target_duration_for(longest, ceiling=self.settings.ceil_target_duration)
 
     def _live_playlist(self, *, ended: bool) -> MediaPlaylist:
         live = self._segments[self._window_start :]
+        target = self._target_duration()
+        # Parts are listed for the newest segments only: walk back from the live edge.
+        with_parts, behind = len(live), sum(part.duration for part in self._parts)
+        while with_parts > 0 and behind < _PARTS_LISTED_TARGETS * target:
+            with_parts -= 1
+            behind += live[with_parts].duration
+        open_segment = None
+        if self.settings.part_target is not None:
+            open_segment = OpenSegment(
+                map_uri=self._map_uri,
+                program_date_time=(
+                    self._program_date_time(self._pending[0]) if self._pending else None
+                ),
+                discontinuity=self._discontinuity_next,
+                parts=tuple(self._parts),
+                preload_hint=self._next_part_hint(),
+            )
         return MediaPlaylist(
-            segments=tuple(segment.to_playlist() for segment in live),
-            target_duration=self._target_duration(),
-            media_sequence=live[0].number,
+            segments=tuple(
+                segment.to_playlist(with_parts=index >= with_parts)
+                for index, segment in enumerate(live)
+            ),
+            target_duration=target,
+            media_sequence=live[0].number if live else self._open_number(),
             discontinuity_sequence=self._dropped_discontinuities,
             playlist_type="EVENT" if self.settings.dvr_window is None else None,
             ended=ended,
+            part_target=self.settings.part_target,
+            open_segment=open_segment,
         )
 
     def _vod_playlist(self) -> MediaPlaylist:
@@ -476,6 +543,7 @@ class Packager:
         listed = sum(segment.duration for segment in playlist.segments)
         self._longest_playlist = max(self._longest_playlist, listed)
         await self._write_text(self.key(PLAYLIST_NAME), render_media_playlist(playlist))
+        self._notify()
 
     async def _write_text(self, key: str, text: str) -> None:
         await self.store.write(key, text.encode())

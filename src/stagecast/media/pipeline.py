@@ -191,6 +191,7 @@ class PipelineConfig:
     ffmpeg: str
     work_dir: Path  # local scratch (the thumbnail ffmpeg writes)
     segment_seconds: float
+    part_seconds: float | None  # None: plain HLS, no partial segments
     dvr_window_seconds: float
     ladder: list[int]
     thumbnail_seconds: float
@@ -224,12 +225,17 @@ class LivePipeline:
         self.on_segments = on_segments
         self.on_failed = on_failed
         self.renditions = plan_ladder(source, config.ladder)
+        target = min(2.0, max(1.0, config.segment_seconds))
+        self.part_target = (
+            None if config.part_seconds is None else min(config.part_seconds, target / 2)
+        )
         settings = PackagerSettings(
-            target_duration=min(2.0, max(1.0, config.segment_seconds)),
+            target_duration=target,
             dvr_window=config.dvr_window_seconds,
             keep_recording=config.recording,
-            # ffmpeg cuts one fragment per keyframe (no -frag_duration): see build_ffmpeg_args.
-            fragments_start_at_keyframes=True,
+            part_target=self.part_target,
+            # Without parts ffmpeg cuts one fragment per keyframe (see build_ffmpeg_args).
+            fragments_start_at_keyframes=self.part_target is None,
         )
         self.packagers = {
             r.name: Packager(
@@ -347,6 +353,9 @@ class LivePipeline:
             outputs=outputs,
             audio_codec=self.source.audio_codec,
             segment_duration=self.config.segment_seconds,
+            # ffmpeg closes a fragment at the first frame past -frag_duration: aim below the
+            # part target so that a part never exceeds it at any common frame rate.
+            fragment_duration=None if self.part_target is None else self.part_target * 0.9,
             thumbnail=thumbnail,
             loglevel="error",
         )

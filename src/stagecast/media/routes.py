@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import resource
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.deps import CurrentUser, OptionalUser
@@ -17,8 +19,16 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.deps import ReadSessionDep, RuntimeDep, SessionDep
-from stagecast.errors import AppError, NotFound, problem_responses
+from stagecast.errors import (
+    AppError,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+    problem_responses,
+)
+from stagecast.media.packager import PLAYLIST_NAME
 from stagecast.media.pipeline import MASTER_PLAYLIST
+from stagecast.media.playlists import parse_part_uri
 from stagecast.media.service import LiveMedia
 from stagecast.media.store import InvalidMediaKey, MediaNotFound, validate_key
 from stagecast.pagination import MAX_LIMIT, PageParams
@@ -41,6 +51,15 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 class RangeNotSatisfiable(AppError):
     status, code, title = 416, "RANGE_NOT_SATISFIABLE", "The requested range is not satisfiable"
+
+
+class PlaylistRequestTooFar(AppError):
+    status, code = 400, "PLAYLIST_REQUEST_TOO_FAR"
+    title = "The requested segment is too far beyond the live edge"
+
+
+class PlaylistNotReady(ServiceUnavailable):
+    code, title = "PLAYLIST_NOT_READY", "The requested segment did not arrive in time"
 
 
 def media_of(runtime: Runtime) -> LiveMedia:
@@ -101,13 +120,54 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
 _MEDIA_RESPONSES = problem_responses(404, 416)
 
 
-@router.get("/hls/{stream_id}/{path:path}", responses=_MEDIA_RESPONSES)
+_MEDIA_RESPONSES = problem_responses(404, 416)
+_HLS_RESPONSES = problem_responses(400, 404, 416, 422, 503)
+
+
+async def _wait_for_live_media(
+    media: LiveMedia, stream_id: uuid.UUID, path: str, msn: int | None, part: int | None
+) -> None:
+    """Low-Latency HLS: hold a blocking playlist reload, or a request for the hinted part,
+    until the packager has it (RFC 8216bis 6.2.5.2 and 6.2.6)."""
+    if part is not None and msn is None:
+        raise ValidationFailed("_HLS_part is only allowed with _HLS_msn")
+    rendition, _, name = path.rpartition("/")
+    packager = media.packager(stream_id, rendition)
+    if packager is None:
+        return  # not live on this node: the store has all there will be
+    timeout = 3 * packager.target_duration
+    if msn is not None and name == PLAYLIST_NAME:
+        if msn > packager.expected_sequence() + 2:
+            raise PlaylistRequestTooFar
+        try:
+            async with asyncio.timeout(timeout):
+                await packager.wait_for_playlist(msn, part)
+        except TimeoutError as error:
+            raise PlaylistNotReady from error
+    elif (wanted := parse_part_uri(name)) is not None:
+        # A part that never comes (the hint guessed wrong) is a 404 from the store below.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await packager.wait_for_part(*wanted)
+
+
+@router.get("/hls/{stream_id}/{path:path}", responses=_HLS_RESPONSES)
 @router.head("/hls/{stream_id}/{path:path}", include_in_schema=False)
 async def hls_file(
-    stream_id: uuid.UUID, path: str, request: Request, runtime: RuntimeDep
+    stream_id: uuid.UUID,
+    path: str,
+    request: Request,
+    runtime: RuntimeDep,
+    msn: Annotated[int | None, Query(alias="_HLS_msn", ge=0)] = None,
+    part: Annotated[int | None, Query(alias="_HLS_part", ge=0)] = None,
 ) -> Response:
     """A stream's HLS files: `master.m3u8`, `<rendition>/index.m3u8` (live) or `vod.m3u8`,
-    init and media segments, `thumbnail.jpg`. Range requests are answered."""
+    init and media segments, partial segments, `thumbnail.jpg`. Range requests are answered.
+
+    Live playlists are Low-Latency HLS: `_HLS_msn` (and `_HLS_part`) block until the playlist
+    lists that segment (part), and the part a preload hint names is held until it is stored.
+    """
+    await _wait_for_live_media(media_of(runtime), stream_id, path, msn, part)
     return await _serve(request, runtime, f"live/{stream_id}/{path}")
 
 

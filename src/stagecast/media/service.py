@@ -26,6 +26,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
 from stagecast.media.ladder import InputFormat
+from stagecast.media.packager import Packager
 from stagecast.media.pipeline import (
     MASTER_PLAYLIST,
     THUMBNAIL,
@@ -101,6 +102,13 @@ class LiveMedia:
                 raise ServiceUnavailable("ffmpeg was not found; live media cannot start")
             self._ffmpeg = found
         return self._ffmpeg
+
+    def packager(self, stream_id: uuid.UUID, rendition: str) -> Packager | None:
+        """Return the packager of a rendition live on this node, if any."""
+        broadcast = self.by_stream(stream_id)
+        if broadcast is None or broadcast.pipeline is None:
+            return None
+        return broadcast.pipeline.packagers.get(rendition)
 
     def by_stream(self, stream_id: uuid.UUID) -> Broadcast | None:
         for broadcast in self.broadcasts.values():
@@ -186,6 +194,7 @@ class LiveMedia:
             ffmpeg=self.ffmpeg,
             work_dir=self.runtime.settings.data_dir / "work" / str(stream.id),
             segment_seconds=self.settings.segment_seconds,
+            part_seconds=self.settings.part_seconds if self.settings.low_latency else None,
             dvr_window_seconds=self.settings.dvr_window_seconds,
             ladder=list(self.settings.ladder),
             thumbnail_seconds=self.settings.thumbnail_seconds,
