@@ -38,6 +38,14 @@ The player model
       default `maxLiveSyncPlaybackRate` is 1).
     - Latency of a frame = the wall time the player shows it - the time encoded in it.
       Publisher, servers and players share this machine's clock.
+    - Low-Latency HLS (Stagecast's default; a playlist with EXT-X-SERVER-CONTROL and
+      EXT-X-PART), as hls.js plays it with `lowLatencyMode`: the join position is the last
+      listed part minus PART-HOLD-BACK (three part targets), loading starts at the beginning
+      of the segment holding it (a part without a keyframe cannot be decoded alone), each next
+      part is awaited with a blocking playlist reload (`_HLS_msn`/`_HLS_part`) and fetched as
+      soon as it is listed. A part is playable once its bytes are in plus the time ffmpeg takes
+      to decode the segment's bytes so far (its frames are the ones beyond the earlier
+      parts'). The same stream is also measured with Low-Latency HLS off ("plain HLS").
 
     One player only sees one join phase (where in the segment cycle it joined decides most of
     its latency), so players join one after another, every 1.3 s (a phase that cycles through
@@ -66,7 +74,7 @@ Concurrency
 Usage
     apt-get install -y nginx-light libnginx-mod-rtmp     # for the nginx-rtmp rows
     .venv/bin/python bench/latency.py [--duration 30] [--only stagecast|nginx]
-        [--segment-seconds 1] [--skip-cpu] [--skip-concurrency] [--max-streams 8]
+        [--segment-seconds 1] [--skip-plain] [--skip-cpu] [--skip-concurrency] [--max-streams 8]
         [--step-duration 20] [--watch 8] [--join-every 1.3]
 """
 
@@ -369,7 +377,7 @@ class Target:
 
 
 def stagecast_env(
-    data_dir: Path, rtmp_port: int, args: argparse.Namespace, ladder: str
+    data_dir: Path, rtmp_port: int, args: argparse.Namespace, ladder: str, low_latency: bool
 ) -> dict[str, str]:
     return clean_env(
         STAGECAST_DATA_DIR=str(data_dir),
@@ -379,6 +387,7 @@ def stagecast_env(
         STAGECAST_LOG_LEVEL="WARNING",
         STAGECAST_MEDIA_LADDER=ladder,
         STAGECAST_MEDIA_SEGMENT_SECONDS=f"{args.segment_seconds:g}",
+        STAGECAST_MEDIA_LOW_LATENCY="true" if low_latency else "false",
         STAGECAST_MEDIA_MAX_PIPELINES=str(max(8, args.max_streams + 2)),
     )
 
@@ -397,14 +406,16 @@ def prepare_stagecast(base_url: str, rtmp_port: int, streams: int) -> tuple[Slot
 
 
 @contextlib.contextmanager
-def stagecast_target(args: argparse.Namespace, *, ladder: str, streams: int) -> Iterator[Target]:
+def stagecast_target(
+    args: argparse.Namespace, *, ladder: str, streams: int, low_latency: bool = True
+) -> Iterator[Target]:
     port, rtmp_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="stagecast-latency-") as tmp:
         data_dir = Path(tmp)
         base = f"http://127.0.0.1:{port}"
         with launched(
             stagecast_command(port),
-            env=stagecast_env(data_dir, rtmp_port, args, ladder),
+            env=stagecast_env(data_dir, rtmp_port, args, ladder, low_latency),
             cwd=data_dir,
             log=data_dir / "server.log",
             ready_url=f"{base}/readyz",
@@ -540,29 +551,65 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """A partial segment (LL-HLS `EXT-X-PART`)."""
+
+    sequence: int  # of the segment it belongs to
+    index: int
+    duration: float
+    url: str
+    map_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class MediaPlaylist:
     target_duration: float
     segments: tuple[Segment, ...]
     ended: bool
+    # Low-Latency HLS: the parts listed per segment (the open one included), PART-HOLD-BACK.
+    parts: dict[int, tuple[Part, ...]] = field(default_factory=dict)
+    part_hold_back: float | None = None
+    first_sequence: int = 0
 
     @property
     def last_sequence(self) -> int:
         return self.segments[-1].sequence if self.segments else -1
+
+    @property
+    def open_sequence(self) -> int:
+        """The segment being cut (listed only through its parts)."""
+        return self.last_sequence + 1 if self.segments else self.first_sequence
+
+
+def _attribute(line: str, name: str) -> str | None:
+    found = re.search(rf'(?:^|[:,]){name}=("[^"]*"|[^,]*)', line)
+    return found.group(1).strip('"') if found else None
 
 
 def parse_media_playlist(text: str, url: str) -> MediaPlaylist:
     target, sequence, ended = 0.0, 0, False
     duration, map_url = 0.0, None
     segments: list[Segment] = []
+    parts: dict[int, list[Part]] = {}
+    hold_back: float | None = None
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("#EXT-X-TARGETDURATION:"):
             target = float(line.partition(":")[2])
         elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             sequence = int(line.partition(":")[2])
+        elif line.startswith("#EXT-X-SERVER-CONTROL:"):
+            value = _attribute(line, "PART-HOLD-BACK")
+            hold_back = float(value) if value else None
         elif line.startswith("#EXT-X-MAP:"):
-            found = re.search(r'URI="([^"]+)"', line)
-            map_url = urljoin(url, found.group(1)) if found else None
+            found = _attribute(line, "URI")
+            map_url = urljoin(url, found) if found else None
+        elif line.startswith("#EXT-X-PART:"):
+            number = sequence + len(segments)
+            listed = parts.setdefault(number, [])
+            part_url = urljoin(url, _attribute(line, "URI") or "")
+            part_duration = float(_attribute(line, "DURATION") or 0)
+            listed.append(Part(number, len(listed), part_duration, part_url, map_url))
         elif line.startswith("#EXTINF:"):
             duration = float(line.partition(":")[2].partition(",")[0])
         elif line == "#EXT-X-ENDLIST":
@@ -571,7 +618,14 @@ def parse_media_playlist(text: str, url: str) -> MediaPlaylist:
             segments.append(
                 Segment(sequence + len(segments), duration, urljoin(url, line), map_url)
             )
-    return MediaPlaylist(target or 1.0, tuple(segments), ended)
+    return MediaPlaylist(
+        target or 1.0,
+        tuple(segments),
+        ended,
+        {number: tuple(listed) for number, listed in parts.items()},
+        hold_back,
+        sequence,
+    )
 
 
 def variants(text: str, url: str) -> list[tuple[int, str, str]]:
@@ -796,6 +850,117 @@ class Player:
         )
 
 
+class LowLatencyPlayer(Player):
+    """A viewer of a Low-Latency HLS playlist, as hls.js plays one with `lowLatencyMode` on.
+
+    It joins PART-HOLD-BACK behind the last listed part, at the start of the segment holding
+    that position (a part that does not begin with a keyframe cannot be decoded alone), then
+    asks for the next part with a blocking playlist reload (`_HLS_msn` / `_HLS_part`) and
+    fetches each part as soon as a playlist lists it. A part's frames are those a decoder gets
+    from the segment's bytes so far beyond what the earlier parts gave.
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, decoder: SegmentDecoder, watch: float
+    ) -> None:
+        super().__init__(http, url, decoder, watch)
+        self.next_part = 0
+        self.so_far: dict[int, bytes] = {}  # segment -> its bytes fetched so far
+        self.previous: dict[int, asyncio.Task[Decoded]] = {}  # segment -> the last decode
+        self.earlier: list[asyncio.Task[Decoded] | None] = []  # per fetched piece
+
+    def start_at(self, playlist: MediaPlaylist) -> None:
+        """The segment holding `edge - PART-HOLD-BACK`, and the frames before it in there."""
+        hold_back = playlist.part_hold_back or HOLD_BACK_TARGETS * playlist.target_duration
+        timeline = [(s.sequence, s.duration) for s in playlist.segments]
+        open_parts = playlist.parts.get(playlist.open_sequence, ())
+        if open_parts:
+            timeline.append((playlist.open_sequence, sum(p.duration for p in open_parts)))
+        position = max(0.0, sum(duration for _, duration in timeline) - hold_back)
+        start = 0.0
+        for sequence, duration in timeline:
+            if start + duration > position:
+                self.next_sequence = sequence
+                self.skip_frames = max(0, math.ceil((position - start) * FPS - 1e-6))
+                return
+            start += duration
+        self.next_sequence = playlist.open_sequence
+
+    async def take(
+        self, url: str, map_url: str | None, sequence: int, *, whole: bool = False
+    ) -> None:
+        """Fetch a part (or the whole segment, which holds every part) and decode it."""
+        init = b""
+        if map_url is not None:
+            if map_url not in self.inits:
+                self.inits[map_url] = await fetch(self.http, map_url)
+            init = self.inits[map_url]
+        body = await fetch(self.http, url)
+        arrived = time.time()
+        so_far = body if whole else self.so_far.get(sequence, b"") + body
+        self.so_far[sequence] = so_far
+        decoded = self.decoder.decode(url, init + so_far)
+        skip = 0 if self.fetched else self.skip_frames
+        self.fetched.append(Fetched(sequence, arrived, decoded, skip))
+        self.earlier.append(self.previous.get(sequence))
+        self.previous[sequence] = decoded
+
+    async def step(self, playlist: MediaPlaylist) -> bool:
+        """Fetch the next piece the playlist offers; False when it has nothing new yet."""
+        sequence = self.next_sequence if self.next_sequence is not None else 0
+        parts = playlist.parts.get(sequence, ())
+        complete = next((s for s in playlist.segments if s.sequence == sequence), None)
+        if self.next_part < len(parts):
+            part = parts[self.next_part]
+            await self.take(part.url, part.map_url, sequence)
+            self.next_part += 1
+            return True
+        if complete is not None:
+            if not parts:  # no parts listed for it (behind the edge): the whole segment
+                await self.take(complete.url, complete.map_url, sequence, whole=True)
+            self.next_sequence, self.next_part = sequence + 1, 0
+            return True
+        return False
+
+    async def play(self, joined: float) -> PlayerResult:
+        until = joined + self.watch
+        try:
+            playlist = parse_media_playlist((await fetch(self.http, self.url)).decode(), self.url)
+            self.start_at(playlist)
+            while time.time() < until and not playlist.ended:
+                if await self.step(playlist):
+                    continue
+                wanted = {"_HLS_msn": self.next_sequence, "_HLS_part": self.next_part}
+                timeout = max(0.1, until - time.time())
+                response = await self.http.get(self.url, params=wanted, timeout=timeout)
+                if response.status_code == 503:  # not there within 3 target durations: again
+                    self.errors.append("a blocking reload timed out")
+                    continue
+                response.raise_for_status()
+                playlist = parse_media_playlist(response.text, self.url)
+        except httpx.TimeoutException:
+            pass  # the watch ended while a reload was blocked
+        except httpx.HTTPError as error:
+            self.errors.append(repr(error))
+        decoded = []
+        for fetched, earlier in zip(self.fetched, self.earlier, strict=True):
+            whole = await fetched.decoded
+            before = len((await earlier).stamps) if earlier is not None else 0
+            decoded.append(Decoded(whole.stamps[before:], whole.seconds, whole.error))
+        self.errors += [d.error for d in decoded if d.error]
+        shown = show(list(zip(self.fetched, decoded, strict=True)), until)
+        return PlayerResult(
+            joined=joined,
+            start_seconds=(shown.first - joined) if shown.first is not None else math.nan,
+            latencies=shown.latencies,
+            stalls=shown.stalls,
+            stall_seconds=shown.stall_seconds,
+            unreadable=shown.unreadable,
+            segments=len(self.fetched),
+            errors=self.errors,
+        )
+
+
 # --- one measured case --------------------------------------------------------------------
 
 
@@ -918,9 +1083,10 @@ async def measure(target: Target, streams: int, geometry: Geometry, settings: Se
         decoder = SegmentDecoder(geometry, target.container)
         cpu, busy = tree_cpu_seconds(target.pid), machine_busy_seconds()
         opened, origin = time.monotonic(), time.time()
+        kind = LowLatencyPlayer if first.part_hold_back is not None else Player
         players = [
             asyncio.create_task(
-                join_later(Player(http, media[0], decoder, settings.watch), delay, origin)
+                join_later(kind(http, media[0], decoder, settings.watch), delay, origin)
             )
             for delay in settings.join_offsets()
         ]
@@ -1104,7 +1270,7 @@ def concurrency(args: argparse.Namespace) -> tuple[list[CaseResult], dict[str, A
 
 # (title, width, attribute, format)
 COLUMNS_OUT = (
-    ("case", 16, "case", "{}"),
+    ("case", 18, "case", "{}"),
     ("server", 10, "server", "{}"),
     ("source", 8, "source", "{}"),
     ("renditions", 24, "renditions", "{}"),
@@ -1253,6 +1419,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", choices=["stagecast", "nginx"], help="run one server only")
     parser.add_argument("--segment-seconds", type=float, default=1.0)
     parser.add_argument("--skip-cpu", action="store_true", help="no 720p passthrough/ladder rows")
+    parser.add_argument(
+        "--skip-plain", action="store_true", help="no Stagecast row with Low-Latency HLS off"
+    )
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--max-streams", type=int, default=8)
     parser.add_argument("--step-duration", type=float, default=20.0, help="seconds per step")
@@ -1269,6 +1438,9 @@ def run(args: argparse.Namespace, build: tuple[str, str, str] | None) -> dict[st
     if args.only != "nginx":
         with stagecast_target(args, ladder="[]", streams=1) as target:
             results.append(run_case(target, "latency", SMALL, args))
+        if not args.skip_plain:
+            with stagecast_target(args, ladder="[]", streams=1, low_latency=False) as target:
+                results.append(run_case(target, "latency, plain HLS", SMALL, args))
     if args.only != "stagecast" and build is not None:
         with nginx_target(args, build) as target:
             results.append(run_case(target, "latency", SMALL, args))
