@@ -48,6 +48,7 @@ from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
 from stagecast.vods import routes as vods_routes
+from stagecast.web import routes as web_routes
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(accounts_routes.jwks_router)
     app.include_router(media_routes.router)
     app.mount("/socket.io", realtime.asgi_app())
+    app.include_router(web_routes.router)  # last: its `/{slug}` channel pages match the rest
 
     _add_middleware(app, runtime)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

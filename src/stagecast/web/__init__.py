@@ -1,0 +1,1 @@
+"""The web app: page shell, built assets, and the front-end source (frontend/)."""

@@ -1,0 +1,64 @@
+// The API client: JSON in and out, the access token attached, errors as ApiError carrying
+// the RFC 9457 problem (with its stable `code`).
+import { accessToken, refresh, signedOut } from "./auth.js";
+import { uuid } from "./dom.js";
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `The server answered ${status}`);
+    this.status = status;
+    this.problem = problem;
+    this.code = problem?.code || "UNKNOWN";
+  }
+}
+
+async function readProblem(response) {
+  try {
+    return await response.json();
+  } catch {
+    return { status: response.status, title: response.statusText };
+  }
+}
+
+/**
+ * Call the API. `path` is under /api/v1 unless it starts with "/" and not "/api".
+ * `moves: true` adds an Idempotency-Key (money-moving POSTs), so a retried click moves
+ * tokens once.
+ */
+export async function api(path, { method = "GET", body, query, moves = false, key } = {}) {
+  let url = path.startsWith("/") ? path : `/api/v1/${path}`;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null && value !== "") params.set(name, value);
+    }
+    const text = params.toString();
+    if (text) url += `?${text}`;
+  }
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (moves) headers["Idempotency-Key"] = key || uuid();
+
+  for (let attempt = 0; ; attempt++) {
+    const token = await accessToken();
+    const response = await fetch(url, {
+      method,
+      headers: token ? { ...headers, Authorization: `Bearer ${token}` } : headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (response.status === 204) return null;
+    if (response.ok) return response.json();
+    const problem = await readProblem(response);
+    if (response.status === 401 && token && attempt === 0) {
+      if (problem.code === "INVALID_TOKEN" && (await refresh())) continue;
+      if (problem.code === "SESSION_REVOKED") signedOut();
+    }
+    throw new ApiError(response.status, problem);
+  }
+}
+
+export const get = (path, query) => api(path, { query });
+export const post = (path, body, options = {}) => api(path, { method: "POST", body, ...options });
+export const patch = (path, body) => api(path, { method: "PATCH", body });
+export const del = (path) => api(path, { method: "DELETE" });

@@ -1,0 +1,92 @@
+// The signed-in session. The refresh token never reaches JavaScript: the server keeps it in
+// an HttpOnly, SameSite=Strict cookie scoped to /api/v1. The short-lived access token (15
+// minutes) and the user are kept in localStorage so that tabs share them; refreshing is done
+// under a Web Lock because refresh tokens rotate and a reused one revokes the session.
+
+const KEY = "stagecast.session";
+const listeners = new Set();
+let state = load();
+
+function load() {
+  try {
+    return JSON.parse(localStorage.getItem(KEY)) || null;
+  } catch {
+    return null;
+  }
+}
+
+function save(next) {
+  state = next;
+  if (next) localStorage.setItem(KEY, JSON.stringify(next));
+  else localStorage.removeItem(KEY);
+  for (const listener of listeners) listener(state?.user || null);
+}
+
+// Another tab signed in, refreshed or signed out.
+window.addEventListener("storage", (event) => {
+  if (event.key !== KEY) return;
+  const before = state?.user?.id;
+  state = load();
+  if (state?.user?.id !== before) for (const listener of listeners) listener(state?.user || null);
+});
+
+export const currentUser = () => state?.user || null;
+export const onAuthChange = (listener) => {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+};
+
+export function signedIn(pair) {
+  save({
+    access_token: pair.access_token,
+    expires_at: Date.now() + pair.expires_in * 1000,
+    user: pair.user,
+  });
+}
+
+export function updateUser(user) {
+  if (state) save({ ...state, user });
+}
+
+export function signedOut() {
+  save(null);
+}
+
+function fresh(s) {
+  return s && s.expires_at - Date.now() > 30_000;
+}
+
+async function withLock(fn) {
+  if (navigator.locks?.request) return navigator.locks.request("stagecast-refresh", fn);
+  return fn();
+}
+
+// Trade the refresh cookie for a new access token; null when the session is over.
+export async function refresh() {
+  return withLock(async () => {
+    const latest = load();
+    if (fresh(latest)) {
+      state = latest; // another tab refreshed while this one waited
+      return state.access_token;
+    }
+    if (!latest) return null;
+    const response = await fetch("/api/v1/auth/refresh", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) {
+      signedOut();
+      return null;
+    }
+    signedIn(await response.json());
+    return state.access_token;
+  });
+}
+
+// The access token to send now (refreshed when it is about to expire), or null.
+export async function accessToken() {
+  if (!state) return null;
+  if (fresh(state)) return state.access_token;
+  return refresh();
+}
