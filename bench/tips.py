@@ -253,6 +253,8 @@ class LoadPlan:
     seconds: float
     seed: int
     idempotency_key: bool
+    # "tip"; or a floor: "healthz" (no auth, no database), "balance" (auth + one read)
+    request: str = "tip"
 
 
 @dataclass(slots=True)
@@ -271,8 +273,13 @@ class LoadOutcome:
         return self.statuses.get(201, 0)
 
     @property
+    def answered_ok(self) -> int:
+        return self.statuses.get(201, 0) + self.statuses.get(200, 0)
+
+    @property
     def error_count(self) -> int:
-        return sum(n for s, n in self.statuses.items() if s != 201) + sum(self.failures.values())
+        failed = sum(n for s, n in self.statuses.items() if s not in {200, 201})
+        return failed + sum(self.failures.values())
 
 
 @dataclass(slots=True)
@@ -300,7 +307,13 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return int(head[9:12]), b"\r\nconnection: close" in head
 
 
-def _tip_request(plan: LoadPlan, token: str, stream_id: str, tokens: int) -> bytes:
+def _request(plan: LoadPlan, token: str, stream_id: str, tokens: int) -> bytes:
+    host = f"Host: {plan.host}:{plan.port}\r\n"
+    if plan.request == "healthz":
+        return f"GET /healthz HTTP/1.1\r\n{host}\r\n".encode()
+    if plan.request == "balance":
+        auth = f"Authorization: Bearer {token}\r\n"
+        return f"GET /api/v1/wallet/balance HTTP/1.1\r\n{host}{auth}\r\n".encode()
     body = b'{"tokens":%d,"message":"gg"}' % tokens
     key = f"Idempotency-Key: {uuid.uuid4().hex}\r\n" if plan.idempotency_key else ""
     head = (
@@ -325,7 +338,7 @@ async def _client(
         while time.monotonic() < deadline:
             tokens = rng.randint(*TIP_TOKENS)
             token, stream_id = rng.choice(plan.viewer_tokens), rng.choice(plan.stream_ids)
-            request = _tip_request(plan, token, stream_id, tokens)
+            request = _request(plan, token, stream_id, tokens)
             started = time.perf_counter()
             try:
                 writer.write(request)
@@ -337,7 +350,7 @@ async def _client(
             else:
                 tally.latencies.append(time.perf_counter() - started)
                 tally.statuses[status] += 1
-                if status == 201:
+                if status == 201 and plan.request == "tip":
                     tally.tipped_tokens += tokens
             if closing:
                 writer.close()
@@ -461,6 +474,44 @@ def measure_tips(
         details=asdict(measured),
     )
     return row, runs
+
+
+FLOORS = {"healthz": "stagecast healthz", "balance": "stagecast balance"}
+
+
+def measure_floors(
+    base: str, pid: int, population: Population, args: argparse.Namespace
+) -> list[Row]:
+    """The same clients on requests every tip costs at least: `GET /healthz` (HTTP alone) and
+    `GET /api/v1/wallet/balance` (HTTP, the access token and the session checked, one read)."""
+    url = httpx.URL(base)
+    rows = []
+    for request, name in FLOORS.items():
+        plan = LoadPlan(
+            host=str(url.host),
+            port=int(url.port or 80),
+            viewer_tokens=tuple(population.viewer_tokens),
+            stream_ids=tuple(population.stream_ids),
+            clients=args.clients,
+            seconds=args.floor_duration,
+            seed=RANDOM_SEED + 2,
+            idempotency_key=False,
+            request=request,
+        )
+        window = CpuWindow(pid)
+        measured = run_load(plan)
+        rows.append(
+            Row(
+                name=name,
+                tx_per_s=round(measured.answered_ok / measured.seconds, 1),
+                p50_ms=measured.p50_ms,
+                p99_ms=measured.p99_ms,
+                errors=measured.error_count,
+                cpu_pct=window.shares(),
+                details=asdict(measured),
+            )
+        )
+    return rows
 
 
 # --- invariants, from the database ----------------------------------------------------------
@@ -630,14 +681,14 @@ def checkpoint(database_url: str) -> None:
 
 def table(rows: list[Row]) -> str:
     header = (
-        f"{'run':<16} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server cpu':>10} "
+        f"{'run':<18} {'tx/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server cpu':>10} "
         f"{'db cpu':>7} {'load cpu':>8} {'irq cpu':>7} {'other cpu':>9} {'errors':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         server = f"{r.cpu_pct['server']:.0f}%" if r.name.startswith("stagecast") else "-"
         lines.append(
-            f"{r.name:<16} {r.tx_per_s:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {server:>10} "
+            f"{r.name:<18} {r.tx_per_s:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {server:>10} "
             f"{r.cpu_pct['database']:>6.0f}% {r.cpu_pct['load_generator']:>7.0f}% "
             f"{r.cpu_pct['interrupts']:>6.0f}% "
             f"{r.cpu_pct['other']:>8.0f}% {r.errors:>6}"
@@ -715,6 +766,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--creators", type=int, default=20, help="creators, one live stream each")
     parser.add_argument("--skip-pgbench", action="store_true", help="measure the tips only")
     parser.add_argument(
+        "--skip-floors", action="store_true", help="no GET /healthz and GET balance rows"
+    )
+    parser.add_argument(
+        "--floor-duration", type=int, default=10, help="measured seconds of each floor row"
+    )
+    parser.add_argument(
         "--idempotency-key", action="store_true", help="send a fresh Idempotency-Key with each tip"
     )
     parser.add_argument(
@@ -761,6 +818,7 @@ def run_stagecast(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             checkpoint(database_url)
             print(f"  tips: {args.warmup} s warm-up + {args.duration} s ...", flush=True)
             row, runs = measure_tips(base, pid, population, args)
+            floors = [] if args.skip_floors else measure_floors(base, pid, population, args)
         invariants = asyncio.run(
             check_invariants(
                 database_url,
@@ -768,7 +826,12 @@ def run_stagecast(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 tokens_seen=checked_tokens + sum(r.tipped_tokens for r in runs),
             )
         )
-    return {"population": population.counts(), "row": row, "invariants": invariants}
+    return {
+        "population": population.counts(),
+        "row": row,
+        "floors": floors,
+        "invariants": invariants,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -790,12 +853,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stagecast-tips-") as tmp:
         work_dir = Path(tmp)
         outcome = run_stagecast(args, work_dir)
-        rows: list[Row] = [outcome["row"]]
+        tips_row: Row = outcome["row"]
+        floors: list[Row] = outcome["floors"]
+        pgbench_row = None
         if pgbench is not None:
             print(f"  pgbench: -i -s {PGBENCH_SCALE}, {args.warmup} s warm-up + ...", flush=True)
             with fresh_database(args.postgres, PGBENCH_DATABASE) as url:
-                rows.append(measure_pgbench(pgbench, url, args, work_dir))
-    tips_row, pgbench_row = rows[0], (rows[1] if len(rows) > 1 else None)
+                pgbench_row = measure_pgbench(pgbench, url, args, work_dir)
+    rows = [tips_row, *floors, *([pgbench_row] if pgbench_row else [])]
     violations: list[str] = outcome["invariants"]["violations"]
     verdict = goal(tips_row, pgbench_row, violations)
     print("\n" + table(rows) + "\n")
@@ -808,6 +873,12 @@ def main(argv: list[str] | None = None) -> int:
     for violation in violations:
         print(f"  {violation}")
     print(describe_goal(verdict))
+    if pgbench_row is not None and pgbench_row.tx_per_s:
+        for floor in floors:
+            print(
+                f"  floor: {floor.name} {floor.tx_per_s:.0f}/s = "
+                f"{floor.tx_per_s / pgbench_row.tx_per_s:.2f}x pgbench (a tip costs at least this)"
+            )
     busy = [r for r in rows if r.cpu_pct["other"] > OTHER_CPU_WARNING_PCT]
     if busy:
         print(
