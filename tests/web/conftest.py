@@ -77,8 +77,18 @@ class Browsing:
         await page.screenshot(path=str(path), full_page=True)
         return path
 
-    def assert_no_errors(self) -> None:
-        assert not self.errors, "\n".join(self.errors)
+    def assert_no_errors(self, *expected: str, tolerated: re.Pattern[str] | None = None) -> None:
+        """No console error and no uncaught exception, except the `expected` ones (the
+        browser itself logs every 4xx answer, including refusals a test asks for) and those
+        matching `tolerated` (answers that may or may not come, depending on timing)."""
+        for wanted in expected:
+            assert any(wanted in error for error in self.errors), (wanted, self.errors)
+        unexpected = [
+            e
+            for e in self.errors
+            if not any(w in e for w in expected) and not (tolerated and tolerated.search(e))
+        ]
+        assert not unexpected, "\n".join(unexpected)
 
 
 def web_settings(tmp_path: Path, database_url: str) -> Any:

@@ -13,6 +13,11 @@ from tests.factories import PASSWORD, unique_name
 from tests.web.conftest import Browsing
 
 MEDIA_WAIT_MS = 90_000  # a browser WebM goes through ffmpeg before the first segment
+# Low-Latency HLS: hls.js asks for the part the playlist hints at next; when the stream ends
+# before that part exists, the server answers 404 (it never will), and the browser logs it.
+HINTED_PART_AT_THE_END = re.compile(
+    r"status of 404 \(Not Found\) \(\S+/hls/\S+/part_\d+_\d+\.m4s\)"
+)
 
 
 async def sign_up(page: Page, username: str) -> None:
@@ -157,4 +162,4 @@ async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None
     await expect(creator.locator(".chart canvas")).to_be_visible()
     await browsing.screenshot(creator, "dashboard")
 
-    browsing.assert_no_errors()
+    browsing.assert_no_errors(tolerated=HINTED_PART_AT_THE_END)

@@ -107,7 +107,7 @@ export async function render({ main, navigate }) {
   // --- the browser broadcaster -------------------------------------------------------------
   const live = openSocket();
   const chat = createChat({ live, channel, me, canModerate: true });
-  const preview = h("video", { class: "video preview", muted: true, autoplay: true, playsinline: true, "aria-label": "Your camera preview" });
+  const preview = h("video", { class: "video preview", muted: true, autoplay: true, playsinline: true, hidden: true, "aria-label": "Your camera preview" });
   preview.muted = true;
   const status = h("p", { class: "broadcast-status", role: "status", "aria-live": "polite" }, "Off air");
   const viewers = h("span", { class: "viewer-count" });
@@ -133,6 +133,7 @@ export async function render({ main, navigate }) {
     goLive.hidden = onAir;
     endButton.hidden = !onAir;
     watchLink.hidden = state !== "live";
+    preview.hidden = !onAir;
     if (!onAir) {
       preview.srcObject = null;
       broadcast = null;
@@ -171,14 +172,19 @@ export async function render({ main, navigate }) {
     setStatus("ended");
   });
 
-  live.socket.on("connect", () => live.call("stream:join", { channelId: channel.id }).then((j) => (viewers.textContent = `${formatNumber(j.viewer_count)} watching`)).catch(() => null));
-  live.on("viewers:updated", (p) => (viewers.textContent = `${formatNumber(p.viewer_count)} watching`));
+  let streamIsLive = Boolean(liveStream);
+  const showViewers = (count) => (viewers.textContent = streamIsLive ? `${formatNumber(count)} watching` : "");
+  live.socket.on("connect", () => live.call("stream:join", { channelId: channel.id }).then((j) => showViewers(j.viewer_count)).catch(() => null));
+  live.on("viewers:updated", (p) => showViewers(p.viewer_count));
   live.on("stream:started", async (p) => {
+    streamIsLive = true;
     liveStream = await get(`streams/${p.stream_id}`).catch(() => null);
     showInfoHint();
     chat.loadHistory(p.stream_id);
   });
   live.on("stream:ended", () => {
+    streamIsLive = false;
+    showViewers(0);
     liveStream = null;
     showInfoHint();
   });
