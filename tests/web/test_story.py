@@ -163,3 +163,30 @@ async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None
     await browsing.screenshot(creator, "dashboard")
 
     browsing.assert_no_errors(tolerated=HINTED_PART_AT_THE_END)
+
+
+@pytest.mark.timeout(300)
+async def test_a_dropped_broadcast_shows_reconnecting_then_ended(browsing: Browsing) -> None:
+    name = unique_name("drop")
+    creator = await browsing.person()
+    await sign_up(creator, name)
+    await creator.goto("/dashboard")
+    await creator.get_by_label("Reconnect window").fill("4")
+    await creator.get_by_role("button", name="Save settings").click()
+    await expect(creator.locator(".toast").filter(has_text="Settings saved")).to_be_visible()
+    await creator.goto("/dashboard/live")
+    await creator.get_by_role("button", name="Go live from this browser").click()
+    await expect(creator.locator(".broadcast-status")).to_have_text("● LIVE", timeout=MEDIA_WAIT_MS)
+
+    viewer = await browsing.person()
+    await viewer.goto(f"/{name}")
+    await video_advances(viewer)
+
+    # The tab goes away without ending the stream: the room hears it is reconnecting.
+    await creator.close()
+    state = viewer.locator(".player-state")
+    await expect(state).to_have_text(re.compile("^Reconnecting"), timeout=30_000)
+    await browsing.screenshot(viewer, "channel-reconnecting")
+    await expect(state).to_have_text("The stream has ended", timeout=30_000)
+    await expect(viewer.get_by_role("link", name="watch it")).to_be_visible(timeout=MEDIA_WAIT_MS)
+    browsing.assert_no_errors(tolerated=HINTED_PART_AT_THE_END)
