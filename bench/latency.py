@@ -836,6 +836,10 @@ class Player:
             wait = (target if changed else target / 2) - (time.time() - asked)
             await asyncio.sleep(max(0.0, min(wait, until - time.time())))
         decoded = [await fetched.decoded for fetched in self.fetched]
+        return self.outcome(joined, until, decoded)
+
+    def outcome(self, joined: float, until: float, decoded: list[Decoded]) -> PlayerResult:
+        """What the player showed, given each fetched piece's decoded frames."""
         self.errors += [d.error for d in decoded if d.error]
         shown = show(list(zip(self.fetched, decoded, strict=True)), until)
         return PlayerResult(
@@ -947,18 +951,7 @@ class LowLatencyPlayer(Player):
             whole = await fetched.decoded
             before = len((await earlier).stamps) if earlier is not None else 0
             decoded.append(Decoded(whole.stamps[before:], whole.seconds, whole.error))
-        self.errors += [d.error for d in decoded if d.error]
-        shown = show(list(zip(self.fetched, decoded, strict=True)), until)
-        return PlayerResult(
-            joined=joined,
-            start_seconds=(shown.first - joined) if shown.first is not None else math.nan,
-            latencies=shown.latencies,
-            stalls=shown.stalls,
-            stall_seconds=shown.stall_seconds,
-            unreadable=shown.unreadable,
-            segments=len(self.fetched),
-            errors=self.errors,
-        )
+        return self.outcome(joined, until, decoded)
 
 
 # --- one measured case --------------------------------------------------------------------

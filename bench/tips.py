@@ -440,22 +440,28 @@ class Row:
     details: dict[str, Any]
 
 
-def measure_tips(
-    base: str, pid: int, population: Population, args: argparse.Namespace
-) -> tuple[Row, list[LoadOutcome]]:
-    """Warm up, then the measured run: the row and both runs' outcomes (the 201s of both
-    are in the database)."""
+def load_plan(
+    base: str, population: Population, args: argparse.Namespace, *, seconds: float
+) -> LoadPlan:
     url = httpx.URL(base)
-    plan = LoadPlan(
+    return LoadPlan(
         host=str(url.host),
         port=int(url.port or 80),
         viewer_tokens=tuple(population.viewer_tokens),
         stream_ids=tuple(population.stream_ids),
         clients=args.clients,
-        seconds=args.warmup,
+        seconds=seconds,
         seed=RANDOM_SEED,
         idempotency_key=args.idempotency_key,
     )
+
+
+def measure_tips(
+    base: str, pid: int, population: Population, args: argparse.Namespace
+) -> tuple[Row, list[LoadOutcome]]:
+    """Warm up, then the measured run: the row and both runs' outcomes (the 201s of both
+    are in the database)."""
+    plan = load_plan(base, population, args, seconds=args.warmup)
     runs = []
     if args.warmup > 0:
         runs.append(run_load(plan))
@@ -484,16 +490,10 @@ def measure_floors(
 ) -> list[Row]:
     """The same clients on requests every tip costs at least: `GET /healthz` (HTTP alone) and
     `GET /api/v1/wallet/balance` (HTTP, the access token and the session checked, one read)."""
-    url = httpx.URL(base)
     rows = []
     for request, name in FLOORS.items():
-        plan = LoadPlan(
-            host=str(url.host),
-            port=int(url.port or 80),
-            viewer_tokens=tuple(population.viewer_tokens),
-            stream_ids=tuple(population.stream_ids),
-            clients=args.clients,
-            seconds=args.floor_duration,
+        plan = replace(
+            load_plan(base, population, args, seconds=args.floor_duration),
             seed=RANDOM_SEED + 2,
             idempotency_key=False,
             request=request,
