@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
@@ -125,13 +126,14 @@ async def contribute(
     await session.flush()
     if stream is not None:
         # In SQL, not in Python: concurrent tips on one stream must all count.
-        await session.execute(
+        total = await session.scalar(
             update(Stream)
             .where(Stream.id == stream.id)
             .values(total_tokens_received=Stream.total_tokens_received + tokens)
+            .returning(Stream.total_tokens_received)
             .execution_options(synchronize_session=False)
         )
-        await session.refresh(stream, ["total_tokens_received"])
+        set_committed_value(stream, "total_tokens_received", total)
     public = present_contribution(contribution, sender, viewer_id=None)
     payload = public.model_dump(mode="json")
     if gift is not None:
