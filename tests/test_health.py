@@ -267,6 +267,22 @@ async def test_metrics_route_label_when_the_id_equals_a_path_segment(
     assert counts.get(("GET", "/api/v1/users/{user_id}", "404")) == 2, counts
 
 
+async def test_metrics_route_label_of_a_catch_all_path(client: httpx.AsyncClient) -> None:
+    # `{path:path}` swallows any number of segments: none of them may become a label.
+    stream_id = str(uuid.uuid4())
+    for path in ("master.m3u8", "source/index.m3u8", "a/b/c/d/e/f.m4s"):
+        await client.get(f"/hls/{stream_id}/{path}")
+        await client.get(f"/livestream/{stream_id}/{path}")
+    text = (await client.get("/metrics")).text
+    counts = request_counts(text)
+    routes = {route for _, route, _ in counts}
+    assert "/hls/{stream_id}/{path}" in routes
+    assert "/livestream/{stream_id}/{path}" in routes
+    assert not [r for r in routes if r.startswith(("/hls", "/livestream")) and r.count("/") != 3]
+    assert stream_id not in text
+    assert "a/b/c" not in text
+
+
 async def test_metrics_token_is_required_when_set(
     tmp_path: Path, database_url: str, database: Database
 ) -> None:

@@ -53,6 +53,17 @@ def route_template(scope: Scope) -> str:
         return "<unmatched>"
     path_segments = [s for s in scope["path"].split("/") if s]
     template_segments = [s for s in template.split("/") if s]
+    raw_segments = [s for s in (getattr(route, "path", None) or template).split("/") if s]
+    rest = next((i for i, s in enumerate(raw_segments) if s.endswith(":path}")), None)
+    if rest is not None:
+        # A `{name:path}` parameter takes any number of segments, so the end of the path
+        # cannot be aligned: align the segments before it to the start of the path instead.
+        head = template_segments[:rest]
+        for start in range(len(path_segments) - len(head) + 1):
+            window = path_segments[start : start + len(head)]
+            if all(t.startswith("{") or t == p for t, p in zip(head, window, strict=True)):
+                return "/" + "/".join(path_segments[:start] + template_segments)
+        return "/" + "/".join(template_segments)
     prefix = path_segments[: max(0, len(path_segments) - len(template_segments))]
     return "/" + "/".join(prefix + template_segments)
 
