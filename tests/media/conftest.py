@@ -86,7 +86,10 @@ async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIter
         channel = await make_channel(live.http, owner)
         key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)
         assert key.status_code == 200, key.text
-        yield MediaServer(live, owner, channel, key.json()["stream_key"])
+        server = MediaServer(live, owner, channel, key.json()["stream_key"])
+        # The API tells the port the RTMP server bound, not the 0 the settings asked for.
+        assert key.json()["rtmp_url"] == server.rtmp_url
+        yield server
 
 
 async def eventually(

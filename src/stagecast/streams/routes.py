@@ -38,8 +38,9 @@ _WRITE = problem_responses(401, 403, 404, 409, 422)
 
 def _key_out(request: Request, runtime: Runtime, raw: str, stored: StreamKey) -> StreamKeyOut:
     settings = runtime.settings
+    port = runtime.rtmp_port or settings.rtmp_port  # the bound port when settings say 0
     server = settings.rtmp_public_url or (
-        f"rtmp://{request.url.hostname or settings.host}:{settings.rtmp_port}/live"
+        f"rtmp://{request.url.hostname or settings.host}:{port}/live"
     )
     return StreamKeyOut(
         stream_key=raw,
