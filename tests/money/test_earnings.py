@@ -72,6 +72,23 @@ async def test_subscribe_gift_cancel_and_badge(client: httpx.AsyncClient, app: F
     assert (await balance(client, fan))["token_balance"] == 1500
     assert (await balance(client, creator))["earnings_balance"] == 800  # 2 x 500 - 20 %
 
+    # The owner sees who subscribes (newest first, a page at a time); nobody else does.
+    url = f"/api/v1/channels/{channel['slug']}/subscribers"
+    listed = await client.get(url, params={"limit": 1}, headers=creator.headers)
+    assert listed.status_code == 200, listed.text
+    first = listed.json()
+    assert [s["username"] for s in first["data"]] == [friend.username]
+    assert first["data"][0]["is_gift"] is True
+    assert first["data"][0]["tier"] == 1
+    assert first["has_more"] is True
+    rest = await client.get(
+        url, params={"limit": 1, "cursor": first["next_cursor"]}, headers=creator.headers
+    )
+    assert [s["username"] for s in rest.json()["data"]] == [fan.username]
+    assert rest.json()["has_more"] is False
+    assert (await client.get(url, headers=fan.headers)).status_code == 403
+    assert (await client.get(url)).status_code == 401
+
     mine = (await client.get("/api/v1/subscriptions/me", headers=fan.headers)).json()
     cancelled = await client.delete(f"/api/v1/subscriptions/{mine[0]['id']}", headers=fan.headers)
     assert cancelled.json()["auto_renew"] is False
@@ -107,6 +124,10 @@ async def test_renewals_charge_lapse_and_end(client: httpx.AsyncClient, app: Fas
     assert status_of(rich_rows) == ("active", 2)
     assert status_of(poor_rows) == ("lapsed", 1)
     assert status_of(gone_rows) == ("ended", 1)
+    subscribers = await client.get(
+        f"/api/v1/channels/{channel['id']}/subscribers", headers=creator.headers
+    )
+    assert [s["username"] for s in subscribers.json()["data"]] == [rich.username]
     assert (await balance(client, rich))["token_balance"] == 1000 - 2 * 499
     assert (await balance(client, poor))["token_balance"] == 1  # nothing taken on the lapse
     notes = (await client.get("/api/v1/notifications", headers=poor.headers)).json()["data"]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stagecast.accounts import service as accounts
 from stagecast.accounts.deps import AdminUser, CurrentUser, OptionalUser
+from stagecast.accounts.models import User
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
@@ -21,10 +22,7 @@ from stagecast.errors import AppError, NotFound, ValidationFailed, problem_respo
 from stagecast.money import payouts, purchases, subscriptions
 from stagecast.money import service as money
 from stagecast.money.idempotency import Action, fingerprint, run_once
-from stagecast.money.models import (
-    Payout,
-    Subscription,
-)
+from stagecast.money.models import Payout, Subscription, SubscriptionTier
 from stagecast.money.providers import (
     PaymentProvider,
     PayoutProvider,
@@ -37,6 +35,7 @@ from stagecast.money.schemas import (
     DonationIn,
     GiftIn,
     GiftOut,
+    SubscriberOut,
     TipIn,
     TransactionOut,
     TransferIn,
@@ -412,6 +411,38 @@ async def subscribe(
         return 201, _subscription_out(made)
 
     return await _moving(request, session, user.id, key, body, action)
+
+
+@router.get("/channels/{channel_ref}/subscribers", responses=problem_responses(401, 403, 404, 422))
+async def channel_subscribers(
+    channel_ref: str, user: CurrentUser, session: ReadSessionDep, page: PageDep
+) -> Page[SubscriberOut]:
+    """The channel's paid-up subscribers, newest first (its owner, moderators aside, only)."""
+    async with session.begin():
+        channel = await channels.get_channel(session, channel_ref)
+        channels.ensure_owner(user, channel)
+        rows, cursor = await subscriptions.list_subscribers(
+            session, channel=channel, params=page, now=utcnow()
+        )
+    return make_page([_subscriber_out(s, u, t) for s, u, t in rows], cursor)
+
+
+def _subscriber_out(
+    subscription: Subscription, user: User, tier: SubscriptionTier
+) -> SubscriberOut:
+    return SubscriberOut(
+        subscription_id=subscription.id,
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        tier=tier.level,
+        tier_name=tier.name,
+        is_gift=subscription.is_gift,
+        auto_renew=subscription.auto_renew,
+        months=subscription.months,
+        started_at=subscription.started_at,
+        current_period_end=subscription.current_period_end,
+    )
 
 
 @router.get("/subscriptions/me", responses=problem_responses(401))

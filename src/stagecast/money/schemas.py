@@ -82,3 +82,17 @@ class ContributionOut(BaseModel):
     is_private: bool
     gift: str | None
     created_at: datetime
+
+
+class SubscriberOut(BaseModel):
+    subscription_id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    tier: int
+    tier_name: str
+    is_gift: bool
+    auto_renew: bool
+    months: int
+    started_at: datetime
+    current_period_end: datetime

@@ -25,6 +25,7 @@ from stagecast.money import ledger
 from stagecast.money.ledger import InsufficientBalance, Leg, earnings_of, wallet_of
 from stagecast.money.models import AccountKind, Subscription, SubscriptionTier
 from stagecast.notifications import service as notifications
+from stagecast.pagination import PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish, user_room
 
 log = structlog.get_logger(__name__)
@@ -223,6 +224,25 @@ async def cancel(session: AsyncSession, *, actor: User, subscription_id: uuid.UU
         subscription.auto_renew = False
         await session.flush()
     return subscription
+
+
+async def list_subscribers(
+    session: AsyncSession, *, channel: Channel, params: PageParams, now: datetime
+) -> tuple[list[tuple[Subscription, User, SubscriptionTier]], str | None]:
+    """The channel's paid-up subscriptions with their subscriber and tier, newest first."""
+    query = (
+        select(Subscription, User, SubscriptionTier)
+        .join(User, User.id == Subscription.user_id)
+        .join(SubscriptionTier, SubscriptionTier.id == Subscription.tier_id)
+        .where(
+            Subscription.channel_id == channel.id,
+            Subscription.status == "active",
+            Subscription.current_period_end > now,
+        )
+    )
+    return await paginate_rows(
+        session, query, keys=[SortKey(Subscription.id, lambda row: row[0].id)], params=params
+    )
 
 
 async def list_mine(session: AsyncSession, user_id: uuid.UUID) -> list[Subscription]:
