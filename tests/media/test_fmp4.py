@@ -500,6 +500,34 @@ def test_a_new_init_segment_mid_stream_is_reported() -> None:
     assert second_init.video.width == 640
 
 
+def audio_only_fragment(sequence: int, audio_start: int, samples: int = 15) -> bytes:
+    run = trun(samples, first_sample_flags=KEYFRAME_FLAGS)
+    audio = traf(2, audio_start, run, default_duration=1024)
+    moof = box("moof", full_box("mfhd", 0, 0, struct.pack(">I", sequence)), audio)
+    return moof + box("mdat", bytes(32) + struct.pack(">I", sequence))
+
+
+def test_fragments_without_video_ride_on_the_next_one() -> None:
+    # ffmpeg's -frag_duration can close a fragment on audio alone while video lags behind.
+    orphan = audio_only_fragment(2, 30 * FRAME * AUDIO_TIMESCALE // VIDEO_TIMESCALE)
+    later = fragment(3, 30 * FRAME, keyframe=False)
+    items = parse_all(stream_of(fragment(1, 0), orphan, later))
+    fragments = [item for item in items if isinstance(item, Fragment)]
+    assert [f.sequence_number for f in fragments] == [1, 3]
+    # Its bytes go first in the next fragment: nothing is lost, the timing stays the video's.
+    assert fragments[1].data == orphan + later
+    assert fragments[1].start == 30 * FRAME
+    assert fragments[1].sample_count == 30
+    # A new init segment drops what the old one left; video never coming is refused.
+    restarted = parse_all(stream_of(orphan) + init_segment() + fragment(1, 0))
+    assert [len(f.data) for f in restarted if isinstance(f, Fragment)] == [len(fragment(1, 0))]
+    parser = FragmentedMP4Parser(max_box_size=4096)
+    parser.feed(init_segment())
+    audio = b"".join(audio_only_fragment(n, n * 1024 * 15) for n in range(100))
+    with pytest.raises(MediaFormatError, match="without video"):
+        parser.feed(audio)
+
+
 def test_audio_only_stream_times_on_the_audio_track() -> None:
     ftyp = box("ftyp", b"iso6", bytes(4))
     trak = box("trak", tkhd(2), mdia("soun", AUDIO_TIMESCALE, mp4a()))

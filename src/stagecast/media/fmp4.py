@@ -52,6 +52,10 @@ class MediaFormatError(Exception):
     """The bytes are not the fragmented MP4 the packager expects."""
 
 
+class NoReferenceSamples(MediaFormatError):
+    """A fragment without samples of the track that times the stream (audio only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BoxHeader:
     """A box's type, total size (0: to the end of its container) and header length."""
@@ -563,7 +567,7 @@ def parse_moof(moof: bytes, init: InitSegment, data: bytes) -> Fragment:
     reference = init.reference
     timing = next((tf for tf in track_fragments if tf.track_id == reference.track_id), None)
     if timing is None:
-        raise MediaFormatError(f"fragment has no samples of track {reference.track_id}")
+        raise NoReferenceSamples(f"fragment has no samples of track {reference.track_id}")
     return Fragment(
         data=data,
         sequence_number=sequence_number,
@@ -589,6 +593,9 @@ class FragmentedMP4Parser:
         self._init_parts: list[bytes] = []
         self._prefix: list[bytes] = []
         self._moof: tuple[bytes, int] | None = None  # the box and its header size
+        # Fragments without video (ffmpeg's -frag_duration can close one on audio alone while
+        # the video encoder lags): their bytes ride at the front of the next fragment.
+        self._carried: list[bytes] = []
         self._started = False
         self._error: MediaFormatError | None = None
 
@@ -664,6 +671,7 @@ class FragmentedMP4Parser:
         tracks = parse_moov(box[header.header_size :])
         self._init = InitSegment(b"".join([*self._init_parts, box]), tracks)
         self._init_parts = []
+        self._carried = []  # media of the previous init cannot precede this one's
         return self._init
 
     def _take_fragment_box(self, header: BoxHeader, box: bytes) -> Fragment | None:
@@ -676,7 +684,15 @@ class FragmentedMP4Parser:
             data = b"".join([*self._prefix, moof, box])
             self._moof = None
             self._prefix = []
-            return parse_moof(moof[moof_header_size:], self._init, data)
+            try:
+                fragment = parse_moof(moof[moof_header_size:], self._init, data)
+            except NoReferenceSamples:
+                self._carry(data)
+                return None
+            if self._carried:
+                fragment = replace(fragment, data=b"".join([*self._carried, data]))
+                self._carried = []
+            return fragment
         if self._moof is not None:
             raise MediaFormatError(f"{header.type!r} after a moof, before its mdat")
         if header.type == "moof":
@@ -684,6 +700,12 @@ class FragmentedMP4Parser:
         else:
             self._prefix.append(box)
         return None
+
+
+    def _carry(self, data: bytes) -> None:
+        self._carried.append(data)
+        if sum(map(len, self._carried)) > self._max_box_size:
+            raise MediaFormatError("fragments without video for too long")
 
 
 async def read_fragments(
