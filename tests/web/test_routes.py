@@ -13,7 +13,17 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
 async def test_pages_answer_the_shell_with_the_built_bundle(client: httpx.AsyncClient) -> None:
-    for path in ("/", "/login", "/signup", "/browse", "/search", "/wallet", "/dashboard/live"):
+    pages = (
+        "/",
+        "/login",
+        "/signup",
+        "/browse",
+        "/search",
+        "/wallet",
+        "/settings",
+        "/dashboard/live",
+    )
+    for path in pages:
         page = await client.get(path, headers=HTML)
         assert page.status_code == 200, path
         assert page.headers["content-type"].startswith("text/html")

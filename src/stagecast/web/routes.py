@@ -28,6 +28,7 @@ PAGES = (
     "/search",
     "/browse",
     "/wallet",
+    "/settings",
     "/dashboard",
     "/dashboard/live",
 )
