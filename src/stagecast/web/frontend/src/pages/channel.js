@@ -1,8 +1,8 @@
 // A channel: the player and chat side by side, follow / tip / subscribe, the viewer count,
 // and past broadcasts. Live state comes from the channel's room events.
-import { get, post, del, ApiError } from "../api.js";
+import { get, post, del } from "../api.js";
 import { currentUser } from "../auth.js";
-import { h, replace, formatNumber, formatTokens, errorBox, toast, field } from "../dom.js";
+import { h, replace, formatNumber, formatTokens, formatDate, errorBox, toast, field } from "../dom.js";
 import { openSocket } from "../realtime.js";
 import { createPlayer } from "../player.js";
 import { createChat } from "../chat.js";
@@ -10,6 +10,7 @@ import { grid, vodCard } from "../cards.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
+const GIFT_ICONS = { heart: "❤️", rose: "🌹", confetti: "🎉", trophy: "🏆", rocket: "🚀", castle: "🏰" };
 
 export async function render({ main, params }) {
   const slug = params[0].toLowerCase();
@@ -32,6 +33,9 @@ export async function render({ main, params }) {
   let streamId = stream?.status === "live" ? stream.id : null;
   let loaded = false;
   let vodTimer = null;
+  // Tips go to the live stream; while the channel is offline the same form sends a donation
+  // to the channel (tips refuse an ended stream). An open form follows the stream's state.
+  let showTipMode = () => {};
 
   const title = h("p", { class: "stream-title" }, stream?.status === "live" ? stream.title : "");
   const category = h("span", { class: "stream-category" });
@@ -65,6 +69,7 @@ export async function render({ main, params }) {
         streamId = joined.stream_id;
         loaded = false;
         player.setState("loading");
+        showTipMode();
       }
     } catch (error) {
       toast(error.message, "error");
@@ -78,6 +83,7 @@ export async function render({ main, params }) {
     showCategory(p.category);
     status.textContent = "";
     player.setState("loading");
+    showTipMode();
     chat.notice(`${channel.name} went live`);
   });
   // Segments are on the server: the playlist can be loaded without a 404.
@@ -98,6 +104,7 @@ export async function render({ main, params }) {
     const ended = streamId;
     streamId = null;
     showViewers(0);
+    showTipMode();
     chat.notice("The stream has ended");
     waitForVod(ended);
   });
@@ -138,6 +145,7 @@ export async function render({ main, params }) {
     actions.append(
       h("a", { class: "button primary", href: next }, "Follow"),
       h("a", { class: "button", href: next }, "Tip"),
+      h("a", { class: "button", href: next }, "Gift"),
       h("a", { class: "button", href: next }, "Subscribe"),
     );
   } else {
@@ -164,6 +172,7 @@ export async function render({ main, params }) {
     actions.append(
       follow,
       h("button", { type: "button", class: "button", "aria-expanded": "false", "aria-controls": "action-panel", onclick: (e) => toggle(e.currentTarget, tipForm) }, "Tip"),
+      h("button", { type: "button", class: "button", "aria-expanded": "false", "aria-controls": "action-panel", onclick: (e) => toggle(e.currentTarget, giftForm) }, "Gift"),
       h("button", { type: "button", class: "button", "aria-expanded": "false", "aria-controls": "action-panel", onclick: (e) => toggle(e.currentTarget, subscribeForm) }, "Subscribe"),
     );
   }
@@ -178,13 +187,36 @@ export async function render({ main, params }) {
     panel.querySelector("input, button")?.focus();
   }
 
-  async function tipForm() {
+  function closePanel() {
+    replace(panel);
+    for (const b of actions.querySelectorAll("[aria-expanded]")) b.setAttribute("aria-expanded", "false");
+  }
+
+  function moneyRefused(errors, error) {
+    replace(errors, errorBox(error));
+    if (error.code === "INSUFFICIENT_BALANCE") errors.append(h("p", {}, h("a", { href: "/wallet" }, "Buy tokens in your wallet")));
+  }
+
+  async function balanceLine() {
     const balance = await get("wallet/balance").catch(() => null);
+    return balance ? h("p", { class: "muted" }, `Your balance: ${formatTokens(balance.token_balance)} · `, h("a", { href: "/wallet" }, "Buy tokens")) : null;
+  }
+
+  async function tipForm() {
     const tokens = h("input", { type: "number", name: "tokens", min: 1, step: 1, value: 100, required: true, inputmode: "numeric" });
     const message = h("input", { name: "message", maxlength: 500, placeholder: "Say thanks (optional)" });
     const hidden = h("input", { type: "checkbox", name: "private" });
     const errors = h("div");
-    const submit = h("button", { type: "submit", class: "button primary" }, "Send tip");
+    const heading = h("h2");
+    const offlineNote = h("p", { class: "notice", role: "status" });
+    const submit = h("button", { type: "submit", class: "button primary" });
+    showTipMode = () => {
+      heading.textContent = streamId ? `Tip ${channel.name}` : `Donate to ${channel.name}`;
+      offlineNote.textContent = streamId ? "" : "The channel is offline: this is a donation.";
+      offlineNote.hidden = Boolean(streamId);
+      submit.textContent = streamId ? "Send tip" : "Send donation";
+    };
+    showTipMode();
     return h(
       "form",
       {
@@ -193,30 +225,27 @@ export async function render({ main, params }) {
         onsubmit: async (event) => {
           event.preventDefault();
           replace(errors);
-          if (!streamId) {
-            replace(errors, errorBox(new ApiError(409, { detail: "Tips go to live streams; this channel is offline." })));
-            return;
-          }
           submit.disabled = true;
+          const body = { tokens: Number(tokens.value), message: message.value.trim() || null, is_private: hidden.checked };
           try {
-            const tip = await post(
-              `streams/${streamId}/tips`,
-              { tokens: Number(tokens.value), message: message.value.trim() || null, is_private: hidden.checked },
-              { moves: true },
-            );
-            toast(`You tipped ${formatTokens(tip.tokens)}. Thank you!`);
-            replace(panel);
-            for (const b of actions.querySelectorAll("[aria-expanded]")) b.setAttribute("aria-expanded", "false");
+            if (streamId) {
+              const tip = await post(`streams/${streamId}/tips`, body, { moves: true });
+              toast(`You tipped ${formatTokens(tip.tokens)}. Thank you!`);
+            } else {
+              const donation = await post("donations", { ...body, channel_id: channel.id }, { moves: true });
+              toast(`You donated ${formatTokens(donation.tokens)} to ${channel.name}. Thank you!`);
+            }
+            closePanel();
           } catch (error) {
-            replace(errors, errorBox(error));
-            if (error.code === "INSUFFICIENT_BALANCE") errors.append(h("p", {}, h("a", { href: "/wallet" }, "Buy tokens in your wallet")));
+            moneyRefused(errors, error);
           } finally {
             submit.disabled = false;
           }
         },
       },
-      h("h2", {}, `Tip ${channel.name}`),
-      balance ? h("p", { class: "muted" }, `Your balance: ${formatTokens(balance.token_balance)} · `, h("a", { href: "/wallet" }, "Buy tokens")) : null,
+      heading,
+      offlineNote,
+      await balanceLine(),
       h("div", { class: "presets" }, [10, 50, 100, 500].map((n) =>
         h("button", { type: "button", class: "button small", onclick: () => (tokens.value = n) }, String(n)))),
       field("Tokens", tokens),
@@ -225,6 +254,53 @@ export async function render({ main, params }) {
       errors,
       submit,
     );
+  }
+
+  // Gifts from the catalogue: to the live stream, or to the channel while it is offline.
+  async function giftForm() {
+    const [catalogue, balance] = await Promise.all([get("gifts"), balanceLine()]);
+    const quantity = h("input", { type: "number", name: "quantity", min: 1, max: 100, step: 1, value: 1, required: true, inputmode: "numeric" });
+    const message = h("input", { name: "message", maxlength: 500, placeholder: "Add a message (optional)" });
+    const errors = h("div");
+    const submit = h("button", { type: "submit", class: "button primary" }, "Send gift");
+    const choices = catalogue.map((gift, i) =>
+      h("label", { class: "gift-choice" },
+        h("input", { type: "radio", name: "gift", value: gift.slug, checked: i === 0, required: true }),
+        h("span", { class: "gift-icon", "aria-hidden": "true" }, GIFT_ICONS[gift.slug] || "🎁"),
+        h("span", { class: "gift-name" }, gift.name, h("small", { class: "muted" }, ` ${formatTokens(gift.tokens)}`))));
+    const form = h(
+      "form",
+      {
+        class: "stack gift-form",
+        "aria-label": "Gift",
+        onsubmit: async (event) => {
+          event.preventDefault();
+          replace(errors);
+          const slug = form.querySelector("input[name=gift]:checked")?.value;
+          const gift = catalogue.find((g) => g.slug === slug);
+          if (!gift) return;
+          submit.disabled = true;
+          const body = { gift: gift.slug, quantity: Number(quantity.value), message: message.value.trim() || null };
+          try {
+            const sent = await post("gifts", streamId ? { ...body, stream_id: streamId } : { ...body, channel_id: channel.id }, { moves: true });
+            toast(`You sent ${body.quantity > 1 ? `${body.quantity} × ` : ""}${gift.name} (${formatTokens(sent.tokens)}). Thank you!`);
+            closePanel();
+          } catch (error) {
+            moneyRefused(errors, error);
+          } finally {
+            submit.disabled = false;
+          }
+        },
+      },
+      h("h2", {}, `Send ${channel.name} a gift`),
+      balance,
+      h("fieldset", { class: "gift-choices" }, h("legend", {}, "Gift"), choices),
+      field("How many", quantity),
+      field("Message", message),
+      errors,
+      submit,
+    );
+    return form;
   }
 
   async function subscribeForm() {
@@ -242,8 +318,7 @@ export async function render({ main, params }) {
         toast(`Subscribed to ${channel.name} (${tier.name})`);
         replace(panel, h("p", { class: "success" }, `You are subscribed to ${channel.name}. Thank you!`));
       } catch (error) {
-        replace(errors, errorBox(error));
-        if (error.code === "INSUFFICIENT_BALANCE") errors.append(h("p", {}, h("a", { href: "/wallet" }, "Buy tokens in your wallet")));
+        moneyRefused(errors, error);
       } finally {
         button.disabled = false;
       }
@@ -252,7 +327,9 @@ export async function render({ main, params }) {
       "div",
       { class: "stack" },
       h("h2", {}, `Subscribe to ${channel.name}`),
-      active ? h("p", { class: "success" }, `You are subscribed (tier ${active.tier ?? ""}).`) : null,
+      active
+        ? h("p", { class: "success" }, `You are subscribed (${active.auto_renew ? "renews" : "ends"} ${formatDate(active.current_period_end)}).`)
+        : null,
       h("p", { class: "muted" }, "Paid monthly from your token wallet; subscribers get a badge in chat."),
       h("div", { class: "tiers" }, tiers.map((tier) => {
         const button = h("button", { type: "button", class: "button" }, `${tier.name}: ${formatTokens(tier.tokens_per_month)} a month`);
