@@ -1,9 +1,11 @@
 // The creator dashboard: live stats, viewers over the last streams, revenue and payouts,
-// subscription tiers, chat settings, moderators and bans.
+// subscription tiers and subscribers, chat settings, moderators and bans.
 import { get, post, patch, del } from "../api.js";
 import { h, replace, field, errorBox, toast, formatNumber, formatTokens, formatDate, formatDuration } from "../dom.js";
 import { openSocket } from "../realtime.js";
 import { requireUser } from "../signin.js";
+
+const SUBSCRIBERS_PAGE = 25;
 
 export async function render({ main, navigate }) {
   const me = requireUser(navigate);
@@ -51,6 +53,7 @@ export async function render({ main, navigate }) {
         streamsTable(analytics.recent_streams)),
       revenuePanel(revenue, balance, payouts),
       tiersPanel(channel, tiers),
+      await subscribersPanel(channel),
       chatSettingsPanel(channel, settings),
       await moderatorsPanel(channel),
       await bansPanel(channel),
@@ -183,6 +186,45 @@ function tiersPanel(channel, tiers) {
       }, field(`${tier.name} (tier ${tier.level})`, price), h("button", { type: "submit", class: "button small" }, "Save"));
     })),
   );
+}
+
+// Paid-up subscribers, newest first, a page at a time.
+async function subscribersPanel(channel) {
+  const first = await get(`channels/${channel.id}/subscribers`, { limit: SUBSCRIBERS_PAGE });
+  const rows = h("tbody");
+  const more = h("button", { type: "button", class: "button small", hidden: !first.has_more }, "Show more subscribers");
+  let cursor = first.next_cursor;
+  const addRows = (items) => rows.append(...items.map((s) => h("tr", { dataset: { username: s.username } },
+    h("td", {}, s.display_name || s.username, h("span", { class: "muted" }, ` @${s.username}`)),
+    h("td", {}, s.tier_name),
+    h("td", {}, formatNumber(s.months)),
+    h("td", {}, formatDate(s.started_at)),
+    h("td", {}, `${s.auto_renew ? "Renews" : "Ends"} ${formatDate(s.current_period_end)}`),
+    h("td", {}, s.is_gift ? "Gift" : "Paid"))));
+  addRows(first.data);
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await get(`channels/${channel.id}/subscribers`, { limit: SUBSCRIBERS_PAGE, cursor });
+      addRows(page.data);
+      cursor = page.next_cursor;
+      more.hidden = !page.has_more;
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      more.disabled = false;
+    }
+  });
+  return h("section", { class: "panel", "aria-labelledby": "subscribers-title" },
+    h("h2", { id: "subscribers-title" }, "Subscribers"),
+    first.data.length
+      ? h("div", { class: "table-scroll" },
+          h("table", { class: "table subscribers" },
+            h("caption", { class: "visually-hidden" }, "Subscribers"),
+            h("thead", {}, h("tr", {}, ["Subscriber", "Tier", "Months", "Since", "Period", "How"].map((t) => h("th", { scope: "col" }, t)))),
+            rows))
+      : h("p", { class: "empty" }, "No subscribers yet."),
+    more);
 }
 
 function chatSettingsPanel(channel, settings) {
