@@ -11,6 +11,8 @@ import * as vod from "./pages/vod.js";
 import * as golive from "./pages/golive.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as wallet from "./pages/wallet.js";
+import * as settings from "./pages/settings.js";
+import { createBell } from "./bell.js";
 
 const ROUTES = [
   [/^\/$/, home],
@@ -19,6 +21,7 @@ const ROUTES = [
   [/^\/signup$/, account, { mode: "signup" }],
   [/^\/search$/, search],
   [/^\/wallet$/, wallet],
+  [/^\/settings$/, settings],
   [/^\/dashboard$/, dashboard],
   [/^\/dashboard\/live$/, golive],
   [/^\/vods\/([^/]+)$/, vod],
@@ -98,9 +101,22 @@ async function render() {
   moveFocus = false;
 }
 
+// The bell lives as long as the session: the header is drawn again on every page, the bell
+// (its socket, its list) is not.
+let bell = null;
+function bellFor(user) {
+  if (bell && bell.userId !== user?.id) {
+    bell.destroy();
+    bell = null;
+  }
+  if (user && !bell) bell = { ...createBell(), userId: user.id };
+  return bell?.element || null;
+}
+
 function renderHeader() {
   const header = document.getElementById("site-header");
   const user = currentUser();
+  const notifications = bellFor(user);
   const here = location.pathname;
   const link = (href, text) =>
     h("a", { href, "aria-current": here === href ? "page" : null }, text);
@@ -137,7 +153,8 @@ function renderHeader() {
             link("/dashboard/live", "Go live"),
             link("/dashboard", "Dashboard"),
             link("/wallet", "Wallet"),
-            h("span", { class: "who", title: user.email || "" }, user.display_name || user.username),
+            notifications,
+            h("a", { href: "/settings", class: "who", title: "Your profile and sessions", "aria-current": here === "/settings" ? "page" : null }, user.display_name || user.username),
             h("button", { type: "button", class: "button small ghost", onclick: signOut }, "Sign out"),
           ]
         : [link("/login", "Sign in"), h("a", { href: "/signup", class: "button small" }, "Sign up")],
