@@ -91,6 +91,14 @@ class Browsing:
         assert not unexpected, "\n".join(unexpected)
 
 
+async def fits_the_screen(page: Page) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling on a phone."""
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
+
+
 def web_settings(tmp_path: Path, database_url: str) -> Any:
     return make_settings(
         tmp_path,

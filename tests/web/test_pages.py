@@ -7,7 +7,7 @@ from playwright.async_api import Page, expect
 
 from tests.factories import PASSWORD, register, unique_name
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import PHONE, Browsing
+from tests.web.conftest import PHONE, Browsing, fits_the_screen
 
 
 async def tab_to(page: Page, name: str, *, presses: int = 25) -> None:
@@ -19,16 +19,45 @@ async def tab_to(page: Page, name: str, *, presses: int = 25) -> None:
     raise AssertionError(f"Tab never reached the field {name!r}")
 
 
-async def fits_the_screen(page: Page) -> None:
-    """Nothing sticks out sideways: no horizontal scrolling on a phone."""
-    overflow = await page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+async def fits_and_shoot(browsing: Browsing, page: Page, name: str) -> None:
+    """The page fits a phone's width; a screenshot of it."""
+    await fits_the_screen(page)
+    await browsing.screenshot(page, name)
+
+
+async def settings_page(web: LiveServer, browsing: Browsing, page: Page, username: str) -> None:
+    """Settings, from the name in the header: a new display name shows at once; another
+    device's session (signed in over the API) is signed out from here."""
+    other_device = await web.http.post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": PASSWORD},
+        headers={"User-Agent": "curl/8.5.0"},
     )
-    assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
+    assert other_device.status_code == 200, other_device.text
+    await page.get_by_role("link", name=username, exact=True).click()
+    await expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+    sessions = page.locator("li.session")
+    await expect(sessions).to_have_count(2)
+    await expect(sessions.filter(has_text="This device")).to_contain_text("Chrome on")
+    await page.get_by_label("Display name").fill("Pocket Broadcaster")
+    await page.get_by_label("Bio").fill("Streams from a phone")
+    await page.get_by_role("button", name="Save profile").click()
+    await expect(page.locator(".toast").filter(has_text="Profile saved")).to_be_visible()
+    await expect(page.locator("a.who")).to_have_text("Pocket Broadcaster")
+    await fits_and_shoot(browsing, page, "phone-settings")
+    await sessions.filter(has_text="A program").get_by_role("button", name="Sign out").click()
+    await expect(sessions).to_have_count(1)
+    refused = await web.http.post(
+        "/api/v1/auth/refresh", json={"refresh_token": other_device.json()["refresh_token"]}
+    )
+    assert refused.status_code == 401, refused.text
+    await page.reload()
+    await expect(page.get_by_label("Display name")).to_have_value("Pocket Broadcaster")
+    await expect(page.get_by_label("Bio")).to_have_value("Streams from a phone")
 
 
 @pytest.mark.timeout(240)
-async def test_every_page_on_a_phone_with_the_keyboard(browsing: Browsing) -> None:
+async def test_every_page_on_a_phone_with_the_keyboard(web: LiveServer, browsing: Browsing) -> None:
     username = unique_name("phone")
     page = await browsing.person(viewport=PHONE, is_mobile=True, has_touch=True)
 
@@ -44,38 +73,34 @@ async def test_every_page_on_a_phone_with_the_keyboard(browsing: Browsing) -> No
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Live now")).to_be_visible()
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-home")
+    await fits_and_shoot(browsing, page, "phone-home")
 
     # The creator's pages: go live (which makes the channel), dashboard, wallet.
     await page.goto("/dashboard/live")
     await expect(page.get_by_role("heading", name="Go live", exact=True)).to_be_visible()
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-go-live")
+    await fits_and_shoot(browsing, page, "phone-go-live")
     await page.goto("/dashboard")
     await expect(page.get_by_role("heading", name="Creator dashboard")).to_be_visible()
     await expect(page.get_by_text("Stream to see your viewers here.")).to_be_visible()
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-dashboard")
+    await fits_and_shoot(browsing, page, "phone-dashboard")
     await page.goto("/wallet")
     await expect(page.locator("#token-balance")).to_have_text("0 tokens")
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-wallet")
+    await fits_and_shoot(browsing, page, "phone-wallet")
+
+    await settings_page(web, browsing, page, username)
 
     # The channel, offline, as its owner and as an anonymous visitor.
     await page.goto(f"/{username}")
     await expect(page.get_by_role("heading", name=username)).to_be_visible()
     await expect(page.locator(".player-state")).to_have_text("Offline")
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-channel-owner")
+    await fits_and_shoot(browsing, page, "phone-channel-owner")
     other = await browsing.person(viewport=PHONE, is_mobile=True)
     await other.goto(f"/{username}")
     await expect(other.get_by_role("link", name="Sign in", exact=True).last).to_be_visible()
     await expect(other.get_by_role("link", name="Follow")).to_have_attribute(
         "href", f"/login?next=%2F{username}"
     )
-    await fits_the_screen(other)
-    await browsing.screenshot(other, "phone-channel-visitor")
+    await fits_and_shoot(browsing, other, "phone-channel-visitor")
 
     # Search finds the channel; the keyboard gets there from the header's search box.
     await page.goto("/")
@@ -84,8 +109,7 @@ async def test_every_page_on_a_phone_with_the_keyboard(browsing: Browsing) -> No
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name=f"Results for “{username}”")).to_be_visible()
     await expect(page.get_by_role("link", name=username).first).to_be_visible()
-    await fits_the_screen(page)
-    await browsing.screenshot(page, "phone-search")
+    await fits_and_shoot(browsing, page, "phone-search")
 
     # Signing out is a button too.
     await page.get_by_role("button", name="Sign out").click()
