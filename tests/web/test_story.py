@@ -275,6 +275,13 @@ async def test_a_follower_is_told_and_a_dropped_broadcast_ends(browsing: Browsin
     await video_advances(follower)
     await fits_the_screen(follower)
     await browsing.screenshot(follower, "phone-channel-live")
+    # The gift picker fits a phone too (this follower has no tokens to send one).
+    await follower.get_by_role("button", name="Gift", exact=True).click()
+    await expect(follower.get_by_label("Castle")).to_be_visible()
+    await fits_the_screen(follower)
+    await browsing.screenshot(follower, "phone-gift-picker")
+    await follower.get_by_role("button", name="Gift", exact=True).click()
+    await expect(follower.get_by_label("Castle")).to_be_hidden()
 
     # The tab goes away without ending the stream: the room hears it is reconnecting.
     await creator.close()
