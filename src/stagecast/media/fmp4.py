@@ -701,7 +701,6 @@ class FragmentedMP4Parser:
             self._prefix.append(box)
         return None
 
-
     def _carry(self, data: bytes) -> None:
         self._carried.append(data)
         if sum(map(len, self._carried)) > self._max_box_size:
