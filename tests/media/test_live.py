@@ -62,6 +62,10 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     stream_id = stream["id"]
     live = (await http.get("/api/v1/live/streams", params={"is_live": "true"})).json()["data"]
     assert stream_id in [s["id"] for s in live]
+    # A browse card asks for the thumbnail at once: it exists from the moment of going live.
+    first_thumbnail = await http.get(stream["thumbnail_url"])
+    assert first_thumbnail.status_code == 200
+    assert first_thumbnail.content.startswith(b"\xff\xd8")
 
     master = await eventually(lambda: _text_if_ok(http, f"/hls/{stream_id}/master.m3u8"), within=20)
     assert master.count("#EXT-X-STREAM-INF") == 2  # the source and the 120p rung

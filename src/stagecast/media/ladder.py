@@ -274,6 +274,16 @@ def thumbnail_args(thumbnail: ThumbnailOutput, *, max_width: int) -> list[str]:
     ]  # fmt: skip
 
 
+def placeholder_thumbnail_args(ffmpeg: str, *, width: int = 320, height: int = 180) -> list[str]:
+    """Return the command that writes a plain dark JPEG to stdout: a live stream's thumbnail
+    until its first frame has been encoded."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-f", "lavfi", "-i", f"color=c=0x18181b:s={width}x{height}",
+        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2pipe", "pipe:1",
+    ]  # fmt: skip
+
+
 def build_ffmpeg_args(
     ffmpeg: str,
     *,

@@ -25,7 +25,7 @@ from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
-from stagecast.media.ladder import InputFormat
+from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
 from stagecast.media.packager import Packager
 from stagecast.media.pipeline import (
     MASTER_PLAYLIST,
@@ -93,6 +93,7 @@ class LiveMedia:
         self.store: MediaStore = store or LocalMediaStore(runtime.settings.data_dir / "media")
         self.broadcasts: dict[uuid.UUID, Broadcast] = {}
         self._ffmpeg: str | None = None
+        self._placeholder: bytes | None = None
 
     @property
     def ffmpeg(self) -> str:
@@ -102,6 +103,20 @@ class LiveMedia:
                 raise ServiceUnavailable("ffmpeg was not found; live media cannot start")
             self._ffmpeg = found
         return self._ffmpeg
+
+    async def placeholder_thumbnail(self) -> bytes:
+        """Return the JPEG that stands in for a stream's thumbnail until its first frame."""
+        if self._placeholder is None:
+            process = await asyncio.create_subprocess_exec(
+                *placeholder_thumbnail_args(self.ffmpeg),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            data, errors = await process.communicate()
+            if process.returncode or not data:
+                raise ServiceUnavailable(f"ffmpeg could not draw a thumbnail: {errors[-300:]!r}")
+            self._placeholder = data
+        return self._placeholder
 
     def packager(self, stream_id: uuid.UUID, rendition: str) -> Packager | None:
         """Return the packager of a rendition live on this node, if any."""
@@ -184,11 +199,14 @@ class LiveMedia:
             await broadcast.pipeline.reconnected(input_format=input_format, source=source)
             await self._emit(broadcast, "stream:resumed", {})
             return broadcast.pipeline
+        placeholder = await self.placeholder_thumbnail()
         async with self.runtime.db.session() as session, session.begin():
             channel = await session.get_one(Channel, broadcast.channel_id)
             stream, _ = await streams.mark_stream_live(session, channel=channel)
             broadcast.stream_id = stream.id
             started_at = stream.started_at or utcnow()
+        # Browse cards show the thumbnail as soon as the stream is live: never a missing image.
+        await self.store.write(f"live/{stream.id}/{THUMBNAIL}", placeholder)
         broadcast.went_live_at = started_at
         config = PipelineConfig(
             ffmpeg=self.ffmpeg,

@@ -1,12 +1,10 @@
 // Cards for live streams and recordings, shared by home, search and channel pages.
 import { h, formatNumber, formatDuration, timeAgo } from "./dom.js";
 
-// The first thumbnail is written a few seconds after a stream goes live; until then the
-// card shows a placeholder rather than asking for an image that is not there yet.
-const THUMBNAIL_AFTER_MS = 15_000;
-
-function thumbnail(url, alt, ready) {
-  if (url && ready) {
+// A live stream's thumbnail exists from the moment it is live (a plain frame stands in until
+// the first real one); streams without one get a placeholder.
+function thumbnail(url, alt) {
+  if (url) {
     return h("img", { class: "thumb", src: url, alt, loading: "lazy", width: 320, height: 180 });
   }
   return h("div", { class: "thumb placeholder", "aria-hidden": "true" }, "▶");
@@ -14,7 +12,6 @@ function thumbnail(url, alt, ready) {
 
 export function streamCard(stream) {
   const live = stream.status === "live";
-  const since = stream.started_at ? Date.now() - new Date(stream.started_at).getTime() : 0;
   const href = `/${stream.channel.slug}`;
   return h(
     "article",
@@ -28,7 +25,6 @@ export function streamCard(stream) {
         thumbnail(
           stream.thumbnail_url && `${stream.thumbnail_url}?t=${Math.floor(Date.now() / 30000)}`,
           "",
-          live && since > THUMBNAIL_AFTER_MS,
         ),
         live ? h("span", { class: "badge live" }, "LIVE") : null,
         live
@@ -59,7 +55,7 @@ export function vodCard(vod) {
       h(
         "div",
         { class: "thumb-box" },
-        thumbnail(vod.thumbnail_url, "", true),
+        thumbnail(vod.thumbnail_url, ""),
         h("span", { class: "badge viewers" }, formatDuration(vod.duration_seconds)),
       ),
     ),
