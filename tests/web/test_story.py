@@ -151,6 +151,22 @@ async def gift_and_subscribe(browsing: Browsing, viewer: Page) -> None:
     await expect(viewer.locator(".action-panel")).to_contain_text("You are subscribed")
 
 
+async def private_tip(viewer: Page, creator: Page, viewer_name: str) -> None:
+    """A private tip: the room hears of it anonymously, the creator once, with the name."""
+    await viewer.get_by_role("button", name="Tip").click()
+    await viewer.get_by_label("Tokens").fill("10")
+    await viewer.get_by_role("textbox", name="Message", exact=True).fill("just for you")
+    await viewer.get_by_label("Private (only the streamer sees your name and message)").check()
+    await viewer.get_by_role("button", name="Send tip").click()
+    await expect(
+        viewer.locator(".chat-alert").filter(has_text="Someone tipped 10 tokens!")
+    ).to_be_visible()
+    private = creator.locator(".chat-alert").filter(has_text="tipped 10 tokens!")
+    await expect(private).to_have_text(f"{viewer_name} tipped 10 tokens! “just for you”")
+    await creator.wait_for_timeout(500)  # both copies have arrived by now
+    await expect(private).to_have_count(1)
+
+
 @pytest.mark.timeout(420)
 async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None:
     creator_name, viewer_name = unique_name("maker"), unique_name("fan")
@@ -171,6 +187,8 @@ async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None
     await expect(gift).to_contain_text("a rose for you")
     subscribed = f"{viewer_name} subscribed at tier 1!"
     await expect(creator.locator(".chat-alert").filter(has_text=subscribed)).to_be_visible()
+
+    await private_tip(viewer, creator, viewer_name)
     await browsing.screenshot(creator, "go-live-chat-tip-gift-and-sub")
 
     # The creator ends the stream: the viewer sees "ended", then the recording.
@@ -195,11 +213,12 @@ async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None
     donated = f"You donated 100 tokens to {creator_name}"
     await expect(viewer.locator(".toast").filter(has_text=donated)).to_be_visible()
 
-    # The dashboard counts the stream and the money after the platform's 20 %: the tip (80),
-    # the rose (40), the subscription (400) and the donation (80); it lists the subscriber.
+    # The dashboard counts the stream and the money after the platform's 20 %: the tips (80
+    # and 8), the rose (40), the subscription (400) and the donation (80); it lists the
+    # subscriber.
     await creator.get_by_role("link", name="Dashboard").click()
     await expect(creator.get_by_role("heading", name="Creator dashboard")).to_be_visible()
-    await expect(creator.locator(".stat").filter(has_text="Earned")).to_contain_text("600 tokens")
+    await expect(creator.locator(".stat").filter(has_text="Earned")).to_contain_text("608 tokens")
     await expect(creator.locator(".chart canvas")).to_be_visible()
     subscriber = creator.locator("table.subscribers tbody tr")
     await expect(subscriber).to_have_count(1)

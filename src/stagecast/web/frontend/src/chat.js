@@ -153,8 +153,26 @@ export function createChat({ live, channel, me, canModerate = false }) {
   }
 
   function alert(kind, text, detail) {
-    add(h("li", { class: `chat-alert alert-${kind}`, role: "note" }, h("strong", {}, text), detail ? h("span", {}, ` “${detail}”`) : null));
+    const item = h("li", { class: `chat-alert alert-${kind}`, role: "note" }, h("strong", {}, text), detail ? h("span", {}, ` “${detail}”`) : null);
+    add(item);
     toast(text);
+    return item;
+  }
+
+  // A private tip reaches the creator twice: anonymously through the room and with its
+  // sender through the creator's own room. One alert per contribution, the fuller one.
+  const contributions = new Map();
+  function contribution(kind, payload, text) {
+    const earlier = contributions.get(payload.id);
+    if (earlier) {
+      if (payload.from_username && !earlier.named) {
+        const item = h("li", { class: `chat-alert alert-${kind}`, role: "note" }, h("strong", {}, text), payload.message ? h("span", {}, ` “${payload.message}”`) : null);
+        earlier.item.replaceWith(item);
+        contributions.set(payload.id, { item, named: true });
+      }
+      return;
+    }
+    contributions.set(payload.id, { item: alert(kind, text, payload.message), named: Boolean(payload.from_username) });
   }
 
   const mine = (payload) => !payload.channel_id || payload.channel_id === channel.id;
@@ -183,9 +201,9 @@ export function createChat({ live, channel, me, canModerate = false }) {
     notice(modes.length ? `Chat is now in ${modes.join(", ")}` : "Chat modes are off");
   });
   live.on("chat:moderator_added", (p) => mine(p) && notice(`${p.username} is now a moderator`));
-  live.on("tip:received", (p) => mine(p) && alert("tip", `${p.from_username || "Someone"} tipped ${formatTokens(p.tokens)}!`, p.message));
-  live.on("donation:received", (p) => mine(p) && alert("tip", `${p.from_username || "Someone"} donated ${formatTokens(p.tokens)}!`, p.message));
-  live.on("gift:sent", (p) => mine(p) && alert("gift", `${p.from_username || "Someone"} sent ${p.gift_name || p.gift || "a gift"} (${formatTokens(p.tokens)})!`, p.message));
+  live.on("tip:received", (p) => mine(p) && contribution("tip", p, `${p.from_username || "Someone"} tipped ${formatTokens(p.tokens)}!`));
+  live.on("donation:received", (p) => mine(p) && contribution("tip", p, `${p.from_username || "Someone"} donated ${formatTokens(p.tokens)}!`));
+  live.on("gift:sent", (p) => mine(p) && contribution("gift", p, `${p.from_username || "Someone"} sent ${p.gift_name || p.gift || "a gift"} (${formatTokens(p.tokens)})!`));
   live.on("subscription:new", (p) => mine(p) && alert("sub", p.is_gift ? `${p.gifted_by} gifted a subscription to ${p.username}!` : `${p.username} subscribed at tier ${p.tier}!`));
   live.on("milestone:reached", (p) => mine(p) && alert("milestone", `Milestone: ${p.value} ${p.kind}!`));
 
