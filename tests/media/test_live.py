@@ -98,18 +98,7 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     assert [v["stream_id"] for v in vods] == [stream_id]
     assert abs(vods[0]["duration_seconds"] - 5) < 1.0
     assert vods[0]["renditions"] == ["source", "120p"]
-    vod_master = (await http.get(f"/hls/{stream_id}/master.m3u8")).text
-    assert "source/vod.m3u8" in vod_master
-    vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
-    assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod
-    assert "PART" not in vod
-    ended_live = (await http.get(f"/hls/{stream_id}/source/index.m3u8")).text
-    assert "#EXT-X-ENDLIST" in ended_live
-    assert "PART" not in ended_live  # ended: whole segments only, part files gone
-    assert vod.rstrip().endswith("#EXT-X-ENDLIST")
-    thumbnail = await http.get(f"/hls/{stream_id}/thumbnail.jpg")
-    assert thumbnail.status_code == 200
-    assert thumbnail.content.startswith(b"\xff\xd8")  # JPEG
+    await _check_recording_playlists(http, stream_id)
 
     # A player reads the recording back: both renditions, H.264 and AAC, five seconds.
     code, played = await run_ffmpeg(
@@ -120,6 +109,22 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     assert played.count("Video: h264") >= 2
     assert "Audio: aac" in played
     assert abs(media_duration(played) - 5) < 1.0
+
+
+async def _check_recording_playlists(http: httpx.AsyncClient, stream_id: str) -> None:
+    """After the end: the master names the VOD playlists, nothing lists parts, a thumbnail."""
+    vod_master = (await http.get(f"/hls/{stream_id}/master.m3u8")).text
+    assert "source/vod.m3u8" in vod_master
+    vod = (await http.get(f"/hls/{stream_id}/source/vod.m3u8")).text
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    assert "PART" not in vod
+    assert vod.rstrip().endswith("#EXT-X-ENDLIST")
+    ended_live = (await http.get(f"/hls/{stream_id}/source/index.m3u8")).text
+    assert "#EXT-X-ENDLIST" in ended_live
+    assert "PART" not in ended_live  # ended: whole segments only, part files gone
+    thumbnail = await http.get(f"/hls/{stream_id}/thumbnail.jpg")
+    assert thumbnail.status_code == 200
+    assert thumbnail.content.startswith(b"\xff\xd8")  # JPEG
 
 
 async def _check_delivery(http: httpx.AsyncClient, stream_id: str) -> None:
