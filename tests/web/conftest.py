@@ -24,7 +24,8 @@ from playwright.async_api import (
 )
 
 from stagecast.config import MediaSettings
-from tests.conftest import make_settings
+from stagecast.db import migrate
+from tests.conftest import fresh_database_url, make_settings
 from tests.realtime.conftest import LiveServer, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,10 +112,19 @@ def web_settings(tmp_path: Path, database_url: str) -> Any:
     )
 
 
+@pytest.fixture(scope="session")
+def web_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The browser tests' own database: the home page lists every live stream in it, and
+    other tests leave streams "live" whose media (thumbnails) lived in their own servers."""
+    url = fresh_database_url(tmp_path_factory.mktemp("web"), "web")
+    migrate.upgrade(url)
+    return url
+
+
 @pytest.fixture
-async def web(tmp_path: Path, committed_database_url: str) -> AsyncIterator[LiveServer]:
+async def web(tmp_path: Path, web_database_url: str) -> AsyncIterator[LiveServer]:
     """The whole platform on a free port, media included."""
-    async with serving(web_settings(tmp_path, committed_database_url)) as live:
+    async with serving(web_settings(tmp_path, web_database_url)) as live:
         yield live
 
 
