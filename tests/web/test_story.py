@@ -224,7 +224,11 @@ async def test_go_live_watch_chat_tip_end_and_replay(browsing: Browsing) -> None
     await expect(subscriber).to_have_count(1)
     await expect(subscriber).to_contain_text(f"@{viewer_name}")
     await expect(subscriber).to_contain_text("Tier 1")
+    # Off air, the room's head count (the dashboard itself is in it) is not "watching".
+    watching = creator.locator(".stat").filter(has_text="Watching now")
+    await expect(watching).to_contain_text("Offline")
     await browsing.screenshot(creator, "dashboard")
+    await expect(watching).to_contain_text("Offline")
 
     browsing.assert_no_errors(tolerated=HINTED_PART_AT_THE_END)
 

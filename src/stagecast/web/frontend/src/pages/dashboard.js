@@ -24,13 +24,25 @@ export async function render({ main, navigate }) {
 
   const live = openSocket();
   const liveViewers = h("strong", { class: "stat-value" }, channel.is_live ? "…" : "Offline");
+  // The room counts whoever is in it, the dashboard too: a count means nothing off air.
+  let onAir = channel.is_live;
+  const showViewers = (count) => (liveViewers.textContent = onAir ? formatNumber(count) : "Offline");
   live.socket.on("connect", () =>
     live.call("stream:join", { channelId: channel.id })
-      .then((j) => (liveViewers.textContent = j.is_live ? formatNumber(j.viewer_count) : "Offline"))
+      .then((j) => {
+        onAir = j.is_live;
+        showViewers(j.viewer_count);
+      })
       .catch(() => null));
-  live.on("viewers:updated", (p) => (liveViewers.textContent = formatNumber(p.viewer_count)));
-  live.on("stream:started", () => (liveViewers.textContent = "0"));
-  live.on("stream:ended", () => (liveViewers.textContent = "Offline"));
+  live.on("viewers:updated", (p) => showViewers(p.viewer_count));
+  live.on("stream:started", () => {
+    onAir = true;
+    showViewers(0);
+  });
+  live.on("stream:ended", () => {
+    onAir = false;
+    showViewers(0);
+  });
 
   const chart = h("div", { class: "chart", role: "img", "aria-label": "Peak and average viewers of your recent streams" });
 
