@@ -67,7 +67,7 @@ class MediaServer:
         return await eventually(found)
 
 
-def media_settings(tmp_path: Path, database_url: str) -> Settings:
+def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
@@ -75,7 +75,7 @@ def media_settings(tmp_path: Path, database_url: str) -> Settings:
         rtmp_host="127.0.0.1",
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
-        media=MediaSettings(ladder=[120], thumbnail_seconds=1, dvr_window_seconds=30),
+        media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30),
     )
 
 

@@ -23,9 +23,9 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from stagecast.config import MediaSettings
 from stagecast.db import migrate
-from tests.conftest import fresh_database_url, make_settings
+from tests.conftest import fresh_database_url
+from tests.media.conftest import media_settings
 from tests.realtime.conftest import LiveServer, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,15 +101,8 @@ async def fits_the_screen(page: Page) -> None:
 
 
 def web_settings(tmp_path: Path, database_url: str) -> Any:
-    return make_settings(
-        tmp_path,
-        database_url,
-        rtmp_enabled=True,
-        rtmp_host="127.0.0.1",
-        rtmp_port=0,
-        # The source plus one rung: the quality menu has a choice, the machine is spared.
-        media=MediaSettings(ladder=[240], thumbnail_seconds=1, dvr_window_seconds=30),
-    )
+    # The source plus one rung: the quality menu has a choice, the machine is spared.
+    return media_settings(tmp_path, database_url, rung=240)
 
 
 @pytest.fixture(scope="session")
