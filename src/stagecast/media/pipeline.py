@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -186,6 +187,11 @@ def replan_ladder(
 # --- the pipeline ----------------------------------------------------------------------------
 
 
+def media_prefix(stream_id: uuid.UUID | str) -> str:
+    """Return where a stream's files live in the media store (live, then its recording)."""
+    return f"live/{stream_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     ffmpeg: str
@@ -262,7 +268,7 @@ class LivePipeline:
 
     @property
     def prefix(self) -> str:
-        return f"live/{self.stream_id}"
+        return media_prefix(self.stream_id)
 
     @property
     def failed(self) -> str | None:

@@ -27,7 +27,7 @@ from stagecast.errors import (
     problem_responses,
 )
 from stagecast.media.packager import PLAYLIST_NAME
-from stagecast.media.pipeline import MASTER_PLAYLIST
+from stagecast.media.pipeline import MASTER_PLAYLIST, media_prefix
 from stagecast.media.playlists import parse_part_uri
 from stagecast.media.service import LiveMedia
 from stagecast.media.store import InvalidMediaKey, MediaNotFound, validate_key
@@ -168,7 +168,7 @@ async def hls_file(
     lists that segment (part), and the part a preload hint names is held until it is stored.
     """
     await _wait_for_live_media(media_of(runtime), stream_id, path, msn, part)
-    return await _serve(request, runtime, f"live/{stream_id}/{path}")
+    return await _serve(request, runtime, f"{media_prefix(stream_id)}/{path}")
 
 
 @router.options("/hls/{stream_id}/{path:path}", include_in_schema=False)
@@ -269,7 +269,7 @@ async def stream_status(
     media = media_of(runtime)
     async with session.begin():
         stream, channel = await _stream_and_channel(session, stream_id)
-    prefix = f"live/{stream.id}"
+    prefix = media_prefix(stream.id)
     files = await media.store.list_keys(f"{prefix}/")
     master = f"{prefix}/{MASTER_PLAYLIST}"
     has_master = master in files
@@ -367,7 +367,7 @@ async def debug_stream(
     async with session.begin():
         stream, channel = await _stream_and_channel(session, stream_id)
         channels.ensure_owner(user, channel)
-    prefix = f"live/{stream.id}"
+    prefix = media_prefix(stream.id)
     files = [f.removeprefix(f"{prefix}/") for f in await media.store.list_keys(f"{prefix}/")]
     manifest = ""
     if MASTER_PLAYLIST in files:
@@ -413,4 +413,4 @@ async def livestream_file(
 ) -> Response:
     """Seed 004's playback paths: `stream.m3u8` is the master playlist, the rest as /hls."""
     name = MASTER_PLAYLIST if path == "stream.m3u8" else path
-    return await _serve(request, runtime, f"live/{stream_id}/{name}")
+    return await _serve(request, runtime, f"{media_prefix(stream_id)}/{name}")

@@ -33,6 +33,7 @@ from stagecast.media.pipeline import (
     LivePipeline,
     PipelineConfig,
     SourceInfo,
+    media_prefix,
 )
 from stagecast.media.store import LocalMediaStore, MediaStore
 from stagecast.realtime.bus import channel_room
@@ -206,7 +207,7 @@ class LiveMedia:
             broadcast.stream_id = stream.id
             started_at = stream.started_at or utcnow()
         # Browse cards show the thumbnail as soon as the stream is live: never a missing image.
-        await self.store.write(f"live/{stream.id}/{THUMBNAIL}", placeholder)
+        await self.store.write(f"{media_prefix(stream.id)}/{THUMBNAIL}", placeholder)
         broadcast.went_live_at = started_at
         config = PipelineConfig(
             ffmpeg=self.ffmpeg,
