@@ -6,10 +6,17 @@ import re
 
 import httpx
 
-from stagecast.web.routes import DIST
+from stagecast.channels.schemas import RESERVED_SLUGS
+from stagecast.web.routes import DIST, PAGES
 from tests.factories import make_channel, register
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def test_no_channel_can_take_a_page_of_the_app() -> None:
+    # Channel pages sit at /{slug}: the first segment of every other path must be reserved.
+    first_segments = {page.strip("/").split("/")[0] for page in PAGES} - {""}
+    assert first_segments | {"vods", "static"} <= RESERVED_SLUGS
 
 
 async def test_pages_answer_the_shell_with_the_built_bundle(client: httpx.AsyncClient) -> None:

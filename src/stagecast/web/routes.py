@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from stagecast.channels import service as channels
+from stagecast.channels.schemas import SLUG_PATTERN
 from stagecast.deps import ReadSessionDep
 from stagecast.errors import AppError, NotFound
 
@@ -32,8 +33,6 @@ PAGES = (
     "/dashboard",
     "/dashboard/live",
 )
-# Channel slugs as channels/schemas.py allows them (stored lower case).
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$")
 # Names esbuild writes: `app-HASH.js`, `hls.light-HASH.js`, their maps and CSS.
 _ASSET = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _HASHED = re.compile(r"-[A-Z0-9]{8}\.")
@@ -150,7 +149,7 @@ def _asset(file: Path) -> Response:
 @router.get("/{slug}", response_class=HTMLResponse)
 async def channel_page(slug: str, request: Request, session: ReadSessionDep) -> HTMLResponse:
     """A channel's page; anything that is not a channel stays a 404 (HTML for browsers)."""
-    if _SLUG.fullmatch(slug):
+    if SLUG_PATTERN.fullmatch(slug.lower()):
         async with session.begin():
             try:
                 await channels.get_channel(session, slug.lower())
