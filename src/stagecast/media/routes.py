@@ -118,9 +118,6 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
 
 
 _MEDIA_RESPONSES = problem_responses(404, 416)
-
-
-_MEDIA_RESPONSES = problem_responses(404, 416)
 _HLS_RESPONSES = problem_responses(400, 404, 416, 422, 503)
 
 

@@ -417,7 +417,7 @@ async def subscribe(
 async def channel_subscribers(
     channel_ref: str, user: CurrentUser, session: ReadSessionDep, page: PageDep
 ) -> Page[SubscriberOut]:
-    """The channel's paid-up subscribers, newest first (its owner, moderators aside, only)."""
+    """The channel's paid-up subscribers, newest first (its owner only)."""
     async with session.begin():
         channel = await channels.get_channel(session, channel_ref)
         channels.ensure_owner(user, channel)

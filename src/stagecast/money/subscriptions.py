@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -84,15 +84,17 @@ async def set_tier_price(
     raise NotFound(f"No tier {level}")
 
 
+def _paid_up(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Subscriptions that count now: active, and their paid month not over."""
+    return (Subscription.status == "active", Subscription.current_period_end > now)
+
+
 async def active_subscription(
     session: AsyncSession, *, channel_id: uuid.UUID, user_id: uuid.UUID, now: datetime
 ) -> Subscription | None:
     return await session.scalar(
         select(Subscription).where(
-            Subscription.channel_id == channel_id,
-            Subscription.user_id == user_id,
-            Subscription.status == "active",
-            Subscription.current_period_end > now,
+            Subscription.channel_id == channel_id, Subscription.user_id == user_id, *_paid_up(now)
         )
     )
 
@@ -106,10 +108,7 @@ async def subscribers_among(
         return set()
     rows = await session.scalars(
         select(Subscription.user_id).where(
-            Subscription.channel_id == channel_id,
-            Subscription.user_id.in_(wanted),
-            Subscription.status == "active",
-            Subscription.current_period_end > now,
+            Subscription.channel_id == channel_id, Subscription.user_id.in_(wanted), *_paid_up(now)
         )
     )
     return set(rows.all())
@@ -199,11 +198,7 @@ async def subscribe(
 
 async def _announce_milestone(session: AsyncSession, channel: Channel, *, now: datetime) -> None:
     count = await session.scalar(
-        select(func.count()).where(
-            Subscription.channel_id == channel.id,
-            Subscription.status == "active",
-            Subscription.current_period_end > now,
-        )
+        select(func.count()).where(Subscription.channel_id == channel.id, *_paid_up(now))
     )
     if count in SUBSCRIBER_MILESTONES:
         publish(
@@ -234,11 +229,7 @@ async def list_subscribers(
         select(Subscription, User, SubscriptionTier)
         .join(User, User.id == Subscription.user_id)
         .join(SubscriptionTier, SubscriptionTier.id == Subscription.tier_id)
-        .where(
-            Subscription.channel_id == channel.id,
-            Subscription.status == "active",
-            Subscription.current_period_end > now,
-        )
+        .where(Subscription.channel_id == channel.id, *_paid_up(now))
     )
     return await paginate_rows(
         session, query, keys=[SortKey(Subscription.id, lambda row: row[0].id)], params=params
