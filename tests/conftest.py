@@ -4,6 +4,7 @@ transaction, on SQLite by default or on PostgreSQL when STAGECAST_TEST_DATABASE_
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from stagecast.db.engine import Database, create_engine
 
 TEST_DATABASE_URL = os.environ.get("STAGECAST_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("STAGECAST_TEST_REDIS_URL")
+# Two checkouts (git worktrees) may run the suite on one PostgreSQL server at once.
+CHECKOUT_TAG = hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:6]
 
 
 async def _recreate_postgres_database(server_url: str, name: str) -> None:
@@ -45,7 +48,7 @@ def fresh_database_url(tmp_dir: Path, name: str) -> str:
     """An empty database: a new SQLite file, or a new database on the PostgreSQL server."""
     if TEST_DATABASE_URL:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        db_name = f"stagecast_{name}_{worker}"
+        db_name = f"stagecast_{name}_{worker}_{CHECKOUT_TAG}"
         asyncio.run(_recreate_postgres_database(TEST_DATABASE_URL, db_name))
         return (
             make_url(TEST_DATABASE_URL).set(database=db_name).render_as_string(hide_password=False)
