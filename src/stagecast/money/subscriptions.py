@@ -25,7 +25,7 @@ from stagecast.money import ledger
 from stagecast.money.ledger import InsufficientBalance, Leg, earnings_of, wallet_of
 from stagecast.money.models import AccountKind, Subscription, SubscriptionTier
 from stagecast.notifications import service as notifications
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish, user_room
 
 log = structlog.get_logger(__name__)
@@ -223,7 +223,7 @@ async def cancel(session: AsyncSession, *, actor: User, subscription_id: uuid.UU
 
 async def list_subscribers(
     session: AsyncSession, *, channel: Channel, params: PageParams, now: datetime
-) -> tuple[list[tuple[Subscription, User, SubscriptionTier]], str | None]:
+) -> tuple[list[tuple[Subscription, User, SubscriptionTier]], PageInfo]:
     """The channel's paid-up subscriptions with their subscriber and tier, newest first."""
     query = (
         select(Subscription, User, SubscriptionTier)
