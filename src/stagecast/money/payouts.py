@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import structlog
 from sqlalchemy import func, select
@@ -28,10 +29,12 @@ from stagecast.money.providers import (
     TransferFailed,
     retry_delay,
 )
+from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.realtime.bus import publish, user_room
 
 log = structlog.get_logger(__name__)
 
+PayoutStatus = Literal["requested", "approved", "retrying", "paid", "failed", "rejected"]
 IN_FLIGHT = ("requested", "approved", "retrying")
 ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
 LIST_LIMIT = 200
@@ -96,16 +99,17 @@ async def request_payout(
 async def list_payouts(
     session: AsyncSession,
     *,
+    params: PageParams,
     user_id: uuid.UUID | None = None,
     statuses: tuple[str, ...] | None = None,
-) -> list[Payout]:
+) -> tuple[list[Payout], PageInfo]:
     """Payouts, newest first: one creator's, or (administrators) by status."""
-    query = select(Payout).order_by(Payout.id.desc()).limit(LIST_LIMIT)
+    query = select(Payout)
     if user_id is not None:
         query = query.where(Payout.user_id == user_id)
     if statuses:
         query = query.where(Payout.status.in_(statuses))
-    return list((await session.scalars(query)).all())
+    return await paginate(session, query, keys=by_id(Payout.id), params=params)
 
 
 async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:

@@ -84,6 +84,43 @@ class ContributionOut(BaseModel):
     created_at: datetime
 
 
+class TierOut(BaseModel):
+    level: int
+    name: str
+    tokens_per_month: int
+
+
+class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    user_id: uuid.UUID
+    payer_id: uuid.UUID
+    status: str
+    is_gift: bool
+    auto_renew: bool
+    months: int
+    started_at: datetime
+    current_period_end: datetime
+    cancelled_at: datetime | None
+
+
+class PayoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    tokens: int
+    amount_cents: int
+    currency: str
+    status: str
+    attempts: int
+    failure_reason: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
 class SubscriberOut(BaseModel):
     subscription_id: uuid.UUID
     user_id: uuid.UUID

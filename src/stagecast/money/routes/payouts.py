@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from stagecast.accounts.deps import AdminUser, CurrentUser
 from stagecast.channels import service as channels
 from stagecast.db.base import utcnow
-from stagecast.deps import ReadSessionDep, RuntimeDep, SessionDep
+from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.money import payouts
 from stagecast.money import service as money
 from stagecast.money.models import Payout
+from stagecast.money.payouts import PayoutStatus
 from stagecast.money.routes.deps import (
     MOVES,
     IdempotencyKey,
@@ -25,6 +26,8 @@ from stagecast.money.routes.deps import (
     payments_limit,
     payout_provider,
 )
+from stagecast.money.schemas import PayoutOut
+from stagecast.pagination import Page, PageParams, make_page
 
 router = APIRouter(tags=["money"])
 
@@ -67,21 +70,8 @@ class PayoutIn(BaseModel):
     destination: str | None = Field(default=None, max_length=255)
 
 
-class PayoutOut(BaseModel):
-    id: uuid.UUID
-    user_id: uuid.UUID
-    tokens: int
-    amount_cents: int
-    currency: str
-    status: str
-    attempts: int
-    failure_reason: str | None
-    next_attempt_at: Any
-    created_at: Any
-
-
 def _payout_out(payout: Payout) -> dict[str, Any]:
-    return PayoutOut.model_validate(payout, from_attributes=True).model_dump(mode="json")
+    return PayoutOut.model_validate(payout).model_dump(mode="json")
 
 
 @router.post("/payouts/request", status_code=201, dependencies=[payments_limit], responses=MOVES)
@@ -101,10 +91,13 @@ async def request_payout(
     return await move_once(request, session, user.id, key, body, action)
 
 
-@router.get("/payouts", responses=problem_responses(401))
-async def my_payouts(user: CurrentUser, session: ReadSessionDep) -> list[dict[str, Any]]:
+@router.get("/payouts", responses=problem_responses(401, 422))
+@router.get("/payouts/requests", responses=problem_responses(401, 422))  # seed 002's name
+async def my_payouts(user: CurrentUser, session: ReadSessionDep, page: PageDep) -> Page[PayoutOut]:
+    """Your payouts, newest first, whatever their status."""
     async with session.begin():
-        return [_payout_out(p) for p in await payouts.list_payouts(session, user_id=user.id)]
+        rows, info = await payouts.list_payouts(session, params=page, user_id=user.id)
+    return make_page([PayoutOut.model_validate(p) for p in rows], info)
 
 
 @router.post("/sell/connect/onboard", responses=problem_responses(401))
@@ -121,25 +114,26 @@ async def connect_onboard(
     return {"account_ref": link.account_ref, "url": link.url}
 
 
-AdminStatus = Annotated[
-    str | None, Query(description="requested, approved, retrying, paid, failed, rejected")
-]
-
-
-@router.get("/admin/payouts", responses=problem_responses(401, 403))
+@router.get("/admin/payouts", responses=problem_responses(401, 403, 422))
 async def admin_payouts(
-    _admin: AdminUser, session: ReadSessionDep, status: AdminStatus = None
-) -> list[dict[str, Any]]:
+    _admin: AdminUser, session: ReadSessionDep, page: PageDep,
+    status: Annotated[PayoutStatus | None, Query(description="only payouts in this status")] = None,
+) -> Page[PayoutOut]:  # fmt: skip
+    """Every creator's payouts, newest first: `?status=requested` is what awaits a decision."""
     async with session.begin():
-        found = await payouts.list_payouts(session, statuses=(status,) if status else None)
-        return [_payout_out(p) for p in found]
+        rows, info = await payouts.list_payouts(
+            session, params=page, statuses=(status,) if status else None
+        )
+    return make_page([PayoutOut.model_validate(p) for p in rows], info)
 
 
 @router.get("/admin/transfers", responses=problem_responses(401, 403))
 async def admin_transfers(_admin: AdminUser, session: ReadSessionDep) -> list[dict[str, Any]]:
     """Seed 003: transfers that were attempted: paid, retrying or failed."""
     async with session.begin():
-        found = await payouts.list_payouts(session, statuses=payouts.ATTEMPTED)
+        found, _ = await payouts.list_payouts(
+            session, params=PageParams(limit=payouts.LIST_LIMIT), statuses=payouts.ATTEMPTED
+        )
         return [_payout_out(p) for p in found]
 
 

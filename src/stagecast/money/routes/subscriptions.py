@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -19,16 +19,10 @@ from stagecast.errors import problem_responses
 from stagecast.money import subscriptions
 from stagecast.money.models import Subscription, SubscriptionTier
 from stagecast.money.routes.deps import MOVES, IdempotencyKey, move_once, payments_limit
-from stagecast.money.schemas import SubscriberOut
-from stagecast.pagination import Page, make_page
+from stagecast.money.schemas import SubscriberOut, SubscriptionOut, TierOut
+from stagecast.pagination import Page, make_page, paginate_list
 
 router = APIRouter(tags=["money"])
-
-
-class TierOut(BaseModel):
-    level: int
-    name: str
-    tokens_per_month: int
 
 
 class TierUpdate(BaseModel):
@@ -46,34 +40,22 @@ class SubscribeIn(BaseModel):
     gift_to: str | None = Field(default=None, description="username of the gift's recipient")
 
 
-class SubscriptionOut(BaseModel):
-    id: uuid.UUID
-    channel_id: uuid.UUID
-    user_id: uuid.UUID
-    payer_id: uuid.UUID
-    status: str
-    is_gift: bool
-    auto_renew: bool
-    months: int
-    started_at: Any
-    current_period_end: Any
-    cancelled_at: Any
-
-
 def _subscription_out(subscription: Subscription) -> dict[str, Any]:
-    return SubscriptionOut.model_validate(subscription, from_attributes=True).model_dump(
-        mode="json"
-    )
+    return SubscriptionOut.model_validate(subscription).model_dump(mode="json")
 
 
-@router.get("/channels/{channel_ref}/subscription-tiers", responses=problem_responses(404))
-async def channel_tiers(channel_ref: str, session: SessionDep) -> list[TierOut]:
+def _tier_out(tier: SubscriptionTier) -> TierOut:
+    return TierOut(level=tier.level, name=tier.name, tokens_per_month=tier.tokens_per_month)
+
+
+@router.get("/channels/{channel_ref}/subscription-tiers", responses=problem_responses(404, 422))
+async def channel_tiers(channel_ref: str, session: SessionDep, page: PageDep) -> Page[TierOut]:
+    """The channel's tiers, cheapest first."""
     async with session.begin():
         channel = await channels.get_channel(session, channel_ref)
         tiers = await subscriptions.tiers_of(session, channel)
-        return [
-            TierOut(level=t.level, name=t.name, tokens_per_month=t.tokens_per_month) for t in tiers
-        ]
+    shown, info = paginate_list([_tier_out(t) for t in tiers], page)
+    return make_page(shown, info)
 
 
 @router.patch(
@@ -90,7 +72,7 @@ async def price_tier(
             session, actor=user, channel=channel, level=level, tokens=body.tokens_per_month,
             name=body.name,
         )  # fmt: skip
-        return TierOut(level=tier.level, name=tier.name, tokens_per_month=tier.tokens_per_month)
+        return _tier_out(tier)
 
 
 @router.post("/subscriptions", status_code=201, dependencies=[payments_limit], responses=MOVES)
@@ -146,10 +128,17 @@ def _subscriber_out(
     )
 
 
-@router.get("/subscriptions/me", responses=problem_responses(401))
-async def my_subscriptions(user: CurrentUser, session: ReadSessionDep) -> list[dict[str, Any]]:
+@router.get("/subscriptions/me", responses=problem_responses(401, 422))
+async def my_subscriptions(
+    user: CurrentUser, session: ReadSessionDep, page: PageDep,
+    channel_id: Annotated[uuid.UUID | None, Query(description="only those to this channel")] = None,
+) -> Page[SubscriptionOut]:  # fmt: skip
+    """The subscriptions you hold (bought or gifted to you), newest first, ended ones too."""
     async with session.begin():
-        return [_subscription_out(s) for s in await subscriptions.list_mine(session, user.id)]
+        rows, info = await subscriptions.list_mine(
+            session, user_id=user.id, channel_id=channel_id, params=page
+        )
+    return make_page([SubscriptionOut.model_validate(s) for s in rows], info)
 
 
 @router.delete("/subscriptions/{subscription_id}", responses=problem_responses(401, 404))

@@ -16,7 +16,7 @@ from stagecast.errors import ValidationFailed, problem_responses
 from stagecast.money import service as money
 from stagecast.money.routes.deps import MOVES, IdempotencyKey, move_once, tips_limit
 from stagecast.money.schemas import ContributionOut, DonationIn, GiftIn, GiftOut, TipIn
-from stagecast.pagination import Page, make_page
+from stagecast.pagination import Page, make_page, paginate_list
 
 router = APIRouter(tags=["money"])
 
@@ -86,10 +86,11 @@ async def my_donations(
     return make_page(rows, cursor)
 
 
-@router.get("/gifts")
-async def gift_catalogue() -> list[GiftOut]:
-    """What can be sent, and its price in tokens."""
-    return money.gift_catalogue()
+@router.get("/gifts", responses=problem_responses(422))
+async def gift_catalogue(page: PageDep) -> Page[GiftOut]:
+    """What can be sent, and its price in tokens, cheapest first."""
+    shown, info = paginate_list(money.gift_catalogue(), page)
+    return make_page(shown, info)
 
 
 @router.post("/gifts", status_code=201, dependencies=[tips_limit], responses=MOVES)
