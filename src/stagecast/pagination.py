@@ -127,6 +127,15 @@ def page_params(
     return PageParams(limit=limit, cursor=cursor, offset=offset, page=page)
 
 
+def offset_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
+) -> PageParams:
+    """FastAPI dependency for seed 003's lists that answer its own shape (`{transfers, total}`):
+    `?limit=&offset=` only, always counted."""
+    return PageParams(limit=limit, offset=offset)
+
+
 @dataclass(frozen=True, slots=True)
 class SortKey:
     """One column of the ordering; the last key must be unique (usually the id)."""

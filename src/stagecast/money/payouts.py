@@ -29,6 +29,7 @@ from stagecast.money.providers import (
     TransferFailed,
     retry_delay,
 )
+from stagecast.money.schemas import TransferOut
 from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.realtime.bus import publish, user_room
 
@@ -37,7 +38,6 @@ log = structlog.get_logger(__name__)
 PayoutStatus = Literal["requested", "approved", "retrying", "paid", "failed", "rejected"]
 IN_FLIGHT = ("requested", "approved", "retrying")
 ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
-LIST_LIMIT = 200
 
 
 class KycRequired(AppError):
@@ -102,14 +102,37 @@ async def list_payouts(
     params: PageParams,
     user_id: uuid.UUID | None = None,
     statuses: tuple[str, ...] | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> tuple[list[Payout], PageInfo]:
-    """Payouts, newest first: one creator's, or (administrators) by status."""
+    """Payouts, newest first: one creator's or everyone's, by status and creation time."""
     query = select(Payout)
     if user_id is not None:
         query = query.where(Payout.user_id == user_id)
     if statuses:
         query = query.where(Payout.status.in_(statuses))
+    if created_from is not None:
+        query = query.where(Payout.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(Payout.created_at < created_before)
     return await paginate(session, query, keys=by_id(Payout.id), params=params)
+
+
+def present_transfer(payout: Payout) -> TransferOut:
+    """A payout as seed 003 shows a transfer."""
+    return TransferOut(
+        id=payout.id,
+        seller_id=payout.user_id,
+        amount_cents=payout.amount_cents,
+        platform_fee_cents=0,
+        currency=payout.currency.upper(),
+        status=payout.status,
+        retry_count=max(payout.attempts - 1, 0),
+        next_retry_at=payout.next_attempt_at,
+        created_at=payout.created_at,
+        tokens=payout.tokens,
+        failure_reason=payout.failure_reason,
+    )
 
 
 async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:

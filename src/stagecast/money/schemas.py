@@ -121,6 +121,32 @@ class PayoutOut(BaseModel):
     created_at: datetime
 
 
+class TransferOut(BaseModel):
+    """A payout's transfer, with seed 003's field names (and our tokens and reason)."""
+
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    order_id: None = Field(default=None, description="always null: a payout pays earnings")
+    amount_cents: int
+    platform_fee_cents: int = Field(description="0: the fee was taken when the tokens came in")
+    currency: str
+    status: str = Field(description="approved (sending), retrying, paid or failed")
+    retry_count: int = Field(description="attempts after the first")
+    next_retry_at: datetime | None
+    created_at: datetime
+    tokens: int
+    failure_reason: str | None
+
+
+class TransfersOut(BaseModel):
+    """Seed 003's transfer list: a page of `transfers`, and how many match in all."""
+
+    transfers: list[TransferOut]
+    total: int
+    limit: int
+    offset: int
+
+
 class SubscriberOut(BaseModel):
     subscription_id: uuid.UUID
     user_id: uuid.UUID

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import date
-from typing import Annotated, Any
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.deps import AdminUser, CurrentUser
 from stagecast.channels import service as channels
 from stagecast.db.base import utcnow
-from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
-from stagecast.errors import problem_responses
+from stagecast.deps import OffsetPageDep, PageDep, ReadSessionDep, RuntimeDep, SessionDep
+from stagecast.errors import ValidationFailed, problem_responses
 from stagecast.money import payouts
 from stagecast.money import service as money
 from stagecast.money.models import Payout
@@ -26,10 +29,13 @@ from stagecast.money.routes.deps import (
     payments_limit,
     payout_provider,
 )
-from stagecast.money.schemas import PayoutOut
+from stagecast.money.schemas import PayoutOut, TransfersOut
 from stagecast.pagination import Page, PageParams, make_page
 
 router = APIRouter(tags=["money"])
+
+# The transfers' statuses, and seed 003's name for a paid one.
+TransferStatus = Literal["approved", "retrying", "paid", "failed", "completed"]
 
 
 @router.get("/channels/{channel_ref}/revenue", responses=problem_responses(401, 403, 404))
@@ -127,14 +133,100 @@ async def admin_payouts(
     return make_page([PayoutOut.model_validate(p) for p in rows], info)
 
 
-@router.get("/admin/transfers", responses=problem_responses(401, 403))
-async def admin_transfers(_admin: AdminUser, session: ReadSessionDep) -> list[dict[str, Any]]:
-    """Seed 003: transfers that were attempted: paid, retrying or failed."""
-    async with session.begin():
-        found, _ = await payouts.list_payouts(
-            session, params=PageParams(limit=payouts.LIST_LIMIT), statuses=payouts.ATTEMPTED
+@dataclass(frozen=True, slots=True)
+class TransferFilters:
+    statuses: tuple[str, ...]
+    created_from: datetime | None
+    created_before: datetime | None
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day_or_instant(value: Any) -> Any:
+    """A day ("2026-02-23": the whole day) or an ISO 8601 instant; read here so that a bad
+    value is one error on its own field, not one per member of the union."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value) if _DAY.fullmatch(value) else datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("a day (2026-02-23) or an ISO 8601 time") from None
+
+
+DayOrInstant = Annotated[datetime | date | None, BeforeValidator(_day_or_instant)]
+
+
+def _instant(value: datetime | date, *, end_of_day: bool) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    start = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return start + timedelta(days=1) if end_of_day else start
+
+
+def transfer_filters(
+    status: Annotated[
+        TransferStatus | None,
+        Query(description="approved, retrying, paid (seed 003: `completed`) or failed"),
+    ] = None,
+    created_from: Annotated[
+        DayOrInstant,
+        Query(alias="from", description="created at or after (a day: from its start, UTC)"),
+    ] = None,
+    created_to: Annotated[
+        DayOrInstant, Query(alias="to", description="created before (a day: up to its end, UTC)")
+    ] = None,
+) -> TransferFilters:
+    """Seed 003's filters of the transfer lists."""
+    since = _instant(created_from, end_of_day=False) if created_from is not None else None
+    before = _instant(created_to, end_of_day=True) if created_to is not None else None
+    if since is not None and before is not None and since >= before:
+        raise ValidationFailed(
+            "`from` must come before `to`",
+            errors=[{"field": "to", "in": "query", "message": "before `from`", "type": "range"}],
         )
-        return [_payout_out(p) for p in found]
+    statuses = ("paid" if status == "completed" else status,) if status else payouts.ATTEMPTED
+    return TransferFilters(statuses, since, before)
+
+
+TransferFiltersDep = Annotated[TransferFilters, Depends(transfer_filters)]
+
+
+async def _transfers(
+    session: AsyncSession,
+    page: PageParams,
+    filters: TransferFilters,
+    seller_id: uuid.UUID | None,
+) -> TransfersOut:
+    async with session.begin():
+        rows, info = await payouts.list_payouts(
+            session, params=page, user_id=seller_id, statuses=filters.statuses,
+            created_from=filters.created_from, created_before=filters.created_before,
+        )  # fmt: skip
+    return TransfersOut(
+        transfers=[payouts.present_transfer(p) for p in rows],
+        total=info.total or 0,
+        limit=page.limit,
+        offset=page.offset or 0,
+    )
+
+
+@router.get("/admin/transfers", responses=problem_responses(401, 403, 422))
+async def admin_transfers(
+    _admin: AdminUser, session: ReadSessionDep, page: OffsetPageDep, filters: TransferFiltersDep,
+    seller_id: Annotated[uuid.UUID | None, Query(description="one creator's")] = None,
+) -> TransfersOut:  # fmt: skip
+    """Seed 003: the payouts that were sent or tried (approved, retrying, paid, failed),
+    newest first, with how many match in all."""
+    return await _transfers(session, page, filters, seller_id)
+
+
+@router.get("/sell/transfers", responses=problem_responses(401, 422))
+async def seller_transfers(
+    user: CurrentUser, session: ReadSessionDep, page: OffsetPageDep, filters: TransferFiltersDep
+) -> TransfersOut:
+    """Seed 003: your own transfer history, as `/admin/transfers` shows it."""
+    return await _transfers(session, page, filters, user.id)
 
 
 class RejectIn(BaseModel):
