@@ -223,3 +223,54 @@ async def test_transfer_totals_are_counted_from_an_index(
         event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", plans)
     assert len(plans.statements) >= 7
     await check_counts_use_indexes(runtime, plans.statements)
+
+
+async def test_sandbox_onboarding_answers_onboarding_url_and_connects(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """Seed 003's `POST /sell/connect/onboard` and `GET /sell/balance` with the sandbox, whose
+    onboarding has nothing to fill in."""
+    creator, _ = await earner(client, app, 6000)
+    before = await client.get("/api/v1/sell/balance", headers=creator.headers)
+    assert before.status_code == 200, before.text
+    balance = before.json()
+    assert balance["connected"] is False
+    # Seed 003's amounts are cents: 6000 tokens at 100 a dollar are $60.00.
+    assert (balance["available"], balance["pending"]) == (6000, 0)
+    assert (balance["available_tokens"], balance["available_amount"]) == (6000, 60.0)
+
+    onboard = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert onboard.status_code == 200, onboard.text
+    answer = onboard.json()
+    assert answer["onboarding_url"] == answer["url"] == "http://testserver/dashboard/payouts"
+    assert answer["account_ref"] == f"sbx_acct_{creator.id}"
+    assert answer["connected"] is True
+    after = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert after["connected"] is True
+    asked = await client.post(
+        "/api/v1/payouts/request", json={"tokens": 5000}, headers=creator.headers
+    )
+    assert asked.status_code == 201, asked.text
+    held = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert (held["available"], held["pending"], held["connected"]) == (1000, 5000, True)
+
+    again = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert again.json()["account_ref"] == answer["account_ref"]
+    someone = await register(client)
+    assert (await client.get("/api/v1/sell/balance", headers=someone.headers)).json()[
+        "connected"
+    ] is False  # another creator's account is not theirs
+    assert (await client.get("/api/v1/sell/balance")).status_code == 401
+    assert (await client.post("/api/v1/sell/connect/onboard")).status_code == 401
+
+
+async def test_without_payouts_nothing_is_connected(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    runtime: Runtime = app.state.runtime
+    runtime.payout_provider = None
+    creator = await register(client)
+    balance = await client.get("/api/v1/sell/balance", headers=creator.headers)
+    assert (balance.status_code, balance.json()["connected"]) == (200, False)
+    onboard = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert (onboard.status_code, onboard.json()["code"]) == (404, "NOT_FOUND")

@@ -188,6 +188,23 @@ class Payout(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PayoutAccount(Base):
+    """A creator's account at the payout provider (Stripe Connect's `acct_…`): recorded at
+    onboarding so that the next onboarding reuses it, with whether it can take transfers."""
+
+    __tablename__ = "payout_accounts"
+    __table_args__ = (UniqueConstraint("user_id", "provider"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    account_ref: Mapped[str] = mapped_column(String(255))
+    # The provider said its onboarding is done (Stripe: the transfers capability is active).
+    ready: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class SubscriptionTier(Base):
     __tablename__ = "subscription_tiers"
     __table_args__ = (UniqueConstraint("channel_id", "level"),)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -22,7 +23,7 @@ from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
 from stagecast.money import ledger
 from stagecast.money.ledger import Leg, earnings_of
-from stagecast.money.models import AccountKind, Payout
+from stagecast.money.models import AccountKind, Payout, PayoutAccount
 from stagecast.money.providers import (
     MAX_TRANSFER_ATTEMPTS,
     PayoutProvider,
@@ -53,6 +54,11 @@ def kyc_approved(user: User) -> bool:
     return user.is_active
 
 
+def amount_cents(settings: MoneySettings, tokens: int) -> int:
+    """What `tokens` of earnings pay out, in the currency's cents (rounded down)."""
+    return tokens * 100 // settings.tokens_per_unit
+
+
 async def reserved_tokens(session: AsyncSession, user_id: uuid.UUID) -> int:
     """Earnings held by payouts not yet paid."""
     total = await session.scalar(
@@ -78,7 +84,7 @@ async def request_payout(
     payout = Payout(
         user_id=user.id,
         tokens=tokens,
-        amount_cents=tokens * 100 // settings.tokens_per_unit,
+        amount_cents=amount_cents(settings, tokens),
         currency=settings.currency,
         destination=destination,
     )
@@ -133,6 +139,36 @@ def present_transfer(payout: Payout) -> TransferOut:
         tokens=payout.tokens,
         failure_reason=payout.failure_reason,
     )
+
+
+async def payout_account(
+    session: AsyncSession, *, user_id: uuid.UUID, provider: str
+) -> PayoutAccount | None:
+    """The creator's account at this payout provider, if they started its onboarding."""
+    return await session.scalar(
+        select(PayoutAccount).where(
+            PayoutAccount.user_id == user_id, PayoutAccount.provider == provider
+        )
+    )
+
+
+async def record_payout_account(
+    session: AsyncSession, *, user_id: uuid.UUID, provider: str, account_ref: str, ready: bool
+) -> PayoutAccount:
+    """Remember the creator's account at the provider and where its onboarding stands."""
+    account = await payout_account(session, user_id=user_id, provider=provider)
+    if account is None:
+        account = PayoutAccount(user_id=user_id, provider=provider, account_ref=account_ref)
+        try:
+            async with session.begin_nested():
+                session.add(account)
+        except IntegrityError:  # a second onboarding request got in first: take its row
+            account = await payout_account(session, user_id=user_id, provider=provider)
+            if account is None:
+                raise
+    account.account_ref, account.ready = account_ref, ready
+    await session.flush()
+    return account
 
 
 async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:

@@ -121,6 +121,27 @@ class PayoutOut(BaseModel):
     created_at: datetime
 
 
+class SellerBalanceOut(BaseModel):
+    """Seed 003's seller balance (`connected`, `available`, `pending` in cents) beside ours."""
+
+    connected: bool = Field(description="the payout account finished its onboarding")
+    available: int = Field(description="cents: what earnings would pay out now")
+    pending: int = Field(description="cents: what requested payouts hold")
+    available_tokens: int
+    pending_tokens: int
+    available_amount: float
+    pending_amount: float
+    currency: str
+    minimum_payout_tokens: int
+
+
+class OnboardingOut(BaseModel):
+    onboarding_url: str = Field(description="seed 003's name: where the creator goes next")
+    url: str = Field(description="the same link")
+    account_ref: str
+    connected: bool = Field(description="the onboarding is already done")
+
+
 class TransferOut(BaseModel):
     """A payout's transfer, with seed 003's field names (and our tokens and reason)."""
 

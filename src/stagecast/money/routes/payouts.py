@@ -22,6 +22,7 @@ from stagecast.money import payouts
 from stagecast.money import service as money
 from stagecast.money.models import Payout
 from stagecast.money.payouts import PayoutStatus
+from stagecast.money.providers import PayoutProvider, ProviderError
 from stagecast.money.routes.deps import (
     MOVES,
     IdempotencyKey,
@@ -29,8 +30,9 @@ from stagecast.money.routes.deps import (
     payments_limit,
     payout_provider,
 )
-from stagecast.money.schemas import PayoutOut, TransfersOut
+from stagecast.money.schemas import OnboardingOut, PayoutOut, SellerBalanceOut, TransfersOut
 from stagecast.pagination import Page, PageParams, make_page
+from stagecast.runtime import Runtime
 
 router = APIRouter(tags=["money"])
 
@@ -53,20 +55,49 @@ async def channel_revenue(
 @router.get("/sell/balance", responses=problem_responses(401))
 async def seller_balance(
     user: CurrentUser, session: ReadSessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    """Seed 003: earnings available to pay out, and what pending payouts hold."""
-    settings = runtime.settings.money
+) -> SellerBalanceOut:
+    """Seed 003: earnings available to pay out, what pending payouts hold, and whether the
+    payout account is connected."""
+    settings, provider = runtime.settings.money, runtime.payout_provider
     async with session.begin():
         balance = await money.balances(session, settings, user.id)
+        account = (
+            await payouts.payout_account(session, user_id=user.id, provider=provider.name)
+            if provider is not None
+            else None
+        )
+    connected = account is not None and account.ready
+    if account is not None and not account.ready and provider is not None:
+        # Back from the provider's onboarding: ask it once more (outside any transaction).
+        connected = await _check_onboarding(runtime, provider, user.id, account.account_ref)
     unit = settings.tokens_per_unit
-    return {
-        "available_tokens": balance.earnings_balance,
-        "pending_tokens": balance.reserved_balance,
-        "available_amount": round(balance.earnings_balance / unit, 2),
-        "pending_amount": round(balance.reserved_balance / unit, 2),
-        "currency": settings.currency,
-        "minimum_payout_tokens": settings.min_payout_tokens,
-    }
+    return SellerBalanceOut(
+        connected=connected,
+        available=payouts.amount_cents(settings, balance.earnings_balance),
+        pending=payouts.amount_cents(settings, balance.reserved_balance),
+        available_tokens=balance.earnings_balance,
+        pending_tokens=balance.reserved_balance,
+        available_amount=round(balance.earnings_balance / unit, 2),
+        pending_amount=round(balance.reserved_balance / unit, 2),
+        currency=settings.currency,
+        minimum_payout_tokens=settings.min_payout_tokens,
+    )
+
+
+async def _check_onboarding(
+    runtime: Runtime, provider: PayoutProvider, user_id: uuid.UUID, account_ref: str
+) -> bool:
+    try:
+        ready = await provider.account_ready(account_ref=account_ref)
+    except ProviderError:
+        return False  # logged by the provider; the balance still answers
+    if ready:
+        async with runtime.db.session() as session, session.begin():
+            await payouts.record_payout_account(
+                session, user_id=user_id, provider=provider.name, account_ref=account_ref,
+                ready=True,
+            )  # fmt: skip
+    return ready
 
 
 class PayoutIn(BaseModel):
@@ -106,18 +137,32 @@ async def my_payouts(user: CurrentUser, session: ReadSessionDep, page: PageDep) 
     return make_page([PayoutOut.model_validate(p) for p in rows], info)
 
 
-@router.post("/sell/connect/onboard", responses=problem_responses(401))
+@router.post("/sell/connect/onboard", responses=problem_responses(401, 404, 502))
 async def connect_onboard(
-    request: Request, user: CurrentUser, runtime: RuntimeDep
-) -> dict[str, Any]:
-    """Seed 003: a link to the payout provider's onboarding (Stripe Connect; the sandbox
-    answers a local page)."""
+    request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> OnboardingOut:
+    """Seed 003: a link to the payout provider's onboarding (Stripe Connect's hosted page;
+    the sandbox's leads straight back). The account is kept and reused next time."""
+    provider = payout_provider(runtime)
+    async with session.begin():
+        known = await payouts.payout_account(session, user_id=user.id, provider=provider.name)
     base = str(request.base_url).rstrip("/")
-    link = await payout_provider(runtime).onboarding_link(
-        account_ref=None, user_id=str(user.id), email=user.email,
-        return_url=f"{base}/dashboard/payouts", refresh_url=f"{base}/dashboard/payouts?retry=1",
+    # The provider is called outside any transaction: a slow answer holds no lock.
+    link = await provider.onboarding_link(
+        account_ref=known.account_ref if known else None, user_id=str(user.id),
+        email=user.email, return_url=f"{base}/dashboard/payouts",
+        refresh_url=f"{base}/dashboard/payouts?retry=1",
     )  # fmt: skip
-    return {"account_ref": link.account_ref, "url": link.url}
+    ready = await provider.account_ready(account_ref=link.account_ref)
+    async with session.begin():
+        account = await payouts.record_payout_account(
+            session, user_id=user.id, provider=provider.name, account_ref=link.account_ref,
+            ready=ready,
+        )  # fmt: skip
+    return OnboardingOut(
+        onboarding_url=link.url, url=link.url, account_ref=account.account_ref,
+        connected=account.ready,
+    )  # fmt: skip
 
 
 @router.get("/admin/payouts", responses=problem_responses(401, 403, 422))
