@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.config import Settings
-from stagecast.pagination import PageParams, page_params
+from stagecast.pagination import PageParams, offset_params, page_params
 from stagecast.runtime import Runtime
 
 
@@ -48,3 +48,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 PageDep = Annotated[PageParams, Depends(page_params)]
+OffsetPageDep = Annotated[PageParams, Depends(offset_params)]

@@ -24,7 +24,7 @@ from stagecast.money import jobs
 from stagecast.money.models import LedgerAccount, Subscription
 from stagecast.money.providers import SandboxPayouts, StripeProvider
 from stagecast.runtime import Runtime
-from tests.factories import go_live, make_admin, make_channel, register
+from tests.factories import Account, go_live, make_admin, make_channel, register
 from tests.money.test_wallet import assert_ledger_balanced, balance, buy
 
 
@@ -35,7 +35,7 @@ async def test_subscribe_gift_cancel_and_badge(client: httpx.AsyncClient, app: F
     await buy(client, fan, 2500)
 
     tiers = (await client.get(f"/api/v1/channels/{channel['id']}/subscription-tiers")).json()
-    assert [t["level"] for t in tiers] == [1, 2, 3]
+    assert [t["level"] for t in tiers["data"]] == [1, 2, 3]
     priced = await client.patch(
         f"/api/v1/channels/{channel['id']}/subscription-tiers/1",
         json={"tokens_per_month": 500},
@@ -89,7 +89,7 @@ async def test_subscribe_gift_cancel_and_badge(client: httpx.AsyncClient, app: F
     assert (await client.get(url, headers=fan.headers)).status_code == 403
     assert (await client.get(url)).status_code == 401
 
-    mine = (await client.get("/api/v1/subscriptions/me", headers=fan.headers)).json()
+    mine = (await client.get("/api/v1/subscriptions/me", headers=fan.headers)).json()["data"]
     cancelled = await client.delete(f"/api/v1/subscriptions/{mine[0]['id']}", headers=fan.headers)
     assert cancelled.json()["auto_renew"] is False
     assert cancelled.json()["status"] == "active"  # until the paid month ends
@@ -107,7 +107,7 @@ async def test_renewals_charge_lapse_and_end(client: httpx.AsyncClient, app: Fas
             "/api/v1/subscriptions", json={"channel_id": channel["id"]}, headers=account.headers
         )
         assert made.status_code == 201, made.text  # tier 1: 499 tokens
-    gone = (await client.get("/api/v1/subscriptions/me", headers=leaving.headers)).json()[0]
+    gone = (await client.get("/api/v1/subscriptions/me", headers=leaving.headers)).json()["data"][0]
     await client.delete(f"/api/v1/subscriptions/{gone['id']}", headers=leaving.headers)
 
     async with runtime.db.session() as session, session.begin():
@@ -115,8 +115,8 @@ async def test_renewals_charge_lapse_and_end(client: httpx.AsyncClient, app: Fas
             subscription.current_period_end = utcnow() - timedelta(minutes=1)
     await jobs.run_once(runtime)
 
-    def status_of(rows: list[dict[str, Any]]) -> tuple[str, int]:
-        return rows[0]["status"], rows[0]["months"]
+    def status_of(page: dict[str, Any]) -> tuple[str, int]:
+        return page["data"][0]["status"], page["data"][0]["months"]
 
     rich_rows = (await client.get("/api/v1/subscriptions/me", headers=rich.headers)).json()
     poor_rows = (await client.get("/api/v1/subscriptions/me", headers=poor.headers)).json()
@@ -135,25 +135,28 @@ async def test_renewals_charge_lapse_and_end(client: httpx.AsyncClient, app: Fas
     await assert_ledger_balanced(app)
 
 
-async def _earner(client: httpx.AsyncClient, app: FastAPI, tokens: int) -> Any:
-    """A creator whose earnings hold `tokens` (a fan tipped them in)."""
+async def earner(
+    client: httpx.AsyncClient, app: FastAPI, tokens: int
+) -> tuple[Account, dict[str, Any]]:
+    """A creator (and their channel) whose earnings hold `tokens` (a fan tipped them in)."""
     creator = await register(client)
     channel = await make_channel(client, creator)
     stream_id = await go_live(app, channel["slug"])
     fan = await register(client)
-    for _ in range(2):
+    tip_tokens = tokens * 100 // 80  # the creator keeps 80 %
+    for _ in range(-(-tip_tokens // 10000)):
         await buy(client, fan, 10000)
     tip = await client.post(
         f"/api/v1/streams/{stream_id}/tips",
-        json={"tokens": tokens * 100 // 80},
+        json={"tokens": tip_tokens},
         headers=fan.headers,
     )
     assert tip.status_code == 201, tip.text
-    return creator
+    return creator, channel
 
 
 async def test_payouts_request_approve_reject(client: httpx.AsyncClient, app: FastAPI) -> None:
-    creator = await _earner(client, app, 10000)
+    creator, _ = await earner(client, app, 10000)
     admin = await make_admin(client, app)
     small = await client.post(
         "/api/v1/payouts/request", json={"tokens": 10}, headers=creator.headers
@@ -184,7 +187,8 @@ async def test_payouts_request_approve_reject(client: httpx.AsyncClient, app: Fa
     assert (twice.status_code, twice.json()["code"]) == (409, "PAYOUT_NOT_PENDING")
 
     await client.post("/api/v1/payouts/request", json={"tokens": 5000}, headers=creator.headers)
-    rejected_id = (await client.get("/api/v1/payouts", headers=creator.headers)).json()[0]["id"]
+    mine = (await client.get("/api/v1/payouts", headers=creator.headers)).json()["data"]
+    rejected_id = mine[0]["id"]
     rejected = await client.post(
         f"/api/v1/admin/payouts/{rejected_id}/reject", json={"reason": "check your details"},
         headers=admin.headers,
@@ -199,7 +203,7 @@ async def test_failed_transfers_are_retried_then_returned(
 ) -> None:
     runtime: Runtime = app.state.runtime
     runtime.payout_provider = SandboxPayouts(flaky={"acct_flaky"})
-    creator = await _earner(client, app, 6000)
+    creator, _ = await earner(client, app, 6000)
     admin = await make_admin(client, app)
     asked = await client.post(
         "/api/v1/payouts/request", json={"tokens": 5000, "destination": "acct_flaky"},
@@ -210,7 +214,7 @@ async def test_failed_transfers_are_retried_then_returned(
     assert first.json()["status"] == "retrying", first.text
     assert first.json()["next_attempt_at"] is not None
     transfers = (await client.get("/api/v1/admin/transfers", headers=admin.headers)).json()
-    assert payout_id in [t["id"] for t in transfers]
+    assert payout_id in [t["id"] for t in transfers["transfers"]]
     status = "retrying"
     for _ in range(10):
         answer = await client.post(

@@ -37,6 +37,7 @@ from stagecast.money.providers import (
     build_payout_provider,
     retry_delay,
 )
+from tests.factories import register
 
 # The SDK's httpx client posts its form body with `data=`, which httpx deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -100,6 +101,17 @@ def checkout_session(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def connected_account(account_id: str, *, transfers: str) -> dict[str, Any]:
+    return {
+        "id": account_id,
+        "object": "account",
+        "type": "express",
+        "details_submitted": transfers == "active",
+        "payouts_enabled": transfers == "active",
+        "capabilities": {"transfers": transfers},
+    }
+
+
 def stripe_default_reply(path: str, form: dict[str, str]) -> dict[str, Any]:
     if path == "/v1/checkout/sessions":
         return checkout_session(form)
@@ -116,6 +128,8 @@ def stripe_default_reply(path: str, form: dict[str, str]) -> dict[str, Any]:
         }
     if path == "/v1/accounts":
         return {"id": "acct_1StagecastCreator", "object": "account", "type": form["type"]}
+    if path.startswith("/v1/accounts/"):  # retrieve: onboarding not finished yet
+        return connected_account(path.removeprefix("/v1/accounts/"), transfers="inactive")
     if path == "/v1/account_links":
         return {
             "object": "account_link",
@@ -139,6 +153,7 @@ async def fake_stripe() -> AsyncIterator[FakeApi]:
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)
+    app.router.add_get("/{tail:.*}", handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     fake.base_url = str(server.make_url("")).rstrip("/")
@@ -801,6 +816,90 @@ async def test_stripe_onboarding_failure_is_a_provider_error(
             refresh_url="https://stagecast.example/f",
         )
     assert "Connect is not enabled" in str(raised.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("transfers", "ready"), [("active", True), ("inactive", False), ("pending", False)]
+)
+async def test_stripe_account_is_ready_when_transfers_are_active(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts, transfers: str, ready: bool
+) -> None:
+    path = "/v1/accounts/acct_1Stagecast"
+    fake_stripe.replies[path] = [(200, connected_account("acct_1Stagecast", transfers=transfers))]
+    assert await connect_payouts.account_ready(account_ref="acct_1Stagecast") is ready
+    (asked,) = fake_stripe.received
+    assert (asked.method, asked.path) == ("GET", path)
+
+
+async def test_stripe_account_check_failure_is_a_provider_error(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    fake_stripe.replies["/v1/accounts/acct_gone"] = [
+        stripe_error(404, "invalid_request_error", "No such account", "resource_missing")
+    ]
+    with pytest.raises(ProviderError, match="could not read the connected account"):
+        await connect_payouts.account_ready(account_ref="acct_gone")
+
+
+async def test_onboarding_keeps_the_stripe_account_and_balance_sees_it_connected(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts, client: Any, app: Any
+) -> None:
+    """Seed 003 over HTTP with Stripe Connect: the onboarding answer has `onboarding_url`,
+    the account is created once and reused, and `/sell/balance` says `connected` once
+    Stripe made its transfers active (the creator came back from onboarding)."""
+    app.state.runtime.payout_provider = connect_payouts
+    creator = await register(client)
+    balance = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert balance["connected"] is False  # no account yet: Stripe is not even asked
+    assert fake_stripe.received == []
+
+    first = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    onboard_url = "https://connect.stripe.com/setup/e/acct_1StagecastCreator/onboard"
+    assert answer == {
+        "onboarding_url": onboard_url, "url": onboard_url,
+        "account_ref": "acct_1StagecastCreator", "connected": False,
+    }  # fmt: skip
+    assert [r.path for r in fake_stripe.received] == [
+        "/v1/accounts", "/v1/account_links", "/v1/accounts/acct_1StagecastCreator",
+    ]  # fmt: skip
+
+    still = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert still["connected"] is False  # Stripe still says inactive
+    path = "/v1/accounts/acct_1StagecastCreator"
+    active = connected_account("acct_1StagecastCreator", transfers="active")
+    fake_stripe.replies[path] = [(200, active), (200, active)]  # the balance, then onboarding
+    done = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert done["connected"] is True
+    asked = len(fake_stripe.received)
+    again = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
+    assert again["connected"] is True
+    assert len(fake_stripe.received) == asked  # recorded: Stripe is not asked again
+
+    second = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert second.json()["account_ref"] == "acct_1StagecastCreator"
+    assert second.json()["connected"] is True
+    assert len(fake_stripe.to("/v1/accounts")) == 1  # the account was reused, not made again
+
+
+async def test_a_failing_stripe_does_not_fail_the_balance(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts, client: Any, app: Any
+) -> None:
+    app.state.runtime.payout_provider = connect_payouts
+    creator = await register(client)
+    assert (await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)).is_success
+    fake_stripe.replies["/v1/accounts/acct_1StagecastCreator"] = [
+        stripe_error(500, "api_error", "Something went wrong", "internal")
+    ]
+    balance = await client.get("/api/v1/sell/balance", headers=creator.headers)
+    assert balance.status_code == 200, balance.text
+    assert balance.json()["connected"] is False
+    fake_stripe.replies["/v1/account_links"] = [
+        stripe_error(500, "api_error", "Something went wrong", "internal")
+    ]
+    failed = await client.post("/api/v1/sell/connect/onboard", headers=creator.headers)
+    assert (failed.status_code, failed.json()["code"]) == (502, "PAYMENT_PROVIDER_ERROR")
 
 
 # --- sandbox payouts and retry schedule ----------------------------------------------------------

@@ -178,7 +178,8 @@ async def test_gifts_come_from_the_catalogue(client: httpx.AsyncClient, app: Fas
     _, _, stream_id = await live_room(client, app)
     viewer = await register(client)
     await buy(client, viewer, 500)
-    catalogue = {g["slug"]: g["tokens"] for g in (await client.get("/api/v1/gifts")).json()}
+    gifts = (await client.get("/api/v1/gifts")).json()["data"]
+    catalogue = {g["slug"]: g["tokens"] for g in gifts}
     sent = await client.post(
         "/api/v1/gifts",
         json={"gift": "rose", "quantity": 3, "stream_id": stream_id},

@@ -149,6 +149,12 @@ async def gift_and_subscribe(browsing: Browsing, viewer: Page) -> None:
     await expect(viewer.get_by_role("button", name="Tier 3: 2,499 tokens a month")).to_be_visible()
     await tier.click()
     await expect(viewer.locator(".action-panel")).to_contain_text("You are subscribed")
+    # Opened again, the form knows it (GET /subscriptions/me?channel_id=) and says until when.
+    subscribe = viewer.get_by_role("button", name="Subscribe")
+    await subscribe.click()  # closes the panel
+    await subscribe.click()
+    await expect(viewer.locator(".action-panel")).to_contain_text("You are subscribed (renews")
+    await subscribe.click()
 
 
 async def private_tip(viewer: Page, creator: Page, viewer_name: str) -> None:

@@ -45,8 +45,9 @@ class User(TimestampMixin, Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     country: Mapped[str | None] = mapped_column(String(2))
     date_of_birth: Mapped[date | None]
-    role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER.value)
-    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE.value)
+    # Indexed: the admin list filters (and counts) by them.
+    role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE.value, index=True)
     email_verified: Mapped[bool] = mapped_column(default=False)
     password_hash: Mapped[str] = mapped_column(String(255))
     preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

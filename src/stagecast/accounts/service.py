@@ -42,7 +42,7 @@ from stagecast.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from stagecast.pagination import PageParams, by_id, paginate
+from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "sc_"
@@ -375,7 +375,7 @@ async def end_all_sessions(session: AsyncSession, *, user_id: uuid.UUID, reason:
 
 async def list_sessions(
     session: AsyncSession, *, user_id: uuid.UUID, params: PageParams
-) -> tuple[list[AuthSession], str | None]:
+) -> tuple[list[AuthSession], PageInfo]:
     query = select(AuthSession).where(
         AuthSession.user_id == user_id,
         AuthSession.revoked_at.is_(None),
@@ -405,7 +405,7 @@ async def create_api_key(
 
 async def list_api_keys(
     session: AsyncSession, *, user_id: uuid.UUID, params: PageParams
-) -> tuple[list[ApiKey], str | None]:
+) -> tuple[list[ApiKey], PageInfo]:
     query = select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
     return await paginate(session, query, keys=by_id(ApiKey.id), params=params)
 
@@ -519,7 +519,7 @@ async def list_users(
     role: Role | None = None,
     status: UserStatus | None = None,
     query_text: str | None = None,
-) -> tuple[list[User], str | None]:
+) -> tuple[list[User], PageInfo]:
     query = select(User)
     if role is not None:
         query = query.where(User.role == role.value)

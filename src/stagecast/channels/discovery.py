@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from typing import Any, Literal
 
@@ -17,7 +15,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Category, Channel, ChannelFollow
 from stagecast.channels.schemas import CategoryCreate, CategoryOut
 from stagecast.errors import Conflict
-from stagecast.pagination import PageParams, SortKey, invalid_cursor, paginate
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate, paginate_list
 from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus, StreamTag, Tag
 
@@ -33,7 +31,7 @@ async def browse(
     tags: list[str],
     language: str | None,
     sort: BrowseSort,
-) -> tuple[list[Stream], str | None]:
+) -> tuple[list[Stream], PageInfo]:
     """Live streams, filtered, most watched or newest first (keyset paginated)."""
     query = select(Stream).where(Stream.status == StreamStatus.LIVE.value)
     if category:
@@ -55,37 +53,12 @@ async def browse(
     return await paginate(session, query, keys=keys, params=params)
 
 
-def offset_page(items: list[Any], params: PageParams) -> tuple[list[Any], str | None]:
-    """One page of a list ranked in Python (search, categories, recommendations)."""
-    start = _offset(params.cursor)
-    page = items[start : start + params.limit]
-    more = len(items) > start + params.limit
-    return page, _offset_cursor(start + params.limit) if more else None
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = int(value["o"])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise invalid_cursor() from exc
-    if offset < 0:
-        raise invalid_cursor()
-    return offset
-
-
-def _offset_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
-
-
 async def search_everything(
     session: AsyncSession, *, query: str, kinds: tuple[str, ...], params: PageParams
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[dict[str, Any]], PageInfo]:
     """Ranked results of every kind, each with what the API shows for it."""
     hits = await search.search(session, query=query, kinds=kinds)
-    page, next_cursor = offset_page(hits, params)
+    page, info = paginate_list(hits, params)
     by_kind: dict[str, list[uuid.UUID]] = {}
     for hit in page:
         by_kind.setdefault(hit.kind, []).append(hit.ref_id)
@@ -109,7 +82,7 @@ async def search_everything(
         for hit in page
         if (hit.kind, hit.ref_id) in shown
     ]
-    return results, next_cursor
+    return results, info
 
 
 async def recommended(session: AsyncSession, *, viewer: User | None) -> list[Stream]:

@@ -27,7 +27,7 @@ from stagecast.channels.schemas import (
 )
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
-from stagecast.pagination import Page, make_page
+from stagecast.pagination import Page, make_page, paginate_list
 from stagecast.streams import service as streams
 from stagecast.streams.models import StreamStatus
 from stagecast.streams.schemas import StreamOut
@@ -263,14 +263,14 @@ async def search(
     page: PageDep,
     q: Annotated[str, Query(min_length=1, max_length=100)],
     type_: Annotated[Literal["stream", "channel", "user"] | None, Query(alias="type")] = None,
-) -> dict[str, Any]:
+) -> Page[dict[str, Any]]:
     """Streams, channels and users matching a query, best first; prefixes and typos match."""
     kinds = (type_,) if type_ else ("stream", "channel", "user")
     async with session.begin():
         results, cursor = await discovery.search_everything(
             session, query=q, kinds=kinds, params=page
         )
-    return {"data": results, "next_cursor": cursor, "has_more": cursor is not None}
+    return make_page(results, cursor)
 
 
 @discovery_router.get("/recommended", responses=problem_responses(422))
@@ -279,9 +279,7 @@ async def recommended(
 ) -> Page[StreamOut]:
     """For you: followed channels that are live, then your categories, then popular."""
     async with session.begin():
-        rows, cursor = discovery.offset_page(
-            await discovery.recommended(session, viewer=viewer), page
-        )
+        rows, cursor = paginate_list(await discovery.recommended(session, viewer=viewer), page)
         return make_page(await streams.present_streams(session, rows), cursor)
 
 
@@ -289,7 +287,7 @@ async def recommended(
 async def list_categories(session: ReadSessionDep, page: PageDep) -> Page[CategoryOut]:
     """Every category with its live streams and viewers, busiest first."""
     async with session.begin():
-        rows, cursor = discovery.offset_page(await discovery.list_categories(session), page)
+        rows, cursor = paginate_list(await discovery.list_categories(session), page)
     return make_page(rows, cursor)
 
 

@@ -33,7 +33,7 @@ from stagecast.channels.schemas import (
 )
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 from stagecast.streams.models import Stream, StreamStatus
 
@@ -440,7 +440,7 @@ async def _people_page(
     person: Any,
     condition: Any,
     params: PageParams,
-) -> tuple[list[Follower], str | None]:
+) -> tuple[list[Follower], PageInfo]:
     """A page of (follow, user) rows as Followers, newest follow first."""
     query = select(model, User).join(User, User.id == person).where(condition)
     rows, cursor = await paginate_rows(session, query, keys=_follow_keys(model), params=params)
@@ -452,7 +452,7 @@ async def _people_page(
 
 async def list_channel_followers(
     session: AsyncSession, *, channel: Channel, params: PageParams
-) -> tuple[list[Follower], str | None]:
+) -> tuple[list[Follower], PageInfo]:
     return await _people_page(
         session,
         ChannelFollow,
@@ -464,7 +464,7 @@ async def list_channel_followers(
 
 async def list_user_followers(
     session: AsyncSession, *, user: User, params: PageParams
-) -> tuple[list[Follower], str | None]:
+) -> tuple[list[Follower], PageInfo]:
     return await _people_page(
         session, UserFollow, UserFollow.follower_id, UserFollow.followee_id == user.id, params
     )
@@ -472,7 +472,7 @@ async def list_user_followers(
 
 async def list_followed_users(
     session: AsyncSession, *, user: User, params: PageParams
-) -> tuple[list[Follower], str | None]:
+) -> tuple[list[Follower], PageInfo]:
     return await _people_page(
         session, UserFollow, UserFollow.followee_id, UserFollow.follower_id == user.id, params
     )
@@ -480,7 +480,7 @@ async def list_followed_users(
 
 async def list_followed_channels(
     session: AsyncSession, *, user: User, params: PageParams
-) -> tuple[list[tuple[Channel, ChannelFollow]], str | None]:
+) -> tuple[list[tuple[Channel, ChannelFollow]], PageInfo]:
     query = (
         select(ChannelFollow, Channel)
         .join(Channel, Channel.id == ChannelFollow.channel_id)

@@ -17,7 +17,7 @@ from stagecast.errors import NotFound, PermissionDenied, ValidationFailed
 from stagecast.moderation import service as moderation
 from stagecast.moderation.service import ChannelRole
 from stagecast.money import subscriptions
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 
 MAX_MESSAGE_CHARS = 500
@@ -190,7 +190,7 @@ async def clear_chat(session: AsyncSession, *, actor: User, channel: Channel) ->
 
 async def history(
     session: AsyncSession, *, stream_id: uuid.UUID, params: PageParams
-) -> tuple[list[ChatMessageOut], str | None]:
+) -> tuple[list[ChatMessageOut], PageInfo]:
     """A stream's messages, newest first, without deleted ones."""
     query = (
         select(ChatMessage, User)

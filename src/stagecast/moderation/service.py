@@ -23,7 +23,7 @@ from stagecast.errors import AppError, Conflict, PermissionDenied, ValidationFai
 from stagecast.moderation.models import ChannelBan, ChannelModerator
 from stagecast.moderation.schemas import BanOut, ModeratorOut
 from stagecast.money import subscriptions
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 
 PURGE_WINDOW = timedelta(hours=24)
@@ -263,7 +263,7 @@ async def unban_user(
 
 async def list_bans(
     session: AsyncSession, *, actor: User, channel: Channel, params: PageParams
-) -> tuple[list[BanOut], str | None]:
+) -> tuple[list[BanOut], PageInfo]:
     """Active bans and timeouts, newest first (moderators only)."""
     await ensure_moderator(session, channel, actor)
     now = utcnow()

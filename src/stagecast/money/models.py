@@ -184,6 +184,23 @@ class Payout(Base):
     decided_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # `from`/`to`
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PayoutAccount(Base):
+    """A creator's account at the payout provider (Stripe Connect's `acct_…`): recorded at
+    onboarding so that the next onboarding reuses it, with whether it can take transfers."""
+
+    __tablename__ = "payout_accounts"
+    __table_args__ = (UniqueConstraint("user_id", "provider"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    account_ref: Mapped[str] = mapped_column(String(255))
+    # The provider said its onboarding is done (Stripe: the transfers capability is active).
+    ready: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -204,7 +221,11 @@ class Subscription(Base):
     """A viewer's (or a gift recipient's) subscription to a channel, one month at a time."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_channel_user", "channel_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_subscriptions_channel_user", "channel_id", "user_id"),
+        # A channel's paid-up subscribers: listed, counted, and the milestones.
+        Index("ix_subscriptions_channel_paid_up", "channel_id", "status", "current_period_end"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -21,20 +23,22 @@ from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
 from stagecast.money import ledger
 from stagecast.money.ledger import Leg, earnings_of
-from stagecast.money.models import AccountKind, Payout
+from stagecast.money.models import AccountKind, Payout, PayoutAccount
 from stagecast.money.providers import (
     MAX_TRANSFER_ATTEMPTS,
     PayoutProvider,
     TransferFailed,
     retry_delay,
 )
+from stagecast.money.schemas import TransferOut
+from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.realtime.bus import publish, user_room
 
 log = structlog.get_logger(__name__)
 
+PayoutStatus = Literal["requested", "approved", "retrying", "paid", "failed", "rejected"]
 IN_FLIGHT = ("requested", "approved", "retrying")
 ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
-LIST_LIMIT = 200
 
 
 class KycRequired(AppError):
@@ -48,6 +52,11 @@ class PayoutNotPending(Conflict):
 def kyc_approved(user: User) -> bool:
     """The one check the compliance issue will fill in: until then every creator passes."""
     return user.is_active
+
+
+def amount_cents(settings: MoneySettings, tokens: int) -> int:
+    """What `tokens` of earnings pay out, in the currency's cents (rounded down)."""
+    return tokens * 100 // settings.tokens_per_unit
 
 
 async def reserved_tokens(session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -75,7 +84,7 @@ async def request_payout(
     payout = Payout(
         user_id=user.id,
         tokens=tokens,
-        amount_cents=tokens * 100 // settings.tokens_per_unit,
+        amount_cents=amount_cents(settings, tokens),
         currency=settings.currency,
         destination=destination,
     )
@@ -96,16 +105,70 @@ async def request_payout(
 async def list_payouts(
     session: AsyncSession,
     *,
+    params: PageParams,
     user_id: uuid.UUID | None = None,
     statuses: tuple[str, ...] | None = None,
-) -> list[Payout]:
-    """Payouts, newest first: one creator's, or (administrators) by status."""
-    query = select(Payout).order_by(Payout.id.desc()).limit(LIST_LIMIT)
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> tuple[list[Payout], PageInfo]:
+    """Payouts, newest first: one creator's or everyone's, by status and creation time."""
+    query = select(Payout)
     if user_id is not None:
         query = query.where(Payout.user_id == user_id)
     if statuses:
         query = query.where(Payout.status.in_(statuses))
-    return list((await session.scalars(query)).all())
+    if created_from is not None:
+        query = query.where(Payout.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(Payout.created_at < created_before)
+    return await paginate(session, query, keys=by_id(Payout.id), params=params)
+
+
+def present_transfer(payout: Payout) -> TransferOut:
+    """A payout as seed 003 shows a transfer."""
+    return TransferOut(
+        id=payout.id,
+        seller_id=payout.user_id,
+        amount_cents=payout.amount_cents,
+        platform_fee_cents=0,
+        currency=payout.currency.upper(),
+        status=payout.status,
+        retry_count=max(payout.attempts - 1, 0),
+        next_retry_at=payout.next_attempt_at,
+        created_at=payout.created_at,
+        tokens=payout.tokens,
+        failure_reason=payout.failure_reason,
+    )
+
+
+async def payout_account(
+    session: AsyncSession, *, user_id: uuid.UUID, provider: str
+) -> PayoutAccount | None:
+    """The creator's account at this payout provider, if they started its onboarding."""
+    return await session.scalar(
+        select(PayoutAccount).where(
+            PayoutAccount.user_id == user_id, PayoutAccount.provider == provider
+        )
+    )
+
+
+async def record_payout_account(
+    session: AsyncSession, *, user_id: uuid.UUID, provider: str, account_ref: str, ready: bool
+) -> PayoutAccount:
+    """Remember the creator's account at the provider and where its onboarding stands."""
+    account = await payout_account(session, user_id=user_id, provider=provider)
+    if account is None:
+        account = PayoutAccount(user_id=user_id, provider=provider, account_ref=account_ref)
+        try:
+            async with session.begin_nested():
+                session.add(account)
+        except IntegrityError:  # a second onboarding request got in first: take its row
+            account = await payout_account(session, user_id=user_id, provider=provider)
+            if account is None:
+                raise
+    account.account_ref, account.ready = account_ref, ready
+    await session.flush()
+    return account
 
 
 async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:

@@ -161,6 +161,10 @@ class PayoutProvider(Protocol):
         refresh_url: str,
     ) -> OnboardingLink: ...
 
+    async def account_ready(self, *, account_ref: str) -> bool:
+        """Whether the account finished onboarding and can receive transfers."""
+        ...
+
 
 def retry_delay(attempt: int) -> timedelta:
     """How long to wait after failed attempt number `attempt` (1-based) before the next."""
@@ -393,6 +397,10 @@ class SandboxPayouts:
         """No onboarding in the sandbox: the link leads straight back to `return_url`."""
         return OnboardingLink(account_ref=account_ref or f"sbx_acct_{user_id}", url=return_url)
 
+    async def account_ready(self, *, account_ref: str) -> bool:
+        """Every sandbox account is ready: there is nothing to fill in."""
+        return True
+
 
 # --- Stripe ------------------------------------------------------------------------------------
 
@@ -616,6 +624,15 @@ class StripeConnectPayouts:
         except stripe.StripeError as error:
             raise _provider_failed("Stripe", "start the onboarding", str(error)) from error
         return OnboardingLink(account_ref=account_ref, url=link.url)
+
+    async def account_ready(self, *, account_ref: str) -> bool:
+        """Onboarding is done when Stripe made the transfers capability active."""
+        try:
+            account = await self._client.v1.accounts.retrieve_async(account_ref)
+        except stripe.StripeError as error:
+            raise _provider_failed("Stripe", "read the connected account", str(error)) from error
+        capabilities = account.capabilities
+        return capabilities is not None and capabilities.transfers == "active"
 
 
 def _transfer_failed(error: stripe.StripeError) -> TransferFailed:

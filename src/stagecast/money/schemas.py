@@ -84,6 +84,90 @@ class ContributionOut(BaseModel):
     created_at: datetime
 
 
+class TierOut(BaseModel):
+    level: int
+    name: str
+    tokens_per_month: int
+
+
+class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    user_id: uuid.UUID
+    payer_id: uuid.UUID
+    status: str
+    is_gift: bool
+    auto_renew: bool
+    months: int
+    started_at: datetime
+    current_period_end: datetime
+    cancelled_at: datetime | None
+
+
+class PayoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    tokens: int
+    amount_cents: int
+    currency: str
+    status: str
+    attempts: int
+    failure_reason: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+class SellerBalanceOut(BaseModel):
+    """Seed 003's seller balance (`connected`, `available`, `pending` in cents) beside ours."""
+
+    connected: bool = Field(description="the payout account finished its onboarding")
+    available: int = Field(description="cents: what earnings would pay out now")
+    pending: int = Field(description="cents: what requested payouts hold")
+    available_tokens: int
+    pending_tokens: int
+    available_amount: float
+    pending_amount: float
+    currency: str
+    minimum_payout_tokens: int
+
+
+class OnboardingOut(BaseModel):
+    onboarding_url: str = Field(description="seed 003's name: where the creator goes next")
+    url: str = Field(description="the same link")
+    account_ref: str
+    connected: bool = Field(description="the onboarding is already done")
+
+
+class TransferOut(BaseModel):
+    """A payout's transfer, with seed 003's field names (and our tokens and reason)."""
+
+    id: uuid.UUID
+    seller_id: uuid.UUID
+    order_id: None = Field(default=None, description="always null: a payout pays earnings")
+    amount_cents: int
+    platform_fee_cents: int = Field(description="0: the fee was taken when the tokens came in")
+    currency: str
+    status: str = Field(description="approved (sending), retrying, paid or failed")
+    retry_count: int = Field(description="attempts after the first")
+    next_retry_at: datetime | None
+    created_at: datetime
+    tokens: int
+    failure_reason: str | None
+
+
+class TransfersOut(BaseModel):
+    """Seed 003's transfer list: a page of `transfers`, and how many match in all."""
+
+    transfers: list[TransferOut]
+    total: int
+    limit: int
+    offset: int
+
+
 class SubscriberOut(BaseModel):
     subscription_id: uuid.UUID
     user_id: uuid.UUID

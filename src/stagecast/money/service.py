@@ -29,7 +29,7 @@ from stagecast.money.models import (
     LedgerTransaction,
 )
 from stagecast.money.schemas import BalanceOut, ContributionOut, GiftOut, TransactionOut
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish, user_room
 from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus
@@ -221,7 +221,7 @@ async def list_contributions(
     stream_id: uuid.UUID | None = None,
     from_user_id: uuid.UUID | None = None,
     kind: str | None = None,
-) -> tuple[list[ContributionOut], str | None]:
+) -> tuple[list[ContributionOut], PageInfo]:
     query = select(Contribution, User).join(User, User.id == Contribution.from_user_id)
     if stream_id is not None:
         query = query.where(Contribution.stream_id == stream_id)
@@ -264,7 +264,7 @@ _TYPES = {
 
 async def list_transactions(
     session: AsyncSession, settings: MoneySettings, *, user_id: uuid.UUID, params: PageParams
-) -> tuple[list[TransactionOut], str | None]:
+) -> tuple[list[TransactionOut], PageInfo]:
     """The user's wallet and earnings entries, newest first."""
     query = (
         select(LedgerEntry, LedgerAccount.kind, LedgerTransaction)

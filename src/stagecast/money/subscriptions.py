@@ -25,7 +25,7 @@ from stagecast.money import ledger
 from stagecast.money.ledger import InsufficientBalance, Leg, earnings_of, wallet_of
 from stagecast.money.models import AccountKind, Subscription, SubscriptionTier
 from stagecast.notifications import service as notifications
-from stagecast.pagination import PageParams, SortKey, paginate_rows
+from stagecast.pagination import PageInfo, PageParams, SortKey, by_id, paginate, paginate_rows
 from stagecast.realtime.bus import channel_room, publish, user_room
 
 log = structlog.get_logger(__name__)
@@ -223,7 +223,7 @@ async def cancel(session: AsyncSession, *, actor: User, subscription_id: uuid.UU
 
 async def list_subscribers(
     session: AsyncSession, *, channel: Channel, params: PageParams, now: datetime
-) -> tuple[list[tuple[Subscription, User, SubscriptionTier]], str | None]:
+) -> tuple[list[tuple[Subscription, User, SubscriptionTier]], PageInfo]:
     """The channel's paid-up subscriptions with their subscriber and tier, newest first."""
     query = (
         select(Subscription, User, SubscriptionTier)
@@ -236,16 +236,14 @@ async def list_subscribers(
     )
 
 
-async def list_mine(session: AsyncSession, user_id: uuid.UUID) -> list[Subscription]:
-    return list(
-        (
-            await session.scalars(
-                select(Subscription)
-                .where(Subscription.user_id == user_id)
-                .order_by(Subscription.id.desc())
-            )
-        ).all()
-    )
+async def list_mine(
+    session: AsyncSession, *, user_id: uuid.UUID, channel_id: uuid.UUID | None, params: PageParams
+) -> tuple[list[Subscription], PageInfo]:
+    """The subscriptions a user holds (bought or gifted to them), newest first."""
+    query = select(Subscription).where(Subscription.user_id == user_id)
+    if channel_id is not None:
+        query = query.where(Subscription.channel_id == channel_id)
+    return await paginate(session, query, keys=by_id(Subscription.id), params=params)
 
 
 async def renew_due(session: AsyncSession, settings: MoneySettings, *, now: datetime) -> int:

@@ -12,7 +12,7 @@ from stagecast.channels.models import Channel, ChannelFollow
 from stagecast.db.base import new_id, utcnow
 from stagecast.errors import NotFound
 from stagecast.notifications.models import Notification
-from stagecast.pagination import PageParams, by_id, paginate
+from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.realtime.bus import publish, user_room
 
 STREAM_LIVE = "stream.live"
@@ -90,7 +90,7 @@ async def notify(
 
 async def list_notifications(
     session: AsyncSession, *, user_id: uuid.UUID, params: PageParams, unread_only: bool
-) -> tuple[list[Notification], str | None]:
+) -> tuple[list[Notification], PageInfo]:
     query = select(Notification).where(Notification.user_id == user_id)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))

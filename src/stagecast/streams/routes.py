@@ -14,7 +14,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
-from stagecast.pagination import Page, make_page
+from stagecast.pagination import Page, PageInfo, make_page
 from stagecast.ratelimit import rate_limit
 from stagecast.realtime.bus import DomainEvent
 from stagecast.runtime import Runtime
@@ -136,7 +136,7 @@ async def my_streams(user: CurrentUser, session: SessionDep, page: PageDep) -> P
     async with session.begin():
         channel = await channels.channel_of_owner(session, user.id)
         if channel is None:
-            return make_page([], None)
+            return make_page([], PageInfo(page, next_cursor=None, total=0))
         rows, cursor = await streams.list_channel_streams(
             session, channel=channel, params=page, status=None
         )

@@ -18,7 +18,7 @@ from stagecast.crypto import SecretBox
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound
 from stagecast.notifications import service as notifications
-from stagecast.pagination import PageParams, SortKey, paginate
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate
 from stagecast.realtime.bus import channel_room, publish
 from stagecast.streams.models import Stream, StreamKey, StreamStatus, StreamTag, Tag
 from stagecast.streams.schemas import StreamChannel, StreamCreate, StreamOut, StreamUpdate
@@ -354,7 +354,7 @@ async def record_viewer_count(
 
 async def list_channel_streams(
     session: AsyncSession, *, channel: Channel, params: PageParams, status: StreamStatus | None
-) -> tuple[list[Stream], str | None]:
+) -> tuple[list[Stream], PageInfo]:
     query = select(Stream).where(Stream.channel_id == channel.id)
     if status is not None:
         query = query.where(Stream.status == status.value)
@@ -363,7 +363,7 @@ async def list_channel_streams(
 
 async def list_streams(
     session: AsyncSession, *, params: PageParams, live_only: bool
-) -> tuple[list[Stream], str | None]:
+) -> tuple[list[Stream], PageInfo]:
     """Streams, most watched first when live only, else newest first."""
     query = select(Stream)
     if live_only:
@@ -373,6 +373,9 @@ async def list_streams(
             SortKey(Stream.id, lambda s: s.id),
         ]
     else:
-        query = query.where(Stream.status != StreamStatus.ENDED.value)
+        # Named, not `!= ended`: the status index then skips the ended ones (most of them).
+        query = query.where(
+            Stream.status.in_((StreamStatus.SCHEDULED.value, StreamStatus.LIVE.value))
+        )
         keys = [SortKey(Stream.id, lambda s: s.id)]
     return await paginate(session, query, keys=keys, params=params)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.channels.models import Channel
 from stagecast.errors import NotFound
-from stagecast.pagination import PageParams, SortKey, paginate
+from stagecast.pagination import PageInfo, PageParams, SortKey, paginate
 from stagecast.streams.models import Stream
 from stagecast.vods.models import Vod
 from stagecast.vods.schemas import VodOut
@@ -49,7 +49,7 @@ async def get_vod(session: AsyncSession, vod_id: uuid.UUID) -> Vod:
 
 async def list_channel_vods(
     session: AsyncSession, *, channel: Channel, params: PageParams
-) -> tuple[list[Vod], str | None]:
+) -> tuple[list[Vod], PageInfo]:
     """A channel's recordings, newest first."""
     query = select(Vod).where(Vod.channel_id == channel.id)
     return await paginate(session, query, keys=[SortKey(Vod.id, lambda v: v.id)], params=params)

@@ -258,7 +258,7 @@ export async function render({ main, params }) {
 
   // Gifts from the catalogue: to the live stream, or to the channel while it is offline.
   async function giftForm() {
-    const [catalogue, balance] = await Promise.all([get("gifts"), balanceLine()]);
+    const [catalogue, balance] = await Promise.all([get("gifts", { limit: 100 }).then((page) => page.data), balanceLine()]);
     const quantity = h("input", { type: "number", name: "quantity", min: 1, max: 100, step: 1, value: 1, required: true, inputmode: "numeric" });
     const message = h("input", { name: "message", maxlength: 500, placeholder: "Add a message (optional)" });
     const errors = h("div");
@@ -305,8 +305,8 @@ export async function render({ main, params }) {
 
   async function subscribeForm() {
     const [tiers, mine] = await Promise.all([
-      get(`channels/${channel.id}/subscription-tiers`),
-      get("subscriptions/me").catch(() => []),
+      get(`channels/${channel.id}/subscription-tiers`).then((page) => page.data),
+      get("subscriptions/me", { channel_id: channel.id }).then((page) => page.data, () => []),
     ]);
     const active = mine.find((s) => s.channel_id === channel.id && s.status === "active");
     const errors = h("div");

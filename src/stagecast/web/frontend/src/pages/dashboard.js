@@ -6,6 +6,7 @@ import { openSocket } from "../realtime.js";
 import { requireUser } from "../signin.js";
 
 const SUBSCRIBERS_PAGE = 25;
+const PAYOUTS_SHOWN = 20; // the newest payouts
 
 export async function render({ main, navigate }) {
   const me = requireUser(navigate);
@@ -17,9 +18,9 @@ export async function render({ main, navigate }) {
     get(`channels/${channel.id}/analytics`, { days: 30 }),
     get(`channels/${channel.id}/revenue`),
     get("sell/balance"),
-    get("payouts"),
+    get("payouts", { limit: PAYOUTS_SHOWN }).then((page) => page.data),
     get(`channels/${channel.id}/settings`),
-    get(`channels/${channel.id}/subscription-tiers`),
+    get(`channels/${channel.id}/subscription-tiers`).then((page) => page.data),
   ]);
 
   const live = openSocket();
@@ -164,7 +165,7 @@ function revenuePanel(revenue, balance, payouts) {
         try {
           await post("payouts/request", { tokens: Number(tokens.value) }, { moves: true });
           toast("Payout requested");
-          showPayouts(await get("payouts"));
+          showPayouts((await get("payouts", { limit: PAYOUTS_SHOWN })).data);
         } catch (error) {
           replace(errors, errorBox(error));
         }
