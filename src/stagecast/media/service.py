@@ -23,7 +23,7 @@ import structlog
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
-from stagecast.errors import AppError, Conflict, ServiceUnavailable
+from stagecast.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
 from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
 from stagecast.media.packager import Packager
@@ -39,7 +39,7 @@ from stagecast.media.store import LocalMediaStore, MediaStore
 from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
-from stagecast.streams.models import Stream
+from stagecast.streams.models import Stream, StreamStatus
 from stagecast.vods import service as vods
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,8 @@ class Broadcast:
     went_live_at: datetime | None = None
     reconnects: int = 0
     ending: asyncio.Task[None] | None = None
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set when ending begins
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # set once all is stored
 
     @property
     def state(self) -> str:
@@ -85,6 +86,13 @@ class Broadcast:
         return "live" if self.disconnect is not None else "reconnecting"
 
 
+def media_of(runtime: Runtime) -> LiveMedia:
+    """Return the app's live media (create_app builds it; a bare runtime has none)."""
+    if runtime.media is None:
+        raise NotFound("Live media is not running")
+    return runtime.media
+
+
 class LiveMedia:
     """Every broadcast of this node, and the store their media goes to."""
 
@@ -93,6 +101,8 @@ class LiveMedia:
         self.settings = runtime.settings.media
         self.store: MediaStore = store or LocalMediaStore(runtime.settings.data_dir / "media")
         self.broadcasts: dict[uuid.UUID, Broadcast] = {}
+        # Broadcasts being ended, by channel: their recordings are still being finished.
+        self.finishing: dict[uuid.UUID, Broadcast] = {}
         self._ffmpeg: str | None = None
         self._placeholder: bytes | None = None
 
@@ -127,7 +137,8 @@ class LiveMedia:
         return broadcast.pipeline.packagers.get(rendition)
 
     def by_stream(self, stream_id: uuid.UUID) -> Broadcast | None:
-        for broadcast in self.broadcasts.values():
+        """Return the broadcast of a stream on this node (on air, or being finished)."""
+        for broadcast in (*self.broadcasts.values(), *self.finishing.values()):
             if broadcast.stream_id == stream_id:
                 return broadcast
         return None
@@ -152,6 +163,11 @@ class LiveMedia:
                     raise streams.StreamKeyRejected("Send your stream key, or sign in as the owner")
                 channel = found
             options = channels.settings_of(channel)
+        finishing = self.finishing.get(channel.id)
+        if finishing is not None:
+            # The last stream is still being stored: the next one starts after it, never
+            # on top of it.
+            await finishing.finished.wait()
         broadcast = self.broadcasts.get(channel.id)
         if broadcast is not None and not broadcast.ended.is_set():
             if broadcast.disconnect is not None:
@@ -260,8 +276,10 @@ class LiveMedia:
         if broadcast.ended.is_set():
             return
         if broadcast.pipeline is None:  # never went live
-            self.broadcasts.pop(broadcast.channel_id, None)
+            if self.broadcasts.get(broadcast.channel_id) is broadcast:
+                del self.broadcasts[broadcast.channel_id]
             broadcast.ended.set()
+            broadcast.finished.set()
             return
         if clean or broadcast.reconnect_window <= 0 or self.runtime.shutting_down:
             await self.end(broadcast, reason="publisher stopped" if clean else "publisher lost")
@@ -278,15 +296,43 @@ class LiveMedia:
         if broadcast.disconnect is None:
             await self.end(broadcast, reason="reconnect window passed")
 
+    async def end_stream(self, stream_id: uuid.UUID, *, reason: str) -> bool:
+        """End a stream, whoever asks: the owner (DELETE, PATCH, `/livestream/{id}/stop`),
+        an admin, the publisher (`end-stream`). The one way a stream ends; returns False
+        when it had already ended (or was never live)."""
+        broadcast = self.by_stream(stream_id)
+        if broadcast is not None:
+            ending_now = not broadcast.ended.is_set()
+            await self.end(broadcast, reason=reason)
+            return ending_now
+        async with self.runtime.db.session() as session, session.begin():
+            stream = await streams.get_stream(session, stream_id)
+            if stream.status != StreamStatus.LIVE.value:
+                return False
+            await streams.mark_stream_ended(session, stream=stream)
+        log.info("stream_ended_without_pipeline", stream_id=str(stream_id), reason=reason)
+        return True
+
     async def end(self, broadcast: Broadcast, *, reason: str) -> None:
-        """Finish the pipeline, end the stream, keep the recording as a VOD."""
+        """Cut the publisher, stop ffmpeg, close the playlists, end the stream, keep the
+        recording as a VOD; returns once all of it is stored (also when already ending)."""
         if broadcast.ended.is_set():
+            await broadcast.finished.wait()
             return
         broadcast.ended.set()
         if broadcast.ending is not None and broadcast.ending is not asyncio.current_task():
             broadcast.ending.cancel()
         if self.broadcasts.get(broadcast.channel_id) is broadcast:
             del self.broadcasts[broadcast.channel_id]
+        self.finishing[broadcast.channel_id] = broadcast
+        try:
+            await self._finish(broadcast, reason=reason)
+        finally:
+            if self.finishing.get(broadcast.channel_id) is broadcast:
+                del self.finishing[broadcast.channel_id]
+            broadcast.finished.set()
+
+    async def _finish(self, broadcast: Broadcast, *, reason: str) -> None:
         await self.drop_publisher(broadcast, reason="the stream has ended")
         pipeline = broadcast.pipeline
         if pipeline is None or broadcast.stream_id is None:
@@ -325,7 +371,7 @@ class LiveMedia:
 
     async def stop(self) -> None:
         """Server shutdown: end every broadcast cleanly (recordings are kept), all at once."""
-        broadcasts = list(self.broadcasts.values())
+        broadcasts = [*self.broadcasts.values(), *self.finishing.values()]
         results = await asyncio.gather(
             *(self.end(b, reason="server shutting down") for b in broadcasts),
             return_exceptions=True,
