@@ -272,13 +272,17 @@ async def cancel_or_allow_end(session: AsyncSession, *, actor: User, stream: Str
 
 
 async def mark_stream_live(
-    session: AsyncSession, *, channel: Channel, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    channel: Channel,
+    node_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> tuple[Stream, bool]:
     """Put a channel on air (the media pipeline calls this when a publisher starts).
 
     Reuses the channel's live stream (a reconnect), else its latest scheduled one, else
     starts a new one from the channel's defaults. Returns the stream and whether it just
-    went live; followers are notified when it did.
+    went live; followers are notified when it did. `node_id`: the media node packaging it.
     """
     now = now or utcnow()
     live = await session.scalar(
@@ -304,6 +308,7 @@ async def mark_stream_live(
         )
         session.add(stream)
     stream.status = StreamStatus.LIVE.value
+    stream.node_id = node_id
     stream.started_at = now
     stream.viewers_sampled_at = now
     await session.flush()
