@@ -43,6 +43,7 @@ from stagecast.errors import (
     ValidationFailed,
 )
 from stagecast.pagination import PageParams, by_id, paginate
+from stagecast.patches import load_stored, merge_patch
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "sc_"
@@ -498,15 +499,15 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
 
 
 def preferences_of(user: User) -> Preferences:
-    return Preferences.model_validate({**Preferences().model_dump(), **(user.preferences or {})})
+    """The user's preferences; stored values that no longer validate read as defaults."""
+    return load_stored(Preferences, user.preferences or {}, what=f"user {user.id} preferences")
 
 
 async def update_preferences(
     session: AsyncSession, *, user: User, data: PreferencesUpdate
 ) -> Preferences:
-    merged = preferences_of(user).model_copy(
-        update=data.model_dump(exclude_unset=True, exclude_none=True)
-    )
+    """Apply a merge patch: a value replaces, `null` resets the preference to its default."""
+    merged = merge_patch(preferences_of(user), data.model_dump(exclude_unset=True))
     user.preferences = merged.model_dump()
     await session.flush()
     return merged
