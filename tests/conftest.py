@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
-from stagecast.config import MoneySettings, RateLimits, Settings
+from stagecast.config import MediaSettings, MoneySettings, RateLimits, Settings
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
@@ -100,6 +100,10 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "rtmp_enabled": False,
         # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
         "money": MoneySettings(jobs_enabled=False),
+        # An in-process app shares one connection between requests and background work:
+        # the media nodes' heartbeat would interleave its savepoints with a test's. Tests of
+        # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).
+        "media": MediaSettings(node_heartbeat_seconds=3600),
         "rate_limits": RateLimits(
             auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
         ),

@@ -44,6 +44,7 @@ from stagecast.openapi import build_openapi
 from stagecast.ratelimit import RateLimiter, general_rate_limit
 from stagecast.realtime import events as realtime_events
 from stagecast.realtime.bus import BUS, install_session_hooks
+from stagecast.realtime.cluster import ClusterBus
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
     )
     install_session_hooks()
+    cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
+    runtime.cluster = cluster
     realtime = RealtimeServer(runtime)
     for domain in (realtime_events, chat_events, moderation_events):
         domain.register(realtime)
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     runtime.media = media
     media_events.register(realtime, media)
     _install_money(runtime)
-    lifespan = _lifespan(runtime, realtime, media, database)
+    lifespan = _lifespan(runtime, cluster, realtime, media, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
 
     app = FastAPI(
@@ -130,7 +133,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
 
 def _lifespan(
-    runtime: Runtime, realtime: RealtimeServer, media: LiveMedia, database: Database | None
+    runtime: Runtime,
+    cluster: ClusterBus,
+    realtime: RealtimeServer,
+    media: LiveMedia,
+    database: Database | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Open everything the app holds (database, Redis, sockets, RTMP, jobs) and close it."""
     settings = runtime.settings
@@ -144,7 +151,10 @@ def _lifespan(
             runtime.redis = Redis.from_url(settings.redis_url)
         # Events recorded in a transaction go to the bus once it commits.
         runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
+        await cluster.start()
         await realtime.start()
+        # Streams a killed run left live end before any publisher can come back.
+        await media.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -176,6 +186,7 @@ def _lifespan(
                 await rtmp.close()
             await media.stop()
             await realtime.stop()
+            await cluster.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()

@@ -53,6 +53,13 @@ class MediaSettings(BaseSettings):
     publisher_timeout_seconds: float = Field(default=10, gt=0)
     # Browser ingest: the largest WebM chunk accepted (MediaRecorder sends one a second).
     max_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    # This node's name among the nodes on one database (default: host, data dir and port).
+    # A node that starts again under the same name ends the streams its last run left live.
+    node_name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Each node heartbeats this often; a node silent for `node_stale_seconds` is gone, and
+    # any node ends its streams from what they stored.
+    node_heartbeat_seconds: float = Field(default=5, gt=0)
+    node_stale_seconds: float = Field(default=30, gt=0)
 
 
 class MoneySettings(BaseSettings):

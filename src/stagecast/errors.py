@@ -156,21 +156,28 @@ def _field_path(loc: Sequence[Any]) -> str:
     return ".".join(str(p) for p in parts) or str(loc[0] if loc else "")
 
 
-def validation_error(exc: RequestValidationError) -> AppError:
-    """Turn FastAPI's validation error into ours (malformed JSON is a 400, not a 422)."""
-    raw = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in raw):
-        return MalformedRequest("The request body is not valid JSON")
-    errors = [
+def field_errors(raw: Sequence[Any], *, where: str | None = None) -> list[dict[str, str]]:
+    """pydantic's error list as our `errors` entries; `where` names the request part when the
+    locations do not start with it (a model validated outside FastAPI)."""
+    return [
         {
-            "field": _field_path(e.get("loc", ())),
-            "in": str(e.get("loc", ("body",))[0]),
+            "field": _field_path(e.get("loc", ()))
+            if where is None
+            else ".".join(str(p) for p in e.get("loc", ())),
+            "in": where or str(e.get("loc", ("body",))[0]),
             "message": str(e.get("msg", "invalid")),
             "type": str(e.get("type", "invalid")),
         }
         for e in raw
     ]
-    return ValidationFailed("One or more fields are invalid", errors=errors)
+
+
+def validation_error(exc: RequestValidationError) -> AppError:
+    """Turn FastAPI's validation error into ours (malformed JSON is a 400, not a 422)."""
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return MalformedRequest("The request body is not valid JSON")
+    return ValidationFailed("One or more fields are invalid", errors=field_errors(raw))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
+    from stagecast.realtime.cluster import ClusterBus
     from stagecast.realtime.server import RealtimeServer
 
 
@@ -35,6 +36,7 @@ class Runtime:
     database: Database | None = None
     redis: Redis | None = None
     realtime: RealtimeServer | None = None
+    cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None

@@ -97,6 +97,51 @@ async def test_logout_all_ends_every_session(client: httpx.AsyncClient) -> None:
         ).status_code == 401
 
 
+async def test_changing_the_password_signs_every_other_session_out(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await register(client)
+    other = await login(client, account)
+    new_password = "Another-Horse-8"
+    wrong = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not it", "new_password": new_password},
+        headers=account.headers,
+    )
+    assert wrong.status_code == 401, wrong.text
+    weak = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": account.password, "new_password": "short"},
+        headers=account.headers,
+    )
+    assert weak.status_code == 422, weak.text
+    assert weak.json()["code"] == "VALIDATION_ERROR"
+    for body in ({"current_password": None, "new_password": new_password}, {}):
+        refused = await client.post("/api/v1/auth/password", json=body, headers=account.headers)
+        assert refused.status_code == 422
+    # Nothing changed yet: both sessions work, the old password too.
+    assert (await login(client, account))["access_token"]
+
+    changed = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": account.password, "new_password": new_password},
+        headers=account.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json() == {"revoked": 2}  # the other device and the check login above
+    assert (await client.get("/api/v1/auth/me", headers=account.headers)).status_code == 200
+    stale = {"Authorization": f"Bearer {other['access_token']}"}
+    assert (await client.get("/api/v1/auth/me", headers=stale)).status_code == 401
+    old_login = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert old_login.status_code == 401
+    new_login = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": new_password}
+    )
+    assert new_login.status_code == 200
+
+
 async def test_sessions_refresh_alias(client: httpx.AsyncClient) -> None:
     account = await register(client)
     response = await client.post(

@@ -465,7 +465,7 @@ async def test_preferences_patch_merges(client: httpx.AsyncClient) -> None:
     assert second.json() == expected
     assert await preferences_of(client, account) == expected
 
-    # An empty patch changes nothing; so does `null`.
+    # An empty patch changes nothing; `null` resets that preference to its default.
     assert (
         await client.patch(f"{USERS}/me/preferences", headers=account.headers, json={})
     ).json() == expected
@@ -473,7 +473,9 @@ async def test_preferences_patch_merges(client: httpx.AsyncClient) -> None:
         f"{USERS}/me/preferences", headers=account.headers, json={"theme": None}
     )
     assert nulled.status_code == 200
+    expected["theme"] = DEFAULT_PREFERENCES["theme"]
     assert nulled.json() == expected
+    assert await preferences_of(client, account) == expected
     # Preferences are not part of the profile, and the profile did not change.
     assert "theme" not in await profile_of(client, account)
 

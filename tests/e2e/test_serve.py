@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,36 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_REDIS_URL, fresh_database_url
+from tests.conftest import fresh_database_url
+from tests.e2e.serve import ServeProcess, serve_environment, stagecast_command
 
 PASSWORD = "Correct-Horse-7"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECAST_")}
-    env.update(
-        STAGECAST_DATA_DIR=str(data_dir),
-        STAGECAST_PASSWORD_TIME_COST="1",
-        STAGECAST_RTMP_PORT="0",  # any free port: tests run side by side
-        STAGECAST_PASSWORD_MEMORY_KIB="8192",
-        STAGECAST_PASSWORD_PARALLELISM="1",
-    )
-    if database_url:
-        env["STAGECAST_DATABASE_URL"] = database_url
-    if TEST_REDIS_URL:
-        env["STAGECAST_REDIS_URL"] = TEST_REDIS_URL
-        env["STAGECAST_KEY_PREFIX"] = f"stagecast-e2e:{os.getpid()}:{time.monotonic_ns()}"
-    return env
-
-
-def _stagecast(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stagecast", *args]
 
 
 @dataclass
@@ -66,37 +39,13 @@ def server(tmp_path: Path) -> Iterator[Served]:
     database_url = None
     if os.environ.get("STAGECAST_TEST_DATABASE_URL"):
         database_url = fresh_database_url(tmp_path, "e2e")
-    env = _environment(tmp_path / "var", database_url)
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        _stagecast("serve", "--host", "127.0.0.1", "--port", str(port)),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    node = ServeProcess(serve_environment(tmp_path / "var", database_url), tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError((tmp_path / "serve.log").read_text())
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not become ready in 60 s")
-            time.sleep(0.2)
-        yield Served(base, env, process)
+        node.start()
+        assert node.process is not None
+        yield Served(node.base, node.env, node.process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        node.stop()
 
 
 def test_serve_applies_migrations_and_answers_over_http(server: Served, tmp_path: Path) -> None:
@@ -131,7 +80,7 @@ def _create_admin(
     env: dict[str, str], email: str, username: str, password: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _stagecast(
+        stagecast_command(
             "users", "create-admin", "--email", email, "--username", username, "--password-stdin"
         ),
         input=f"{password}\n",
@@ -187,9 +136,9 @@ async def test_concurrent_refreshes_of_one_token_cannot_both_win(
 
 
 def test_db_upgrade_and_current_commands(tmp_path: Path) -> None:
-    env = _environment(tmp_path / "cli", None)
+    env = serve_environment(tmp_path / "cli", None)
     upgraded = subprocess.run(
-        _stagecast("db", "upgrade"),
+        stagecast_command("db", "upgrade"),
         env=env,
         capture_output=True,
         text=True,
@@ -198,7 +147,7 @@ def test_db_upgrade_and_current_commands(tmp_path: Path) -> None:
     )
     assert upgraded.returncode == 0, upgraded.stderr
     current = subprocess.run(
-        _stagecast("db", "current"),
+        stagecast_command("db", "current"),
         env=env,
         capture_output=True,
         text=True,

@@ -32,7 +32,7 @@ from stagecast.money.ledger import wallet_of
 from stagecast.money.models import LedgerAccount, Payout, Purchase, Subscription
 from stagecast.money.providers import PaymentEvent, SandboxPayouts
 from stagecast.streams.models import Stream, StreamStatus
-from tests.conftest import make_settings
+from tests.conftest import fresh_database_url, make_settings
 from tests.factories import go_live, make_channel
 from tests.money.books import check_books
 from tests.realtime.conftest import serving
@@ -195,7 +195,8 @@ async def _run_sequence(database: Database, steps: list[tuple[str, int, int]]) -
 
 @pytest.fixture(scope="module")
 def property_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('property') / 'ledger.db'}"
+    """Its own database (every example opens its own engine), on the server under test."""
+    url = fresh_database_url(tmp_path_factory.mktemp("property"), "ledger")
     migrate.upgrade(url)
     return url
 

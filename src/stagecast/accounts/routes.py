@@ -16,13 +16,14 @@ from stagecast.accounts.deps import (
     SessionPrincipal,
     optional_principal,
 )
-from stagecast.accounts.models import Role, UserStatus
+from stagecast.accounts.models import Role, User, UserStatus
 from stagecast.accounts.schemas import (
     AdminUserUpdate,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
     LoginIn,
+    PasswordChangeIn,
     Preferences,
     PreferencesUpdate,
     RefreshIn,
@@ -201,6 +202,29 @@ async def logout(
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
     return response
+
+
+@auth_router.post(
+    "/password", dependencies=[_auth_limit], responses=problem_responses(401, 403, 422, 429)
+)
+async def change_password(
+    body: PasswordChangeIn, principal: SessionPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, int]:
+    """Change your password; every other session (and its open sockets) is signed out."""
+    user = principal.user
+    # Argon2 outside the transactions: it is slow by design and must not hold a write lock.
+    await accounts.verify_credentials(runtime.passwords, user, body.current_password)
+    password_hash = await accounts.hash_new_password(
+        runtime.passwords, password=body.new_password, username=user.username, email=user.email
+    )
+    async with session.begin():
+        revoked = await accounts.change_password(
+            session,
+            user=await session.get_one(User, user.id),
+            password_hash=password_hash,
+            keep=principal.session_id,
+        )
+    return {"revoked": revoked}
 
 
 @auth_router.get("/me", responses=problem_responses(401))

@@ -85,6 +85,11 @@ class RegisterIn(Input):
     date_of_birth: DateOfBirth | None = None
 
 
+class PasswordChangeIn(Input):
+    current_password: Password
+    new_password: Password
+
+
 class LoginIn(Input):
     """Sign in with an email address or a username."""
 

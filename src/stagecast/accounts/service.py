@@ -43,6 +43,8 @@ from stagecast.errors import (
     ValidationFailed,
 )
 from stagecast.pagination import PageInfo, PageParams, by_id, paginate
+from stagecast.patches import load_stored, merge_patch
+from stagecast.realtime.bus import publish
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "sc_"
@@ -213,6 +215,16 @@ async def verify_credentials(
     return user, None
 
 
+async def change_password(
+    session: AsyncSession, *, user: User, password_hash: str, keep: uuid.UUID | None
+) -> int:
+    """Store a new password hash (checked and hashed by the caller, outside the
+    transaction) and sign every other session out; return how many were."""
+    user.password_hash = password_hash
+    await session.flush()
+    return await end_all_sessions(session, user_id=user.id, reason="password_changed", keep=keep)
+
+
 async def _issue_refresh(
     session: AsyncSession, *, auth_session: AuthSession
 ) -> tuple[str, datetime]:
@@ -259,10 +271,39 @@ async def open_session(
     return IssuedTokens(access, access_expires, refresh, refresh_expires, auth_session.id, user)
 
 
-async def _revoke(auth_session: AuthSession, reason: str) -> None:
+AUTH_REVOKED = "auth:revoked"
+
+
+def _announce_revocation(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    reason: str,
+    keep: uuid.UUID | None = None,
+) -> None:
+    """Once the revocation commits, every node drops what it holds for it (open sockets,
+    cached principals): `session_id` None means every session of the user but `keep`."""
+    publish(
+        session,
+        AUTH_REVOKED,
+        {
+            "user_id": str(user_id),
+            "session_id": str(session_id) if session_id else None,
+            "keep_session_id": str(keep) if keep else None,
+            "reason": reason,
+        },
+        rooms=(),
+    )
+
+
+async def _revoke(session: AsyncSession, auth_session: AuthSession, reason: str) -> None:
     if auth_session.revoked_at is None:
         auth_session.revoked_at = utcnow()
         auth_session.revoke_reason = reason
+        _announce_revocation(
+            session, user_id=auth_session.user_id, session_id=auth_session.id, reason=reason
+        )
 
 
 async def rotate_refresh_token(
@@ -287,7 +328,7 @@ async def rotate_refresh_token(
     auth_session = await session.get_one(AuthSession, token.session_id)
     now = utcnow()
     if token.used_at is not None:
-        await _revoke(auth_session, "refresh_token_reuse")
+        await _revoke(session, auth_session, "refresh_token_reuse")
         await session.flush()
         return RefreshTokenReused()
     if auth_session.revoked_at is not None:
@@ -305,7 +346,7 @@ async def rotate_refresh_token(
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        await _revoke(auth_session, "refresh_token_reuse")
+        await _revoke(session, auth_session, "refresh_token_reuse")
         await session.flush()
         return RefreshTokenReused()
     auth_session.last_used_at = now
@@ -326,7 +367,7 @@ async def end_session_of_refresh_token(session: AsyncSession, raw_token: str) ->
     )
     auth_session = await session.get(AuthSession, token.session_id) if token else None
     if auth_session is not None:
-        await _revoke(auth_session, "logout")
+        await _revoke(session, auth_session, "logout")
         await session.flush()
 
 
@@ -358,18 +399,29 @@ async def end_session(session: AsyncSession, *, user: User, session_id: uuid.UUI
     auth_session = await session.get(AuthSession, session_id)
     if auth_session is None or auth_session.user_id != user.id:
         raise NotFound("No such session")
-    await _revoke(auth_session, "logout")
+    await _revoke(session, auth_session, "logout")
     await session.flush()
 
 
-async def end_all_sessions(session: AsyncSession, *, user_id: uuid.UUID, reason: str) -> int:
-    """Sign every session of a user out; return how many were active."""
-    result = await session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoke_reason=reason)
-        .execution_options(synchronize_session=False)
+async def end_all_sessions(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    keep: uuid.UUID | None = None,
+) -> int:
+    """Sign every session of a user out (but `keep`); return how many were active."""
+    query = update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
     )
+    if keep is not None:
+        query = query.where(AuthSession.id != keep)
+    result = await session.execute(
+        query.values(revoked_at=utcnow(), revoke_reason=reason).execution_options(
+            synchronize_session=False
+        )
+    )
+    _announce_revocation(session, user_id=user_id, session_id=None, reason=reason, keep=keep)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -498,15 +550,15 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
 
 
 def preferences_of(user: User) -> Preferences:
-    return Preferences.model_validate({**Preferences().model_dump(), **(user.preferences or {})})
+    """The user's preferences; stored values that no longer validate read as defaults."""
+    return load_stored(Preferences, user.preferences or {}, what=f"user {user.id} preferences")
 
 
 async def update_preferences(
     session: AsyncSession, *, user: User, data: PreferencesUpdate
 ) -> Preferences:
-    merged = preferences_of(user).model_copy(
-        update=data.model_dump(exclude_unset=True, exclude_none=True)
-    )
+    """Apply a merge patch: a value replaces, `null` resets the preference to its default."""
+    merged = merge_patch(preferences_of(user), data.model_dump(exclude_unset=True))
     user.preferences = merged.model_dump()
     await session.flush()
     return merged

@@ -34,6 +34,7 @@ from stagecast.channels.schemas import (
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
+from stagecast.patches import load_stored, merge_patch
 from stagecast.realtime.bus import channel_room, publish
 from stagecast.streams.models import Stream, StreamStatus
 
@@ -251,25 +252,20 @@ async def delete_channel(session: AsyncSession, *, actor: User, channel: Channel
 
 
 def settings_of(channel: Channel) -> ChannelSettings:
+    """The channel's settings; stored values that no longer validate read as defaults."""
     stored = dict(channel.settings or {})
     stored.update(category=channel.category, language=channel.language, is_mature=channel.is_mature)
-    return ChannelSettings.model_validate(stored)
+    return load_stored(ChannelSettings, stored, what=f"channel {channel.id} settings")
 
 
 async def update_settings(
     session: AsyncSession, *, actor: User, channel: Channel, data: ChannelSettingsUpdate
 ) -> ChannelSettings:
-    """Apply a settings patch; nested chat settings merge the same way."""
+    """Apply a settings merge patch (`null` resets a field to its default; nested chat
+    settings merge the same way)."""
     ensure_owner(actor, channel)
     changes = data.model_dump(exclude_unset=True)
-    current = settings_of(channel)
-    chat_changes = changes.pop("chat", None) or {}
-    merged = current.model_copy(
-        update={
-            **{k: v for k, v in changes.items() if v is not None or k == "category"},
-            "chat": current.chat.model_copy(update=chat_changes),
-        }
-    )
+    merged = merge_patch(settings_of(channel), changes)
     if "category" in changes:
         await ensure_category(session, merged.category)
     channel.category, channel.language, channel.is_mature = (
@@ -279,7 +275,7 @@ async def update_settings(
     )
     channel.settings = merged.model_dump(exclude={"category", "language", "is_mature"})
     await session.flush()
-    if chat_changes:
+    if "chat" in changes:
         publish(
             session,
             "chat:mode",

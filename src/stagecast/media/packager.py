@@ -1,7 +1,8 @@
 """Cut CMAF fragments into HLS segments, store them, and keep one rendition's playlists.
 
-The packager writes `init.mp4`, `seg_<n>.m4s`, the live `index.m3u8` and, when the stream
-ends with recording on, `vod.m3u8` under its prefix. A segment always starts at a keyframe and
+The packager writes `init.mp4` (`init_<n>.mp4` when the codec parameters change, from segment
+n on), `seg_<n>.m4s`, the live `index.m3u8` and, when the stream ends with recording on,
+`vod.m3u8` under its prefix. A segment always starts at a keyframe and
 is cut once the target duration is reached; the playlist is rewritten only after the segment it
 adds is stored, so it never names a missing segment. Playlist text comes from `playlists`.
 
@@ -319,7 +320,9 @@ class Packager:
             await self._cut()
             if not self._discontinuity_next:
                 self._start_discontinuity(None)
-        name = "init.mp4" if self._init_count == 0 else f"init_{self._init_count}.mp4"
+        # Later inits are named by the first segment they serve, so that crash recovery
+        # (media/recovery.py) can tell which init each stored segment needs.
+        name = "init.mp4" if self._init_count == 0 else f"init_{self._open_number()}.mp4"
         await self.store.write(self.key(name), init.data)
         self._init_count += 1
         self._init = init

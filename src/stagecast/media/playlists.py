@@ -171,3 +171,40 @@ def _segment_head(segment: PlaylistSegment | OpenSegment, map_uri: str | None) -
 def _part_line(part: PlaylistPart) -> str:
     independent = ",INDEPENDENT=YES" if part.independent else ""
     return f'#EXT-X-PART:DURATION={part.duration:.5f},URI="{part.uri}"{independent}'
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSegment:
+    """What a media playlist says of one of its segments (read back by crash recovery)."""
+
+    program_date_time: datetime | None
+    discontinuity: bool
+    map_uri: str | None
+
+
+def read_listed_segments(text: str) -> tuple[dict[str, ListedSegment], int]:
+    """Return the segments a media playlist of ours lists, by URI, and its discontinuity
+    sequence. Parts, hints and unknown tags are skipped; a bad date reads as none."""
+    listed: dict[str, ListedSegment] = {}
+    discontinuity_sequence = 0
+    stamp: datetime | None = None
+    discontinuity = False
+    map_uri: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            value = line.partition(":")[2]
+            discontinuity_sequence = int(value) if value.isdigit() else 0
+        elif line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            try:
+                stamp = datetime.fromisoformat(line.partition(":")[2])
+            except ValueError:
+                stamp = None
+        elif line.startswith('#EXT-X-MAP:URI="'):
+            map_uri = line.removeprefix('#EXT-X-MAP:URI="').partition('"')[0]
+        elif line and not line.startswith("#"):
+            listed[line] = ListedSegment(stamp, discontinuity, map_uri)
+            stamp, discontinuity = None, False
+    return listed, discontinuity_sequence

@@ -29,7 +29,7 @@ from stagecast.errors import (
 from stagecast.media.packager import PLAYLIST_NAME
 from stagecast.media.pipeline import MASTER_PLAYLIST, media_prefix
 from stagecast.media.playlists import parse_part_uri
-from stagecast.media.service import LiveMedia
+from stagecast.media.service import LiveMedia, media_of
 from stagecast.media.store import InvalidMediaKey, MediaNotFound, validate_key
 from stagecast.pagination import MAX_LIMIT, PageParams
 from stagecast.runtime import Runtime
@@ -60,12 +60,6 @@ class PlaylistRequestTooFar(AppError):
 
 class PlaylistNotReady(ServiceUnavailable):
     code, title = "PLAYLIST_NOT_READY", "The requested segment did not arrive in time"
-
-
-def media_of(runtime: Runtime) -> LiveMedia:
-    if runtime.media is None:
-        raise NotFound("Live media is not running")
-    return runtime.media
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -336,21 +330,14 @@ async def stop_stream(
     _body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, Any]:
     """End a live stream now: its publisher is disconnected and its recording kept."""
-    media = media_of(runtime)
     async with session.begin():
-        stream, channel = await _stream_and_channel(session, stream_id)
+        _, channel = await _stream_and_channel(session, stream_id)
         channels.ensure_owner(user, channel)
-        live = stream.status == StreamStatus.LIVE.value
-    broadcast = media.by_stream(stream.id)
-    if broadcast is not None:
-        await media.end(broadcast, reason="stopped by the owner")
-    elif live:
-        async with session.begin():
-            await streams.mark_stream_ended(session, stream=stream)
+    stopped = await media_of(runtime).end_stream(stream_id, reason="stopped by the owner")
     return {
-        "status": "stopped" if live else "already_stopped",
-        "streamId": str(stream.id),
-        "message": "The stream has ended" if live else "The stream was not live",
+        "status": "stopped" if stopped else "already_stopped",
+        "streamId": str(stream_id),
+        "message": "The stream has ended" if stopped else "The stream was not live",
         "timestamp": utcnow().isoformat(),
     }
 

@@ -6,6 +6,10 @@ then feeds bytes. The first publish puts the channel's stream on air (the channe
 reconnect window, and one that comes back within it continues the same stream and recording.
 When the window passes (or the publisher stops cleanly) the stream ends and its recording
 becomes a VOD.
+
+Every way a stream ends goes through `end_stream`. Streams whose node is gone (killed, or
+restarted) are ended from what they stored (media/recovery.py), by this node at start and on
+every heartbeat (media/nodes.py); a stream another live node packages is ended there.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
-from stagecast.errors import AppError, Conflict, ServiceUnavailable
+from stagecast.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
 from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
-from stagecast.media.packager import Packager
+from stagecast.media.nodes import NodeRegistry, Orphan
+from stagecast.media.packager import Packager, RecordingSummary
 from stagecast.media.pipeline import (
     MASTER_PLAYLIST,
     THUMBNAIL,
@@ -35,16 +42,20 @@ from stagecast.media.pipeline import (
     SourceInfo,
     media_prefix,
 )
+from stagecast.media.recovery import close_stored_stream
 from stagecast.media.store import LocalMediaStore, MediaStore
 from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
-from stagecast.streams.models import Stream
+from stagecast.streams.models import Stream, StreamStatus
 from stagecast.vods import service as vods
 
 log = structlog.get_logger(__name__)
 
 Disconnect = Callable[[str], Awaitable[None]]
+END_COMMAND = "media.end"
+# How long ending a stream packaged by another node may take before the answer gives up.
+REMOTE_END_SECONDS = 20.0
 
 
 class MediaRejected(AppError):
@@ -57,6 +68,10 @@ class AlreadyPublishing(Conflict):
 
 class TooManyStreams(ServiceUnavailable):
     code, title = "TOO_MANY_STREAMS", "This server runs as many live streams as it may"
+
+
+class StreamOnAnotherNode(ServiceUnavailable):
+    code, title = "STREAM_ON_ANOTHER_NODE", "Another node runs this stream and did not end it"
 
 
 @dataclass(eq=False)
@@ -74,7 +89,8 @@ class Broadcast:
     went_live_at: datetime | None = None
     reconnects: int = 0
     ending: asyncio.Task[None] | None = None
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set when ending begins
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # set once all is stored
 
     @property
     def state(self) -> str:
@@ -85,6 +101,13 @@ class Broadcast:
         return "live" if self.disconnect is not None else "reconnecting"
 
 
+def media_of(runtime: Runtime) -> LiveMedia:
+    """Return the app's live media (create_app builds it; a bare runtime has none)."""
+    if runtime.media is None:
+        raise NotFound("Live media is not running")
+    return runtime.media
+
+
 class LiveMedia:
     """Every broadcast of this node, and the store their media goes to."""
 
@@ -93,8 +116,45 @@ class LiveMedia:
         self.settings = runtime.settings.media
         self.store: MediaStore = store or LocalMediaStore(runtime.settings.data_dir / "media")
         self.broadcasts: dict[uuid.UUID, Broadcast] = {}
+        # Broadcasts being ended, by channel: their recordings are still being finished.
+        self.finishing: dict[uuid.UUID, Broadcast] = {}
+        self.nodes = NodeRegistry(runtime.settings)
+        self._sweeper: asyncio.Task[None] | None = None
         self._ffmpeg: str | None = None
         self._placeholder: bytes | None = None
+
+    async def start(self) -> None:
+        """Join the nodes: end what a previous run of this node (or a gone node) left live,
+        before any publisher can come back, then keep heartbeating and sweeping."""
+        await self.nodes.heartbeat(self.runtime.db)
+        if self.runtime.cluster is not None:
+            self.runtime.cluster.on(END_COMMAND, self._end_if_here)
+        await self.sweep(first=True)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="media-nodes")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node_heartbeat_seconds)
+            try:
+                await self.nodes.heartbeat(self.runtime.db)
+                await self.sweep(first=False)
+                await self.nodes.forget_gone(self.runtime.db)
+            except Exception:
+                log.exception("media_node_sweep_failed")
+
+    async def sweep(self, *, first: bool) -> int:
+        """End the live streams whose pipeline is gone; return how many were ended."""
+        held = set(self.broadcasts) | set(self.finishing)
+        orphans = await self.nodes.orphans(self.runtime.db, held=held, include_unowned=first)
+        ended = 0
+        for orphan in orphans:
+            if orphan.channel_id in self.broadcasts or orphan.channel_id in self.finishing:
+                continue  # a publisher took the channel since the look
+            try:
+                ended += await self.recover(orphan, reason="its node is gone")
+            except Exception:
+                log.exception("stream_recovery_failed", stream_id=str(orphan.stream_id))
+        return ended
 
     @property
     def ffmpeg(self) -> str:
@@ -127,7 +187,8 @@ class LiveMedia:
         return broadcast.pipeline.packagers.get(rendition)
 
     def by_stream(self, stream_id: uuid.UUID) -> Broadcast | None:
-        for broadcast in self.broadcasts.values():
+        """Return the broadcast of a stream on this node (on air, or being finished)."""
+        for broadcast in (*self.broadcasts.values(), *self.finishing.values()):
             if broadcast.stream_id == stream_id:
                 return broadcast
         return None
@@ -152,6 +213,11 @@ class LiveMedia:
                     raise streams.StreamKeyRejected("Send your stream key, or sign in as the owner")
                 channel = found
             options = channels.settings_of(channel)
+        finishing = self.finishing.get(channel.id)
+        if finishing is not None:
+            # The last stream is still being stored: the next one starts after it, never
+            # on top of it.
+            await finishing.finished.wait()
         broadcast = self.broadcasts.get(channel.id)
         if broadcast is not None and not broadcast.ended.is_set():
             if broadcast.disconnect is not None:
@@ -166,6 +232,7 @@ class LiveMedia:
         live = sum(1 for b in self.broadcasts.values() if not b.ended.is_set())
         if live >= self.settings.max_pipelines:
             raise TooManyStreams()
+        await self._settle_previous(channel.id)
         broadcast = Broadcast(
             channel_id=channel.id,
             owner_id=channel.owner_id,
@@ -176,6 +243,24 @@ class LiveMedia:
         )
         self.broadcasts[channel.id] = broadcast
         return broadcast
+
+    async def _settle_previous(self, channel_id: uuid.UUID) -> None:
+        """Before a new broadcast: a stream still live in the database is another node's
+        (its publisher is on air there: refused) or a gone node's (ended from what it stored,
+        so that the new broadcast is a new stream and never writes over the old one)."""
+        async with self.runtime.db.read_session() as session, session.begin():
+            previous = await session.scalar(
+                select(Stream).where(
+                    Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
+                )
+            )
+        if previous is None:
+            return
+        if await self._runs_elsewhere(previous):
+            raise AlreadyPublishing("This channel is live on another node")
+        await self.recover(
+            Orphan(previous.id, channel_id, None), reason="its publisher came back to a new node"
+        )
 
     def check_source(self, source: SourceInfo) -> None:
         """Refuse what the settings do not allow, before any ffmpeg starts."""
@@ -203,7 +288,9 @@ class LiveMedia:
         placeholder = await self.placeholder_thumbnail()
         async with self.runtime.db.session() as session, session.begin():
             channel = await session.get_one(Channel, broadcast.channel_id)
-            stream, _ = await streams.mark_stream_live(session, channel=channel)
+            stream, _ = await streams.mark_stream_live(
+                session, channel=channel, node_id=self.nodes.id
+            )
             broadcast.stream_id = stream.id
             started_at = stream.started_at or utcnow()
         # Browse cards show the thumbnail as soon as the stream is live: never a missing image.
@@ -260,8 +347,10 @@ class LiveMedia:
         if broadcast.ended.is_set():
             return
         if broadcast.pipeline is None:  # never went live
-            self.broadcasts.pop(broadcast.channel_id, None)
+            if self.broadcasts.get(broadcast.channel_id) is broadcast:
+                del self.broadcasts[broadcast.channel_id]
             broadcast.ended.set()
+            broadcast.finished.set()
             return
         if clean or broadcast.reconnect_window <= 0 or self.runtime.shutting_down:
             await self.end(broadcast, reason="publisher stopped" if clean else "publisher lost")
@@ -278,41 +367,143 @@ class LiveMedia:
         if broadcast.disconnect is None:
             await self.end(broadcast, reason="reconnect window passed")
 
+    async def end_stream(self, stream_id: uuid.UUID, *, reason: str) -> bool:
+        """End a stream, whoever asks: the owner (DELETE, PATCH, `/livestream/{id}/stop`),
+        an admin, the publisher (`end-stream`). The one way a stream ends; returns False
+        when it had already ended (or was never live)."""
+        broadcast = self.by_stream(stream_id)
+        if broadcast is not None:
+            ending_now = not broadcast.ended.is_set()
+            await self.end(broadcast, reason=reason)
+            return ending_now
+        async with self.runtime.db.read_session() as session, session.begin():
+            stream = await streams.get_stream(session, stream_id)
+        if stream.status != StreamStatus.LIVE.value:
+            return False
+        if await self._runs_elsewhere(stream):
+            return await self._end_elsewhere(stream_id, reason=reason)
+        return await self.recover(Orphan(stream_id, stream.channel_id, utcnow()), reason=reason)
+
+    async def _runs_elsewhere(self, stream: Stream) -> bool:
+        """Whether another node that is still running packages this live stream."""
+        node_id = stream.node_id
+        if node_id is None or node_id == self.nodes.id:
+            return False
+        return await self.nodes.alive(self.runtime.db, node_id)
+
+    async def _end_elsewhere(self, stream_id: uuid.UUID, *, reason: str) -> bool:
+        """Ask the node packaging a stream to end it, and wait until it has."""
+        cluster = self.runtime.cluster
+        if cluster is None or not cluster.distributed:
+            raise StreamOnAnotherNode(
+                "This stream runs on another node; nodes reach each other through Redis "
+                "(STAGECAST_REDIS_URL)"
+            )
+        await cluster.send(END_COMMAND, {"stream_id": str(stream_id), "reason": reason})
+        async with asyncio.timeout(REMOTE_END_SECONDS):
+            while True:
+                async with self.runtime.db.read_session() as session, session.begin():
+                    status = await session.scalar(
+                        select(Stream.status).where(Stream.id == stream_id)
+                    )
+                if status != StreamStatus.LIVE.value:
+                    return True
+                await asyncio.sleep(0.2)
+
+    async def _end_if_here(self, command: dict[str, Any]) -> None:
+        """The cluster command: end the stream if this node packages it."""
+        try:
+            stream_id = uuid.UUID(str(command.get("stream_id")))
+        except ValueError:
+            return
+        broadcast = self.by_stream(stream_id)
+        if broadcast is not None:
+            await self.end(broadcast, reason=str(command.get("reason") or "ended elsewhere"))
+
+    async def recover(self, orphan: Orphan, *, reason: str) -> bool:
+        """End a live stream no pipeline holds, from what it stored: playlists closed, the
+        VOD made from the recorded segments, `ended_at` where the stored media ends (else
+        when its node was last heard of). False if it had ended meanwhile."""
+        async with self.runtime.db.read_session() as session, session.begin():
+            stream = await session.get(Stream, orphan.stream_id)
+            if stream is None or stream.status != StreamStatus.LIVE.value:
+                return False
+            channel = await session.get_one(Channel, stream.channel_id)
+            keep = channels.settings_of(channel).recording_enabled
+            started_at = stream.started_at or utcnow()
+        prefix = media_prefix(orphan.stream_id)
+        stored = await close_stored_stream(
+            self.store, prefix, started_at=started_at, keep_recording=keep
+        )
+        ended_at = stored.ended_at or orphan.last_heard or started_at
+        ended_at = min(max(ended_at, started_at), utcnow())
+        async with self.runtime.db.session() as session, session.begin():
+            stream = await session.scalar(
+                select(Stream).where(Stream.id == orphan.stream_id).with_for_update()
+            )
+            if stream is None or stream.status != StreamStatus.LIVE.value:
+                return False
+            await streams.mark_stream_ended(session, stream=stream, now=ended_at)
+            await self._record_vod(session, stream, stored.renditions, prefix)
+        log.warning(
+            "stream_recovered",
+            stream_id=str(orphan.stream_id),
+            reason=reason,
+            segments={name: s.segment_count for name, s in stored.renditions.items()},
+        )
+        return True
+
     async def end(self, broadcast: Broadcast, *, reason: str) -> None:
-        """Finish the pipeline, end the stream, keep the recording as a VOD."""
+        """Cut the publisher, stop ffmpeg, close the playlists, end the stream, keep the
+        recording as a VOD; returns once all of it is stored (also when already ending)."""
         if broadcast.ended.is_set():
+            await broadcast.finished.wait()
             return
         broadcast.ended.set()
         if broadcast.ending is not None and broadcast.ending is not asyncio.current_task():
             broadcast.ending.cancel()
         if self.broadcasts.get(broadcast.channel_id) is broadcast:
             del self.broadcasts[broadcast.channel_id]
+        self.finishing[broadcast.channel_id] = broadcast
+        try:
+            await self._finish(broadcast, reason=reason)
+        finally:
+            if self.finishing.get(broadcast.channel_id) is broadcast:
+                del self.finishing[broadcast.channel_id]
+            broadcast.finished.set()
+
+    async def _finish(self, broadcast: Broadcast, *, reason: str) -> None:
         await self.drop_publisher(broadcast, reason="the stream has ended")
         pipeline = broadcast.pipeline
         if pipeline is None or broadcast.stream_id is None:
             return
         summaries = await pipeline.finish()
-        recorded = {name: s for name, s in summaries.items() if s.vod_playlist_key}
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.get_one(Stream, broadcast.stream_id)
             await streams.mark_stream_ended(session, stream=stream)
-            if recorded:
-                source = next(iter(recorded.values()))
-                prefix = pipeline.prefix
-                await vods.record_vod(
-                    session,
-                    stream=stream,
-                    duration_seconds=source.duration,
-                    size_bytes=sum(s.size for s in recorded.values()),
-                    playlist_key=f"{prefix}/{MASTER_PLAYLIST}",
-                    thumbnail_key=(
-                        f"{prefix}/{THUMBNAIL}"
-                        if await self.store.exists(f"{prefix}/{THUMBNAIL}")
-                        else None
-                    ),
-                    renditions=list(recorded),
-                )
+            await self._record_vod(session, stream, summaries, pipeline.prefix)
         log.info("broadcast_ended", stream_id=str(broadcast.stream_id), reason=reason)
+
+    async def _record_vod(
+        self,
+        session: AsyncSession,
+        stream: Stream,
+        summaries: dict[str, RecordingSummary],
+        prefix: str,
+    ) -> None:
+        recorded = {name: s for name, s in summaries.items() if s.vod_playlist_key}
+        if not recorded:
+            return
+        thumbnail = f"{prefix}/{THUMBNAIL}"
+        await vods.record_vod(
+            session,
+            stream=stream,
+            duration_seconds=next(iter(recorded.values())).duration,
+            size_bytes=sum(s.size for s in recorded.values()),
+            playlist_key=f"{prefix}/{MASTER_PLAYLIST}",
+            thumbnail_key=thumbnail if await self.store.exists(thumbnail) else None,
+            renditions=list(recorded),
+        )
 
     async def disconnect_channel(self, channel_id: uuid.UUID, *, reason: str) -> bool:
         """Kick the channel's publisher (its key was regenerated); the window then runs."""
@@ -324,8 +515,13 @@ class LiveMedia:
         return True
 
     async def stop(self) -> None:
-        """Server shutdown: end every broadcast cleanly (recordings are kept), all at once."""
-        broadcasts = list(self.broadcasts.values())
+        """Server shutdown: end every broadcast cleanly (recordings are kept), all at once,
+        then leave the nodes."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        broadcasts = [*self.broadcasts.values(), *self.finishing.values()]
         results = await asyncio.gather(
             *(self.end(b, reason="server shutting down") for b in broadcasts),
             return_exceptions=True,
@@ -335,6 +531,8 @@ class LiveMedia:
                 log.error(
                     "broadcast_end_failed", channel_id=str(broadcast.channel_id), error=repr(result)
                 )
+        if self._sweeper is not None:  # it joined the nodes
+            await self.nodes.leave(self.runtime.db)
 
     async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
         realtime = self.runtime.realtime

@@ -24,6 +24,7 @@ from stagecast.moderation.models import ChannelBan, ChannelModerator
 from stagecast.moderation.schemas import BanOut, ModeratorOut
 from stagecast.money import subscriptions
 from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
+from stagecast.patches import merge_patch
 from stagecast.realtime.bus import channel_room, publish
 
 PURGE_WINDOW = timedelta(hours=24)
@@ -356,8 +357,7 @@ async def set_chat_modes(
 ) -> ChatSettings:
     """Change chat modes (moderators too, not only the owner); each change is an event."""
     await ensure_moderator(session, channel, actor)
-    current = chat_settings(channel)
-    updated = current.model_copy(update=changes.model_dump(exclude_unset=True))
+    updated = merge_patch(chat_settings(channel), changes.model_dump(exclude_unset=True))
     stored: dict[str, Any] = dict(channel.settings or {})
     stored["chat"] = updated.model_dump()
     channel.settings = stored

@@ -63,6 +63,8 @@ class Stream(TimestampMixin, Base):
     viewer_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     viewers_sampled_at: Mapped[datetime | None]
     total_tokens_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The media node incarnation packaging it while live (see media/models.py MediaNode).
+    node_id: Mapped[uuid.UUID | None]
 
 
 class StreamTag(Base):

@@ -14,6 +14,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
+from stagecast.media.service import media_of
 from stagecast.pagination import Page, PageInfo, make_page
 from stagecast.ratelimit import rate_limit
 from stagecast.realtime.bus import DomainEvent
@@ -84,24 +85,37 @@ async def list_live_streams(session: ReadSessionDep, page: PageDep) -> Page[Stre
 @router.patch("/{stream_id}", dependencies=[_streaming_limit], responses=_WRITE)
 @live_router.put("/{stream_id}", dependencies=[_streaming_limit], responses=_WRITE)
 async def update_stream(
-    stream_id: uuid.UUID, body: StreamUpdate, user: CurrentUser, session: SessionDep
+    stream_id: uuid.UUID,
+    body: StreamUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> StreamOut:
-    """Change a stream's title, category, tags… (owner or admin)."""
+    """Change a stream's title, category, tags… (owner or admin); `status: ended` ends it."""
     async with session.begin():
         stream = await streams.get_stream(session, stream_id)
         stream = await streams.update_stream(session, actor=user, stream=stream, data=body)
+    if body.status is not None:
+        await media_of(runtime).end_stream(stream_id, reason="ended by the owner")
+    async with session.begin():
+        await session.refresh(stream)
         return await streams.present_stream(session, stream)
 
 
 @router.delete("/{stream_id}", dependencies=[_streaming_limit], responses=_WRITE)
-async def end_stream(stream_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
-    """End a live stream (200 with it), or cancel a scheduled one (204)."""
+async def end_stream(
+    stream_id: uuid.UUID, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """End a live stream (200 with it, once its publisher is cut and its recording stored),
+    or cancel a scheduled one (204). Owner or admin."""
     async with session.begin():
         stream = await streams.get_stream(session, stream_id)
-        ended = await streams.end_or_cancel_stream(session, actor=user, stream=stream)
-        if ended is None:
+        if not await streams.cancel_or_allow_end(session, actor=user, stream=stream):
             return Response(status_code=status.HTTP_204_NO_CONTENT)
-        out = await streams.present_stream(session, ended)
+    await media_of(runtime).end_stream(stream_id, reason="ended by the owner")
+    async with session.begin():
+        await session.refresh(stream)
+        out = await streams.present_stream(session, stream)
     return Response(out.model_dump_json(), media_type="application/json")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -47,6 +47,10 @@ class StreamCreate(Input):
 
 
 class StreamUpdate(Input):
+    # Only "ended" may be set: a stream goes live when media arrives, not on request.
+    status: Literal["ended"] | None = Field(
+        default=None, description="`ended` ends a live stream, as DELETE does"
+    )
     title: Title | None = None
     description: Description | None = None
     category: CategorySlug | None = None

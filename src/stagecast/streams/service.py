@@ -218,14 +218,25 @@ async def create_stream(session: AsyncSession, *, owner: User, data: StreamCreat
     return stream
 
 
+class StreamNotLive(Conflict):
+    code, title = "STREAM_NOT_LIVE", "This stream is not live"
+
+
 async def update_stream(
     session: AsyncSession, *, actor: User, stream: Stream, data: StreamUpdate
 ) -> Stream:
+    """Change a stream's details; `status: ended` is checked here and done by the caller
+    through the media's one way of ending (LiveMedia.end_stream)."""
     channel = await session.get_one(Channel, stream.channel_id)
     channels.ensure_owner(actor, channel)
-    if stream.status == StreamStatus.ENDED.value:
-        raise StreamAlreadyEnded()
     changes = data.model_dump(exclude_unset=True)
+    ending = changes.pop("status", None) is not None
+    if stream.status == StreamStatus.ENDED.value:
+        if ending and not changes:
+            return stream  # ending an ended stream again changes nothing
+        raise StreamAlreadyEnded()
+    if ending and stream.status != StreamStatus.LIVE.value:
+        raise StreamNotLive("Only a live stream can be ended; DELETE cancels a scheduled one")
     tags = changes.pop("tags", None)
     if "category" in changes:
         await channels.ensure_category(session, changes["category"])
@@ -247,30 +258,31 @@ async def update_stream(
     return stream
 
 
-async def end_or_cancel_stream(
-    session: AsyncSession, *, actor: User, stream: Stream
-) -> Stream | None:
-    """DELETE: a live stream ends; a scheduled one is removed. Returns the ended stream."""
+async def cancel_or_allow_end(session: AsyncSession, *, actor: User, stream: Stream) -> bool:
+    """DELETE's check: a scheduled stream is removed (False); a live or ended one may be
+    ended by its owner or an admin (True: LiveMedia.end_stream ends it)."""
     channel = await session.get_one(Channel, stream.channel_id)
     channels.ensure_owner(actor, channel)
     if stream.status == StreamStatus.SCHEDULED.value:
         await search.remove_document(session, kind="stream", ref_id=stream.id)
         await session.delete(stream)
         await session.flush()
-        return None
-    if stream.status == StreamStatus.LIVE.value:
-        return await mark_stream_ended(session, stream=stream)
-    return stream
+        return False
+    return True
 
 
 async def mark_stream_live(
-    session: AsyncSession, *, channel: Channel, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    channel: Channel,
+    node_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> tuple[Stream, bool]:
     """Put a channel on air (the media pipeline calls this when a publisher starts).
 
     Reuses the channel's live stream (a reconnect), else its latest scheduled one, else
     starts a new one from the channel's defaults. Returns the stream and whether it just
-    went live; followers are notified when it did.
+    went live; followers are notified when it did. `node_id`: the media node packaging it.
     """
     now = now or utcnow()
     live = await session.scalar(
@@ -296,6 +308,7 @@ async def mark_stream_live(
         )
         session.add(stream)
     stream.status = StreamStatus.LIVE.value
+    stream.node_id = node_id
     stream.started_at = now
     stream.viewers_sampled_at = now
     await session.flush()

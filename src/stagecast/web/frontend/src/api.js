@@ -51,7 +51,7 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
     if (response.ok) return response.json();
     const problem = await readProblem(response);
     if (response.status === 401 && token && attempt === 0) {
-      if (problem.code === "INVALID_TOKEN" && (await refresh())) continue;
+      if (problem.code === "INVALID_TOKEN" && (await refresh(token))) continue;
       if (problem.code === "SESSION_REVOKED") signedOut();
     }
     throw new ApiError(response.status, problem);

@@ -62,10 +62,12 @@ async function withLock(fn) {
 }
 
 // Trade the refresh cookie for a new access token; null when the session is over.
-export async function refresh() {
+// `rejected`: the token the server just refused (INVALID_TOKEN, e.g. after its signing key
+// rotated): it is refreshed whatever its expiry says, unless another tab already did.
+export async function refresh(rejected = null) {
   return withLock(async () => {
     const latest = load();
-    if (fresh(latest)) {
+    if (fresh(latest) && latest.access_token !== rejected) {
       state = latest; // another tab refreshed while this one waited
       return state.access_token;
     }

@@ -12,6 +12,9 @@ const STATES = {
   playing: "",
 };
 
+// Fatal errors of the master playlist itself; hls.js names them in `data.details`.
+const MANIFEST_ERRORS = new Set(["manifestLoadError", "manifestLoadTimeOut", "manifestParsingError"]);
+
 export function createPlayer({ label = "Stream" } = {}) {
   const video = h("video", {
     class: "video",
@@ -35,6 +38,7 @@ export function createPlayer({ label = "Stream" } = {}) {
   let hls = null;
   let source = null;
   let retry = null;
+  let manifestFailures = 0;
   let destroyed = false;
 
   function setState(state) {
@@ -60,10 +64,18 @@ export function createPlayer({ label = "Stream" } = {}) {
   });
 
   async function load(src) {
+    if (src !== source) manifestFailures = 0;
     source = src;
     stop();
     setState("loading");
-    video.addEventListener("playing", () => setState("playing"), { once: true });
+    video.addEventListener(
+      "playing",
+      () => {
+        manifestFailures = 0;
+        setState("playing");
+      },
+      { once: true },
+    );
     // The light build: no subtitles, alternate audio or DRM, which Stagecast does not use.
     const { default: Hls } = await import("hls.js/light");
     if (destroyed || source !== src) return;
@@ -86,10 +98,20 @@ export function createPlayer({ label = "Stream" } = {}) {
       });
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (!data.fatal) return;
+        clearTimeout(retry);
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
           hls.recoverMediaError();
+        } else if (MANIFEST_ERRORS.has(data.details)) {
+          // startLoad() never asks for the master playlist again: a 404 before the first
+          // segment (or on a node that does not have the stream yet) would end playback for
+          // good. Load it anew, backing off, until the stream is stopped or ended.
+          const wanted = src;
+          const wait = Math.min(15_000, 1000 * 2 ** Math.min(manifestFailures, 4));
+          manifestFailures += 1;
+          retry = setTimeout(() => {
+            if (!destroyed && source === wanted) load(wanted);
+          }, wait);
         } else {
-          clearTimeout(retry);
           retry = setTimeout(() => hls?.startLoad(), 2000);
         }
       });

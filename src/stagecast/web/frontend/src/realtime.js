@@ -4,17 +4,23 @@ import { io } from "socket.io-client";
 import { accessToken, refresh } from "./auth.js";
 
 export function openSocket() {
+  let sent = null; // the token of the last handshake
   const socket = io({
     path: "/socket.io",
     transports: ["websocket", "polling"],
     // Read again on every (re)connect, so a reconnect uses the current token.
-    auth: (send) => accessToken().then((token) => send(token ? { token } : {})),
+    auth: (send) =>
+      accessToken().then((token) => {
+        sent = token;
+        send(token ? { token } : {});
+      }),
   });
   socket.on("connect_error", async (error) => {
-    // An access token that expired between two reconnects: refresh it and try again (as an
-    // anonymous viewer when the session is over).
+    // A token that expired between two reconnects, or that a rotated signing key no longer
+    // verifies: refresh it, whatever its expiry says, and try again (as an anonymous viewer
+    // when the session is over).
     if (error?.data?.code !== "INVALID_TOKEN") return;
-    await refresh();
+    await refresh(sent);
     socket.connect();
   });
   return {

@@ -1,0 +1,115 @@
+"""A null where a value was expected never stores an invalid object, and stored data that
+fails validation never takes a channel (or a user) down on read."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from structlog.testing import capture_logs
+
+from stagecast.accounts import service as accounts
+from stagecast.accounts.models import User
+from stagecast.channels import service as channels
+from stagecast.channels.models import Channel
+from stagecast.runtime import Runtime
+from tests.factories import make_admin, make_channel, make_stream, register
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return any(option.get("type") == "null" for option in schema.get("anyOf", []))
+
+
+def _object_of(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
+    for option in [schema, *schema.get("anyOf", [])]:
+        resolved = _resolve(spec, option)
+        if resolved.get("type") == "object" and "properties" in resolved:
+            return resolved
+    return None
+
+
+def null_bodies(spec: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One body per nullable field, that field null; nested objects' fields too."""
+    bodies: list[dict[str, Any]] = []
+    for name, field in body.get("properties", {}).items():
+        if _nullable(field):
+            bodies.append({name: None})
+        nested = _object_of(spec, field)
+        if nested is not None:
+            bodies += [{name: inner} for inner in null_bodies(spec, nested)]
+    return bodies
+
+
+def _patch_operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for path, methods in spec["paths"].items():
+        for method in ("patch", "put"):
+            operation = methods.get(method)
+            if operation is None or "requestBody" not in operation:
+                continue
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            found.append((method, path, _resolve(spec, schema)))
+    return found
+
+
+async def test_every_patch_route_takes_nulls_and_everything_reads_back(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    owner = await register(client)
+    admin = await make_admin(client, app)
+    channel = await make_channel(client, owner)
+    stream = await make_stream(client, owner)
+    values = {
+        "channel_id": channel["id"],
+        "channel_ref": channel["id"],
+        "user_id": owner.id,
+        "stream_id": stream["id"],
+        "level": "1",
+    }
+    spec = (await client.get("/openapi.json")).json()
+    operations = _patch_operations(spec)
+    assert len(operations) >= 7, [p for _, p, _ in operations]  # the walk covers them all
+    tried: list[tuple[str, dict[str, Any], int]] = []
+    for method, template, body in operations:
+        path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
+        headers = admin.headers if "/admin/" in path else owner.headers
+        for nulls in null_bodies(spec, body):
+            answer = await client.request(method, path, json=nulls, headers=headers)
+            tried.append((f"{method.upper()} {template}", nulls, answer.status_code))
+            assert answer.status_code < 500, (method, template, nulls, answer.text)
+            if answer.status_code >= 400:
+                assert answer.json()["code"] in {"VALIDATION_ERROR", "STREAM_NOT_LIVE"}, (
+                    template,
+                    nulls,
+                    answer.text,
+                )
+    assert any(nulls == {"chat": {"slow_mode_seconds": None}} for _, nulls, _ in tried)
+
+    # Everything reads back, and what the server itself reads (chat, ingest) still loads.
+    for _method, template, _ in operations:
+        if "get" in spec["paths"][template]:
+            path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
+            headers = admin.headers if "/admin/" in path else owner.headers
+            answer = await client.get(path, headers=headers)
+            assert answer.status_code == 200, (template, answer.text)
+    settings = (
+        await client.get(f"/api/v1/channels/{channel['id']}/settings", headers=owner.headers)
+    ).json()
+    assert settings["chat"]["slow_mode_seconds"] == 0  # null reset it to its default
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stored = await session.get_one(Channel, uuid.UUID(channel["id"]))
+        with capture_logs() as logs:
+            channels.settings_of(stored)
+        assert logs == []  # nothing invalid was stored
+        user = await session.get_one(User, uuid.UUID(owner.id))
+        accounts.preferences_of(user)
