@@ -34,7 +34,7 @@ class ClusterBus:
         self.handlers: dict[str, list[CommandHandler]] = {}
         self._redis: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._first_try = asyncio.Event()  # set once subscribing first worked or failed
         self._running: set[asyncio.Task[None]] = set()
 
     @property
@@ -50,9 +50,10 @@ class ClusterBus:
             return
         self._redis = Redis.from_url(self.redis_url)
         self._listener = asyncio.create_task(self._listen(self._redis), name="cluster-commands")
-        # Commands sent once start() returns are heard here too.
+        # Commands sent once start() returns are heard here too; an unreachable Redis only
+        # degrades the node (it keeps trying), it does not hold its start.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), 5)
+            await asyncio.wait_for(self._first_try.wait(), 5)
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -88,10 +89,11 @@ class ClusterBus:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._subscribed.set()
+                self._first_try.set()
                 async for message in pubsub.listen():
                     self._dispatch(message.get("data"))
-            except RedisError as error:
+            except (RedisError, OSError) as error:
+                self._first_try.set()
                 log.warning("cluster_listen_lost", error=str(error))
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
