@@ -126,10 +126,15 @@ class LiveMedia:
     async def start(self) -> None:
         """Join the nodes: end what a previous run of this node (or a gone node) left live,
         before any publisher can come back, then keep heartbeating and sweeping."""
-        await self.nodes.heartbeat(self.runtime.db)
         if self.runtime.cluster is not None:
             self.runtime.cluster.on(END_COMMAND, self._end_if_here)
-        await self.sweep(first=True)
+        try:
+            await self.nodes.heartbeat(self.runtime.db)
+            await self.sweep(first=True)
+        except Exception:
+            # A database not migrated yet (readiness says so) or away: the node still
+            # starts, and its heartbeat tries again.
+            log.exception("media_node_start_failed")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="media-nodes")
 
     async def _sweep_forever(self) -> None:
