@@ -537,7 +537,10 @@ class LiveMedia:
                     "broadcast_end_failed", channel_id=str(broadcast.channel_id), error=repr(result)
                 )
         if self._sweeper is not None:  # it joined the nodes
-            await self.nodes.leave(self.runtime.db)
+            try:
+                await self.nodes.leave(self.runtime.db)
+            except Exception:
+                log.exception("media_node_leave_failed")
 
     async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
         realtime = self.runtime.realtime
