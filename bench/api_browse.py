@@ -74,7 +74,7 @@ from typing import Any
 import httpx
 from cpu import cpu_sample, cpu_shares
 from pg import fresh_database
-from serving import clean_env, free_port, launched, stagecast_command
+from serving import clean_env, free_port, launched, source_version, stagecast_command
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -647,29 +647,6 @@ def wrk_version(wrk: str) -> str:
     )
     # "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer" -> "wrk debian/4.1.0-3+b2"
     return (done.stdout or done.stderr).splitlines()[0].partition(" [")[0].strip()
-
-
-def source_version() -> str:
-    """The commit of the Stagecast source measured (the one imported), `+dirty` if edited."""
-    root = Path(stagecast.__file__).resolve().parents[2]
-    git = shutil.which("git")
-    if git is None:
-        return "unknown"
-    head = subprocess.run(  # noqa: S603 - our own fixed command line
-        [git, "-C", str(root), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if head.returncode != 0:
-        return "unknown"
-    changes = subprocess.run(  # noqa: S603 - our own fixed command line
-        [git, "-C", str(root), "status", "--porcelain", "--", "src", "pyproject.toml"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def machine(wrk: str) -> dict[str, Any]:

@@ -55,7 +55,6 @@ import multiprocessing
 import os
 import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -72,7 +71,14 @@ from typing import Any
 import aiohttp
 import httpx
 import uvloop  # comes with uvicorn[standard]
-from serving import clean_env, free_port, launched, register_creators, stagecast_command
+from serving import (
+    clean_env,
+    free_port,
+    launched,
+    raise_fd_limit,
+    register_creators,
+    stagecast_command,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "chat_fanout.json"
@@ -418,13 +424,6 @@ def _summarize(errors: list[str]) -> list[str]:
 
 
 # --- the servers ---------------------------------------------------------------------------
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def stagecast_env(data_dir: Path) -> dict[str, str]:

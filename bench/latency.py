@@ -111,6 +111,7 @@ from serving import (
     free_port,
     launched,
     register_creators,
+    source_version,
     stagecast_command,
     stop_process,
 )
@@ -1367,22 +1368,6 @@ def tool_version(command: list[str]) -> str:
     )
     text = (done.stdout or done.stderr).strip()
     return text.splitlines()[0] if text else "?"
-
-
-def source_version() -> str:
-    """The Stagecast commit measured, `+dirty` when src/ has uncommitted changes."""
-    git = shutil.which("git")
-    if git is None:
-        return "unknown"
-    root = str(BENCH_DIR.parent)
-    head = tool_version([git, "-C", root, "rev-parse", "--short", "HEAD"])
-    changes = subprocess.run(  # noqa: S603 - our own fixed command line
-        [git, "-C", root, "status", "--porcelain", "--", "src"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return head + ("+dirty" if changes.stdout.strip() else "")
 
 
 def machine(nginx: str | None) -> dict[str, Any]:

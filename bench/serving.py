@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+import stagecast
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -26,6 +30,38 @@ def free_port() -> int:
 def stagecast_command(port: int) -> list[str]:
     """`stagecast serve` from this interpreter, on 127.0.0.1:port."""
     return [sys.executable, "-m", "stagecast", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def raise_fd_limit() -> None:
+    """Raise this process's open-file limit to the hard limit (children inherit it): load
+    generators and the servers they start hold thousands of sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def source_version() -> str:
+    """The commit of the Stagecast source measured (the one imported), `+dirty` if edited."""
+    root = Path(stagecast.__file__).resolve().parents[2]
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    head = subprocess.run(  # noqa: S603 - our own fixed command line
+        [git, "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if head.returncode != 0:
+        return "unknown"
+    changes = subprocess.run(  # noqa: S603 - our own fixed command line
+        [git, "-C", str(root), "status", "--porcelain", "--", "src", "pyproject.toml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -125,6 +125,19 @@ class Settings(BaseSettings):
     # 0 picks a free port (tests); the bound port is then in the app's runtime.
     rtmp_port: int = Field(default=1935, ge=0, le=65535)
     rtmp_public_url: str | None = None
+    # What a connection may cost before its publish is authorised by a stream key: anyone can
+    # open one, so it may hold little and not for long (docs/media.md, "RTMP limits").
+    rtmp_max_connections: int = Field(default=1000, ge=1)
+    # Counted per IPv4 address or IPv6 /64; raise it when many encoders share one address.
+    rtmp_max_connections_per_ip: int = Field(default=10, ge=1)
+    rtmp_handshake_timeout_seconds: float = Field(default=5, gt=0)
+    rtmp_idle_timeout_seconds: float = Field(default=10, gt=0)
+    rtmp_auth_timeout_seconds: float = Field(default=30, gt=0)
+    # The largest message before publish, and all unfinished messages together.
+    rtmp_unauthenticated_max_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    # The largest message (a video frame) of an authorised publisher; unset: two seconds at
+    # `media.max_input_bitrate` (5 MB at 20 Mb/s), far above any keyframe at that bitrate.
+    rtmp_max_message_bytes: int | None = Field(default=None, ge=64 * 1024, le=0xFFFFFF)
 
     # Argon2id cost (RFC 9106 "second recommended" profile by default).
     password_time_cost: int = Field(default=3, ge=1)
@@ -171,6 +184,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'stagecast.db').resolve()}"
+
+    @property
+    def resolved_rtmp_max_message_bytes(self) -> int:
+        """The largest RTMP message an authorised publisher may send."""
+        if self.rtmp_max_message_bytes is not None:
+            return self.rtmp_max_message_bytes
+        return min(0xFFFFFF, self.media.max_input_bitrate // 8 * 2)
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,9 @@ class MediaServer:
         return await eventually(found)
 
 
-def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Settings:
+def media_settings(
+    tmp_path: Path, database_url: str, *, rung: int = 120, **overrides: object
+) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
@@ -76,12 +79,14 @@ def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Set
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
         media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30),
+        **overrides,
     )
 
 
-@pytest.fixture
-async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
-    async with serving(media_settings(tmp_path, committed_database_url)) as live:
+@asynccontextmanager
+async def serve_media(settings: Settings) -> AsyncIterator[MediaServer]:
+    """The app of `settings` served, with a channel owner and the channel's stream key."""
+    async with serving(settings) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)
         key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)
@@ -89,6 +94,12 @@ async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIter
         server = MediaServer(live, owner, channel, key.json()["stream_key"])
         # The API tells the port the RTMP server bound, not the 0 the settings asked for.
         assert key.json()["rtmp_url"] == server.rtmp_url
+        yield server
+
+
+@pytest.fixture
+async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
+    async with serve_media(media_settings(tmp_path, committed_database_url)) as server:
         yield server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import struct
@@ -13,6 +14,7 @@ from typing import Any
 import imageio_ffmpeg
 import pytest
 
+from stagecast.config import MediaSettings
 from stagecast.media.rtmp import (
     FlvTag,
     PublishRefused,
@@ -25,6 +27,7 @@ from stagecast.media.rtmp import (
     flv_header,
     resolve_stream_key,
 )
+from stagecast.media.rtmp import server as rtmp_server
 from stagecast.media.rtmp import session as rtmp_session
 from stagecast.media.rtmp.chunks import (
     ChunkReader,
@@ -36,6 +39,9 @@ from stagecast.media.rtmp.chunks import (
     user_control,
     window_ack_size,
 )
+from stagecast.media.rtmp.server import client_address
+from tests.conftest import make_settings
+from tests.media.conftest import eventually, media_settings, serve_media, start_publisher
 
 GOOD_KEY = "good-key"
 FAST = RtmpLimits(handshake_timeout=2.0, read_timeout=2.0, close_timeout=2.0)
@@ -148,6 +154,7 @@ class LogRecorder:
 def logs(monkeypatch: pytest.MonkeyPatch) -> LogRecorder:
     recorder = LogRecorder()
     monkeypatch.setattr(rtmp_session, "log", recorder)
+    monkeypatch.setattr(rtmp_server, "log", recorder)
     return recorder
 
 
@@ -232,10 +239,12 @@ class RawClient:
         assert isinstance(status[3], dict)
         return status[3]
 
-    async def wait_closed(self) -> None:
-        async with asyncio.timeout(5):
-            while await self.reader.read(65536):
-                pass
+    async def wait_closed(self, within: float = 5) -> None:
+        """Read until the server closes the connection (a reset, when it left bytes unread)."""
+        async with asyncio.timeout(within):
+            with contextlib.suppress(ConnectionResetError):
+                while await self.reader.read(65536):
+                    pass
 
     def close(self) -> None:
         self.writer.close()
@@ -557,6 +566,40 @@ C1 = bytes(1536)
             True,
             "exceeds the limit",
         ),
+        (
+            bytes.fromhex("03 000000 008001 14 00000000"),  # 32769 bytes, before publish
+            True,
+            "message of 32769 bytes exceeds the limit of 32768",
+        ),
+        (
+            chunk(MessageType.SET_CHUNK_SIZE, b"\x7f\xff\xff\xff") + bytes(1000),
+            True,
+            "chunk size 2147483647 exceeds the limit of 65536",
+        ),
+        (
+            # Unfinished messages on two chunk streams: 20,000 bytes announced, 19,328 sent each.
+            b"".join(
+                chunk(MessageType.COMMAND_AMF0, bytes(20_000), csid)[: 12 + 128 + 150 * 129]
+                for csid in (4, 5)
+            ),
+            True,
+            "more than 32768 bytes buffered in unfinished messages",
+        ),
+        (
+            # 15,360 bytes of a message at 128-byte chunks, then a chunk of 20,000 of 30,000:
+            # each alone is under the cap, not the two together.
+            chunk(MessageType.COMMAND_AMF0, bytes(20_000), 5)[: 12 + 128 + 119 * 129]
+            + chunk(MessageType.SET_CHUNK_SIZE, (65536).to_bytes(4, "big"))
+            + bytes.fromhex("04 000000 007530 14 00000000")
+            + bytes(20_000),
+            True,
+            "bytes buffered in unfinished messages",
+        ),
+        (
+            chunk(MessageType.USER_CONTROL, bytes.fromhex("0006 00000001"), 2) * 101,
+            True,
+            "more than 100 messages before publish",
+        ),
         (chunk(MessageType.VIDEO, AVC_SEQUENCE_HEADER, 6, 1), True, "media sent before publish"),
         (chunk(MessageType.COMMAND_AMF0, b"\x02\x00\x05ab"), True, "protocol error: truncated"),
         (
@@ -572,6 +615,11 @@ C1 = bytes(1536)
         "random bytes",
         "type 3 on unknown chunk stream",
         "message over the size limit",
+        "message over the cap before publish",
+        "huge chunk size before publish",
+        "unfinished messages over the cap before publish",
+        "a chunk still arriving counts toward the cap",
+        "too many messages before publish",
         "media before publish",
         "corrupt amf0",
         "publish before connect",
@@ -595,7 +643,9 @@ async def test_bad_input_closes_only_that_connection(
         await bad.wait_closed()
 
         await asyncio.sleep(0.05)
-        assert any(level == "warning" and reason in text for level, text in logs.closes()), logs
+        # One warning line for the bad connection, never a traceback.
+        assert [lvl for lvl, text in logs.closes() if reason in text] == ["warning"], logs
+        assert not [event for event in logs.events if event[0] == "exception"]
         # The stream already live keeps flowing, and a new publisher is served.
         bystander.media(MessageType.VIDEO, 0, AVC_SEQUENCE_HEADER)
         bystander.close()
@@ -637,6 +687,153 @@ async def test_connection_limit() -> None:
         first.close()
         await asyncio.sleep(0.1)
         await publish_and_stop(server.port, ingest)
+    finally:
+        await server.close()
+
+
+async def test_connections_per_address_are_capped(logs: LogRecorder) -> None:
+    ingest, server = await start_ingest(limits=RtmpLimits(max_connections_per_ip=2))
+    try:
+        first, second = await RawClient.open(server.port), await RawClient.open(server.port)
+        await first.handshake()
+        await second.handshake()
+        third = await RawClient.open(server.port)
+        third.writer.write(b"\x03" + C1)
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(third.reader.read(), 5) == b""  # no handshake reply
+        assert [v["reason"] for _, e, v in logs.events if e == "rtmp_connection_refused"] == [
+            "too many connections from this address"
+        ]
+        first.close()
+        await asyncio.sleep(0.2)
+        await publish_and_stop(server.port, ingest)  # a place is free again
+        second.close()
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(
+    ("peername", "address"),
+    [
+        (("203.0.113.7", 50000), "203.0.113.7"),
+        (("2001:db8:1:2:aaaa::1", 50000, 0, 0), "2001:db8:1:2::/64"),
+        (("2001:db8:1:2:bbbb::9", 50000, 0, 0), "2001:db8:1:2::/64"),  # the same host's /64
+        (("::ffff:203.0.113.7", 50000, 0, 0), "203.0.113.7"),
+        ("stagecast.sock", "stagecast.sock"),
+    ],
+)
+def test_client_address_counts_an_ipv6_host_by_its_64(peername: object, address: str) -> None:
+    assert client_address(peername) == address
+
+
+async def test_slow_handshake_is_cut(logs: LogRecorder) -> None:
+    # Each byte arrives well within any idle timeout; the handshake as a whole does not.
+    ingest, server = await start_ingest(limits=RtmpLimits(handshake_timeout=0.5))
+    try:
+        client = await RawClient.open(server.port)
+
+        async def trickle() -> None:
+            for byte in b"\x03" + C1:
+                client.writer.write(bytes((byte,)))
+                await client.writer.drain()
+                await asyncio.sleep(0.05)
+
+        sender = asyncio.create_task(trickle())
+        await client.wait_closed()
+        sender.cancel()
+        assert ("warning", "handshake timed out") in logs.closes()
+        await publish_and_stop(server.port, ingest)
+    finally:
+        await server.close()
+
+
+async def test_idle_connection_before_publish_is_cut(logs: LogRecorder) -> None:
+    ingest, server = await start_ingest(limits=RtmpLimits(idle_timeout=0.3, read_timeout=30))
+    try:
+        client = await RawClient.open(server.port)
+        await client.connect()
+        await client.wait_closed()
+        assert ("info", "no data for 0.3 s") in logs.closes()
+        await publish_and_stop(server.port, ingest)
+    finally:
+        await server.close()
+
+
+async def test_a_publish_must_come_within_the_auth_timeout(logs: LogRecorder) -> None:
+    ingest, server = await start_ingest(limits=RtmpLimits(idle_timeout=2.0, auth_timeout=0.5))
+    try:
+        client = await RawClient.open(server.port)
+        await client.connect()
+
+        async def keep_talking() -> None:
+            for ping in itertools.count():
+                client.send(user_control(UserControlEvent.PING_REQUEST, ping))
+                await client.writer.drain()
+                await asyncio.sleep(0.1)
+
+        talker = asyncio.create_task(keep_talking())
+        await client.wait_closed()
+        talker.cancel()
+        assert ("warning", "no publish within 0.5 s of connecting") in logs.closes()
+        await publish_and_stop(server.port, ingest)
+    finally:
+        await server.close()
+
+
+async def test_authorised_publisher_keeps_the_publisher_timeout() -> None:
+    # Pre-publish timeouts far shorter than the publisher's: they no longer apply once live.
+    limits = RtmpLimits(idle_timeout=0.2, auth_timeout=0.4, read_timeout=30)
+    ingest, server = await start_ingest(limits=limits)
+    try:
+        client = await RawClient.open(server.port)
+        await client.publish()
+        await asyncio.sleep(1.0)
+        client.media(MessageType.VIDEO, 0, AVC_SEQUENCE_HEADER)
+        client.command("deleteStream", None, 1)
+        await client.expect_command("onStatus")
+        client.close()
+        sink = ingest.sink(GOOD_KEY)
+        await asyncio.wait_for(sink.closed_event.wait(), 5)
+        assert sink.tags == [FlvTag(TagType.VIDEO, 0, AVC_SEQUENCE_HEADER)]
+        assert sink.closed == ["unpublished"]
+    finally:
+        await server.close()
+
+
+async def test_frames_may_follow_the_publish_command_at_once(ingest: Ingest) -> None:
+    # Sent without waiting for NetStream.Publish.Start: the frame after publish is already
+    # past the pre-publish cap, and the publish's limits apply to it.
+    assert ingest.server is not None
+    client = await RawClient.open(ingest.server.port)
+    await client.connect()
+    client.command("createStream", None)
+    await client.expect_command("_result")
+    keyframe = b"\x17\x01\x00\x00\x00" + os.urandom(200_000)
+    client.command("publish", None, GOOD_KEY, "live", stream_id=1)
+    client.media(MessageType.VIDEO, 0, keyframe)
+    client.command("deleteStream", None, 1)
+    await client.writer.drain()
+    await client.wait_closed()
+    sink = ingest.sink(GOOD_KEY)
+    assert sink.tags == [FlvTag(TagType.VIDEO, 0, keyframe)]
+    assert sink.closed == ["unpublished"]
+
+
+async def test_message_over_the_publisher_limit_ends_the_publish(logs: LogRecorder) -> None:
+    ingest, server = await start_ingest(limits=RtmpLimits(max_message_size=100_000))
+    try:
+        client = await RawClient.open(server.port)
+        await client.publish()
+        client.media(MessageType.VIDEO, 0, b"\x17\x01\x00\x00\x00" + bytes(99_000))
+        client.media(MessageType.VIDEO, 33, b"\x17\x01\x00\x00\x00" + bytes(100_000))
+        await client.writer.drain()
+        await client.wait_closed()
+        sink = ingest.sink(GOOD_KEY)
+        await asyncio.wait_for(sink.closed_event.wait(), 5)
+        assert len(sink.tags) == 1
+        reason = "message of 100005 bytes exceeds the limit of 100000"
+        assert [lvl for lvl, text in logs.closes() if reason in text] == ["warning"]
+        assert not [event for event in logs.events if event[0] == "exception"]
     finally:
         await server.close()
 
@@ -757,3 +954,126 @@ async def test_two_ffmpeg_publishers_at_once(ingest: Ingest) -> None:
         sink = ingest.sink(key)
         await asyncio.wait_for(sink.closed_event.wait(), 5)
         assert_real_stream(sink, 2)
+
+
+async def test_ffmpeg_publishes_while_hostile_connections_are_cut(
+    logs: LogRecorder, ingest: Ingest
+) -> None:
+    assert ingest.server is not None
+    url = f"rtmp://127.0.0.1:{ingest.server.port}/live/{GOOD_KEY}"
+    publisher = asyncio.create_task(ffmpeg_publish(url, 3))
+    await asyncio.sleep(1.0)
+    hostile = [
+        bytes.fromhex("04 000000 ffffff 09 01000000") + bytes(60_000),  # a 16 MiB frame
+        chunk(MessageType.SET_CHUNK_SIZE, b"\x7f\xff\xff\xff") + bytes(60_000),
+    ]
+    for data in hostile:
+        bad = await RawClient.open(ingest.server.port)
+        await bad.handshake()
+        bad.writer.write(data)
+        await bad.writer.drain()
+        await bad.wait_closed()
+    code, stderr = await publisher
+    assert code == 0, stderr
+    sink = ingest.sink(GOOD_KEY)
+    await asyncio.wait_for(sink.closed_event.wait(), 5)
+    assert_real_stream(sink, 3)
+    reasons = [text for lvl, text in logs.closes() if lvl == "warning"]
+    assert len(reasons) == 2
+    assert "exceeds the limit of 32768" in reasons[0]
+    assert "chunk size 2147483647 exceeds the limit of 65536" in reasons[1]
+    assert not [event for event in logs.events if event[0] == "exception"]
+
+
+# The limits as `stagecast serve` sets them, from settings
+
+
+def test_publisher_message_limit_follows_the_max_bitrate(tmp_path: Path) -> None:
+    def limit(**overrides: object) -> int:
+        return make_settings(
+            tmp_path, "sqlite+aiosqlite://", **overrides
+        ).resolved_rtmp_max_message_bytes
+
+    assert limit() == 5_000_000  # two seconds at 20 Mb/s
+    assert limit(media=MediaSettings(max_input_bitrate=50_000_000)) == 12_500_000
+    assert limit(media=MediaSettings(max_input_bitrate=100_000_000)) == 0xFFFFFF
+    assert limit(rtmp_max_message_bytes=1_000_000) == 1_000_000
+
+
+async def test_settings_cap_connections_per_address(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    settings = media_settings(tmp_path, committed_database_url, rtmp_max_connections_per_ip=2)
+    async with serve_media(settings) as server:
+        port = server.runtime.rtmp_port
+        assert port is not None
+        first, second = await RawClient.open(port), await RawClient.open(port)
+        await first.handshake()
+        await second.handshake()
+        third = await RawClient.open(port)
+        third.writer.write(b"\x03" + C1)
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(third.reader.read(), 10) == b""  # no handshake reply
+        first.close()
+        await asyncio.sleep(0.2)
+        again = await RawClient.open(port)
+        await again.handshake()
+        for client in (second, again):
+            client.close()
+
+
+async def test_hostile_connections_are_cut_while_ffmpeg_goes_live(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    settings = media_settings(
+        tmp_path,
+        committed_database_url,
+        rtmp_handshake_timeout_seconds=1,
+        rtmp_idle_timeout_seconds=1,
+    )
+    async with serve_media(settings) as server:
+        port = server.runtime.rtmp_port
+        assert port is not None
+        publisher = await start_publisher(server.rtmp_url, seconds=6)
+        stream = await server.live_stream()
+
+        async def cut(data: bytes, *, handshake: bool = True, trickle: bool = False) -> None:
+            """Send `data`; the server must close the connection within a generous bound."""
+            client = await RawClient.open(port)
+            if handshake:
+                await client.handshake()
+            sender = asyncio.create_task(send(client, data, trickle))
+            await client.wait_closed(within=10)
+            sender.cancel()
+
+        async def send(client: RawClient, data: bytes, trickle: bool) -> None:
+            for piece in (data[i : i + 1] for i in range(len(data))) if trickle else [data]:
+                client.writer.write(piece)
+                await client.writer.drain()
+                if trickle:
+                    await asyncio.sleep(0.1)
+
+        await cut(bytes.fromhex("04 000000 ffffff 09 01000000") + bytes(60_000))  # 16 MiB frame
+        await cut(chunk(MessageType.SET_CHUNK_SIZE, b"\x7f\xff\xff\xff") + bytes(60_000))
+        await cut(bytes.fromhex("03 000000 009c40 14 00000000") + bytes(40_000))  # over 32 KiB
+        await cut(b"\x03" + C1, handshake=False, trickle=True)  # a slow handshake
+        await cut(b"")  # silent after the handshake
+
+        code, report = await run_publisher(publisher)
+        assert code == 0, report
+
+        async def ended() -> bool:
+            answer = await server.live.http.get(f"/api/v1/streams/{stream['id']}")
+            return bool(answer.json()["status"] == "ended")
+
+        await eventually(ended, within=40)
+        playlist = await server.live.http.get(f"/hls/{stream['id']}/source/index.m3u8")
+        assert playlist.status_code == 200
+        assert playlist.text.count("#EXTINF:") >= 4
+        assert "#EXT-X-ENDLIST" in playlist.text
+
+
+async def run_publisher(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace")

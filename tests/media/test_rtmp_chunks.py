@@ -295,6 +295,41 @@ def test_partial_messages_on_many_streams_are_bounded() -> None:
         chunks.feed(data)
 
 
+def test_a_chunk_still_arriving_counts_toward_the_bound() -> None:
+    # With a large chunk size a whole message is one chunk, held until it is complete.
+    chunks = ChunkReader(max_message_size=1000, max_buffered=500)
+    chunks.feed(encode_message(set_chunk_size(4096), 128))
+    assert chunks.feed(header0(6, 0, 1000, 9, 1) + bytes(480)) == []
+    with pytest.raises(RtmpProtocolError, match="more than 500 bytes buffered"):
+        chunks.feed(bytes(40))
+
+
+def test_chunk_size_over_the_limit_is_refused() -> None:
+    chunks = ChunkReader(max_message_size=1 << 20, max_chunk_size=65536)
+    chunks.feed(encode_message(set_chunk_size(65536), 128))
+    assert chunks.chunk_size == 65536
+    with pytest.raises(RtmpProtocolError, match="chunk size 65537 exceeds the limit of 65536"):
+        chunks.feed(encode_message(set_chunk_size(65537), 128))
+
+
+def test_new_limits_apply_from_the_next_message() -> None:
+    small, large = RtmpMessage(20, 0, 0, b"publish", 3), RtmpMessage(9, 1, 0, bytes(5000), 6)
+    data = encode_message(small, 128) + encode_message(large, 128)
+
+    chunks = ChunkReader(max_message_size=1000)
+    chunks.push(data)
+    assert chunks.next_message() == small
+    chunks.set_limits(max_message_size=10_000)
+    assert chunks.next_message() == large
+    assert chunks.next_message() is None
+
+    unchanged = ChunkReader(max_message_size=1000)
+    unchanged.push(data)
+    assert unchanged.next_message() == small
+    with pytest.raises(RtmpProtocolError, match="5000 bytes exceeds the limit of 1000"):
+        unchanged.next_message()
+
+
 # Writing
 
 

@@ -148,7 +148,16 @@ def rtmp_server(media: LiveMedia) -> RtmpServer:
             raise PublishRefused(error.detail) from error
         return RtmpPublish(media, broadcast)
 
-    limits = RtmpLimits(read_timeout=settings.media.publisher_timeout_seconds)
+    limits = RtmpLimits(
+        max_connections=settings.rtmp_max_connections,
+        max_connections_per_ip=settings.rtmp_max_connections_per_ip,
+        max_message_size=settings.resolved_rtmp_max_message_bytes,
+        unauthenticated_max_bytes=settings.rtmp_unauthenticated_max_bytes,
+        handshake_timeout=settings.rtmp_handshake_timeout_seconds,
+        idle_timeout=settings.rtmp_idle_timeout_seconds,
+        auth_timeout=settings.rtmp_auth_timeout_seconds,
+        read_timeout=settings.media.publisher_timeout_seconds,
+    )
     server = RtmpServer(authorize, host=settings.rtmp_host, port=settings.rtmp_port, limits=limits)
     return server
 

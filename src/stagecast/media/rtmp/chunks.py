@@ -103,31 +103,71 @@ class _Header:
 
 
 class ChunkReader:
-    """Reassemble messages from the chunk stream of one connection."""
+    """Reassemble messages from the chunk stream of one connection.
 
-    def __init__(self, *, max_message_size: int, max_buffered: int | None = None) -> None:
+    Everything it holds is bounded: no message may announce more than `max_message_size`,
+    no chunk size over `max_chunk_size` may be set, and the unfinished messages of all chunk
+    streams plus the chunk still arriving may not add up past `max_buffered`. The session
+    keeps these small until a publish is authorised (`set_limits` then raises them).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int,
+        max_buffered: int | None = None,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+    ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
-        self.max_message_size = max_message_size
-        # Partial messages on many chunk streams at once must not add up past this.
-        self.max_buffered = max_buffered if max_buffered is not None else 2 * max_message_size
         self._streams: dict[int, _ChunkStream] = {}
         self._buffer = bytearray()
         self._pos = 0
         self._buffered = 0
+        self.set_limits(
+            max_message_size=max_message_size,
+            max_buffered=max_buffered,
+            max_chunk_size=max_chunk_size,
+        )
+
+    def set_limits(
+        self,
+        *,
+        max_message_size: int,
+        max_buffered: int | None = None,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+    ) -> None:
+        """Apply new bounds from the next chunk parsed on (`max_buffered`: 2 messages)."""
+        self.max_message_size = max_message_size
+        self.max_buffered = max_buffered if max_buffered is not None else 2 * max_message_size
+        self.max_chunk_size = max_chunk_size
 
     def feed(self, data: bytes) -> list[RtmpMessage]:
         """Take the next bytes from the peer; return the messages they complete, in order."""
+        self.push(data)
+        return list(iter(self.next_message, None))
+
+    def push(self, data: bytes) -> None:
+        """Take the next bytes from the peer; `next_message` then parses them."""
         self._buffer += data
-        messages: list[RtmpMessage] = []
-        try:
-            while (message := self._read_chunk()) is not _Need.MORE_BYTES:
-                if message is not None:
-                    self._apply_control(message)
-                    messages.append(message)
-        finally:
-            del self._buffer[: self._pos]
-            self._pos = 0
-        return messages
+
+    def next_message(self) -> RtmpMessage | None:
+        """The next complete message of what was pushed, or None until more bytes arrive.
+
+        One message at a time, so that what the caller does with a message (authorising a
+        publish, and with it `set_limits`) applies to the chunks after it.
+        """
+        while (message := self._read_chunk()) is not _Need.MORE_BYTES:
+            if message is not None:
+                self._apply_control(message)
+                return message
+        del self._buffer[: self._pos]
+        self._pos = 0
+        # What is left is the start of one chunk: it counts with the unfinished messages.
+        if self._buffered + len(self._buffer) > self.max_buffered:
+            raise RtmpProtocolError(
+                f"more than {self.max_buffered} bytes buffered in unfinished messages"
+            )
+        return None
 
     def _apply_control(self, message: RtmpMessage) -> None:
         """Chunk-layer control takes effect before the next chunk is parsed."""
@@ -135,6 +175,10 @@ class ChunkReader:
             size = _read_u32(message.payload, "Set Chunk Size") & 0x7FFFFFFF
             if size < 1:
                 raise RtmpProtocolError("chunk size must be at least 1")
+            if size > self.max_chunk_size:
+                raise RtmpProtocolError(
+                    f"chunk size {size} exceeds the limit of {self.max_chunk_size}"
+                )
             self.chunk_size = size
         elif message.type_id == MessageType.ABORT:
             aborted = self._streams.get(_read_u32(message.payload, "Abort"))
@@ -215,7 +259,9 @@ class ChunkReader:
         self._buffered += stop - start
         if len(partial) < state.length:
             if self._buffered > self.max_buffered:
-                raise RtmpProtocolError("too many bytes buffered in unfinished messages")
+                raise RtmpProtocolError(
+                    f"more than {self.max_buffered} bytes buffered in unfinished messages"
+                )
             return None
         self._buffered -= len(partial)
         state.partial = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
+from collections import Counter
 from types import TracebackType
 
 import structlog
@@ -37,6 +39,7 @@ class RtmpServer:
         self._limits = limits or RtmpLimits()
         self._server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
+        self._per_address: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
     @property
@@ -102,8 +105,14 @@ class RtmpServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection_id = next(self._ids)
+        address = client_address(writer.get_extra_info("peername"))
+        refusal = None
         if len(self._sessions) >= self._limits.max_connections:
-            log.warning("rtmp_connection_refused", reason="too many connections")
+            refusal = "too many connections"
+        elif self._per_address[address] >= self._limits.max_connections_per_ip:
+            refusal = "too many connections from this address"
+        if refusal is not None:
+            log.warning("rtmp_connection_refused", reason=refusal, address=address)
             writer.close()
             return
         session = RtmpSession(
@@ -115,7 +124,25 @@ class RtmpServer:
             limits=self._limits,
         )
         self._sessions.add(session)
+        self._per_address[address] += 1
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+
+
+def client_address(peername: object) -> str:
+    """What the per-address cap counts: the IP, or its /64 for IPv6 (one host's share)."""
+    host = peername[0] if isinstance(peername, tuple) and peername else str(peername)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return str(host)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

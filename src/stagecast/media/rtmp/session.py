@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, cast
 
 import structlog
 
@@ -49,11 +50,27 @@ _END_PUBLISH_COMMANDS = frozenset({"FCUnpublish", "deleteStream", "closeStream"}
 
 @dataclass(frozen=True)
 class RtmpLimits:
-    """Limits and timeouts of the RTMP server (seconds and bytes)."""
+    """Limits and timeouts of the RTMP server (seconds and bytes).
+
+    Until its publish is authorised a connection is anyone's: it may hold at most
+    `unauthenticated_max_bytes` (its largest message, and its unfinished messages together),
+    set chunks of at most `unauthenticated_max_chunk_size`, send
+    `unauthenticated_max_messages`, stay silent `idle_timeout` and take `auth_timeout` from
+    connecting to publishing. An authorised publisher may send messages up to
+    `max_message_size` and be silent `read_timeout`.
+    """
 
     max_connections: int = 1000
-    max_message_size: int = 8 * 1024 * 1024
-    handshake_timeout: float = 10.0
+    max_connections_per_ip: int = 10
+    max_message_size: int = 5_000_000
+    unauthenticated_max_bytes: int = 32 * 1024
+    # The largest chunk size encoders set (OBS and ffmpeg use 4096, some 60000 or 65536).
+    unauthenticated_max_chunk_size: int = 65536
+    # OBS and ffmpeg send under ten before publish; a flood of pings is CPU spent for nobody.
+    unauthenticated_max_messages: int = 100
+    handshake_timeout: float = 5.0
+    idle_timeout: float = 10.0
+    auth_timeout: float = 30.0
     read_timeout: float = 30.0
     write_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -117,6 +134,15 @@ def resolve_stream_key(app: str, stream_name: str) -> tuple[str, str, str]:
     return base, key, name_query or app_query
 
 
+class _ReadControl(Protocol):
+    """Flow control of a read transport (uvloop's are not `asyncio.ReadTransport`s)."""
+
+    def is_reading(self) -> bool: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
 class SessionEnded(Exception):
     """Stop the session; `reason` is logged and given to the sink."""
 
@@ -148,7 +174,13 @@ class RtmpSession:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._log = log.bind(connection_id=connection_id, peer=self.peer)
-        self._chunks = ChunkReader(max_message_size=limits.max_message_size)
+        self._chunks = ChunkReader(
+            max_message_size=limits.unauthenticated_max_bytes,
+            max_buffered=limits.unauthenticated_max_bytes,
+            max_chunk_size=limits.unauthenticated_max_chunk_size,
+        )
+        self._authorised = False
+        self._unauthenticated_messages = 0
         self._out_chunk_size = 128
         self._received = 0
         self._last_ack = 0
@@ -220,26 +252,45 @@ class RtmpSession:
         self._received = 1 + HANDSHAKE_SIZE + C2_SIZE
 
     async def _serve(self) -> str:
+        auth_deadline = time.monotonic() + self._limits.auth_timeout
         while self._closing is None:
-            try:
-                async with asyncio.timeout(self._limits.read_timeout):
-                    data = await self._reader.read(READ_SIZE)
-            except TimeoutError:
-                raise SessionEnded(
-                    f"no data for {self._limits.read_timeout:g} s", bad_input=False
-                ) from None
+            data = await self._read(auth_deadline)
             if not data:
                 break
             self._received += len(data)
             if self._received - self._last_ack >= self._ack_window:
                 self._send(acknowledgement(self._received))
                 self._last_ack = self._received
-            for message in self._chunks.feed(data):
-                if self._closing is not None:
-                    break
+            self._chunks.push(data)
+            while self._closing is None and (message := self._chunks.next_message()) is not None:
+                if not self._authorised:
+                    self._count_unauthenticated_message()
                 await self._dispatch(message)
             await self._flush()
         return self._closing or "peer closed the connection"
+
+    def _count_unauthenticated_message(self) -> None:
+        self._unauthenticated_messages += 1
+        if self._unauthenticated_messages > self._limits.unauthenticated_max_messages:
+            limit = self._limits.unauthenticated_max_messages
+            raise SessionEnded(f"more than {limit} messages before publish")
+
+    async def _read(self, auth_deadline: float) -> bytes:
+        """The next bytes; before publish is authorised, within the idle and auth timeouts."""
+        if self._authorised:
+            timeout, silence = self._limits.read_timeout, self._limits.read_timeout
+        else:
+            timeout = min(self._limits.idle_timeout, auth_deadline - time.monotonic())
+            silence = self._limits.idle_timeout
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                return await self._reader.read(READ_SIZE)
+        except TimeoutError:
+            if not self._authorised and time.monotonic() >= auth_deadline:
+                raise SessionEnded(
+                    f"no publish within {self._limits.auth_timeout:g} s of connecting"
+                ) from None
+            raise SessionEnded(f"no data for {silence:g} s", bad_input=False) from None
 
     def _send(self, message: RtmpMessage) -> None:
         if not self._writer.is_closing():
@@ -385,7 +436,8 @@ class RtmpSession:
         if not key:
             await self._refuse(stream_id, PublishRefused("No stream key given."))
         try:
-            sink = await self._authorize(request)
+            async with self._not_reading():
+                sink = await self._authorize(request)
         except PublishRefused as refused:
             await self._refuse(stream_id, refused)
         except Exception as error:
@@ -394,12 +446,29 @@ class RtmpSession:
             await self._refuse(stream_id, failed, error)
         self._sink, self.request, self._publish_stream_id = sink, request, stream_id
         self._log = self._log.bind(stream_key=key)
+        if not self._authorised:
+            # The peer proved it holds a stream key: frames of a live stream may come now.
+            self._authorised = True
+            self._chunks.set_limits(max_message_size=self._limits.max_message_size)
         self._send(user_control(UserControlEvent.STREAM_BEGIN, stream_id))
         self._send_status(
             stream_id, "status", "NetStream.Publish.Start", f"{stream_name} is now published."
         )
         await self._flush()
         self._log.info("rtmp_publish_started", encoder=request.encoder)
+
+    @asynccontextmanager
+    async def _not_reading(self) -> AsyncIterator[None]:
+        """Leave what the peer sends in the kernel meanwhile (authorising may take a while)."""
+        transport = cast(_ReadControl, self._writer.transport)
+        paused = transport.is_reading()
+        if paused:
+            transport.pause_reading()
+        try:
+            yield
+        finally:
+            if paused and not transport.is_closing():
+                transport.resume_reading()
 
     async def _refuse(
         self, stream_id: int, refused: PublishRefused, cause: BaseException | None = None
