@@ -43,6 +43,7 @@ from stagecast.money.schemas import (
 from stagecast.pagination import Page, make_page
 from stagecast.ratelimit import rate_limit
 from stagecast.runtime import Runtime
+from stagecast.streams import service as streams
 
 router = APIRouter(tags=["money"])
 webhooks = APIRouter(prefix="/webhooks", tags=["money"])
@@ -248,6 +249,7 @@ async def stream_tips(
 ) -> Page[ContributionOut]:
     """A stream's tips and gifts, newest first; private ones without sender or message."""
     async with session.begin():
+        await streams.get_stream(session, stream_id)  # an unknown stream is a 404, not no tips
         rows, cursor = await money.list_contributions(
             session, params=page, viewer_id=viewer.id if viewer else None, stream_id=stream_id
         )

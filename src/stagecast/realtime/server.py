@@ -206,6 +206,11 @@ class RealtimeServer:
         await self.sio.save_session(sid, {"user": socket_user})
         return True
 
+    async def signed_in_viewers(self, channel_id: uuid.UUID) -> list[uuid.UUID]:
+        """The signed-in users in a channel's room now, on every node."""
+        keys = await self.presence.viewers(channel_room(channel_id))
+        return [uuid.UUID(k.removeprefix("user:")) for k in keys if k.startswith("user:")]
+
     async def _disconnect(self, sid: str, *_: Any) -> None:
         for listener in self.disconnect_listeners:
             try:
