@@ -101,7 +101,14 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
         "money": MoneySettings(jobs_enabled=False),
         "rate_limits": RateLimits(
-            auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
+            auth="1000/minute",
+            anonymous="10000/minute",
+            authenticated="10000/minute",
+            livestream_status="10000/minute",
+            livestream_general="10000/minute",
+            livestream_stream="100000/minute",
+            socket_connections="10000/minute",
+            socket_events="100000/minute",
         ),
     }
     values.update(overrides)

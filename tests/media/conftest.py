@@ -67,7 +67,9 @@ class MediaServer:
         return await eventually(found)
 
 
-def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Settings:
+def media_settings(
+    tmp_path: Path, database_url: str, *, rung: int = 120, **overrides: object
+) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
@@ -76,6 +78,7 @@ def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Set
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
         media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30),
+        **overrides,
     )
 
 
