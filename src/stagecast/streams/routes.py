@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Annotated
@@ -170,9 +171,11 @@ async def join_stream(
     """Seed 002: join a stream as a viewer, signed in or not: where it plays, and a viewer token
     for the socket that carries chat and live events (signed-in sessions)."""
     user = principal.user if principal else None
-    async with session.begin():
-        stream = await streams.get_stream(session, stream_id)
-        await streams.record_viewer(session, stream=stream, user=user)
+    # Anonymous joins write nothing: they need not queue for SQLite's write lock.
+    opened = runtime.db.read_session() if user is None else contextlib.nullcontext(session)
+    async with opened as db, db.begin():
+        stream = await streams.get_stream(db, stream_id)
+        await streams.record_viewer(db, stream=stream, user=user)
     token, expires_in = None, None
     if principal is not None and principal.session_id is not None:
         token, _ = runtime.tokens.issue_chat_token(
