@@ -290,7 +290,7 @@ async def livestream_health(runtime: RuntimeDep, user: OptionalUser) -> dict[str
             "hasFfmpegCommand": bool(b.pipeline and b.pipeline.running),
             "hasInputStream": b.disconnect is not None,
         }
-        for b in list(media.broadcasts.values())
+        for b in list(media.broadcasts.values())  # a copy: broadcasts may end during the awaits
     ]
     healthy = all(not (b.pipeline and b.pipeline.failed) for b in media.broadcasts.values())
     admin = user is not None and user.role_enum is Role.ADMIN
