@@ -105,7 +105,14 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).
         "media": MediaSettings(node_heartbeat_seconds=3600),
         "rate_limits": RateLimits(
-            auth="1000/minute", anonymous="10000/minute", authenticated="10000/minute"
+            auth="1000/minute",
+            anonymous="10000/minute",
+            authenticated="10000/minute",
+            livestream_status="10000/minute",
+            livestream_general="10000/minute",
+            livestream_stream="100000/minute",
+            socket_connections="10000/minute",
+            socket_events="100000/minute",
         ),
     }
     values.update(overrides)

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from stagecast.app import create_app
-from stagecast.config import Settings
+from stagecast.config import MoneySettings, Settings
 from stagecast.db import migrate
 from stagecast.db.engine import Database
 from stagecast.runtime import Runtime
@@ -90,6 +90,12 @@ def assert_full_report(report: dict[str, Any]) -> None:
         "redis_configured": TEST_REDIS_URL is not None,
         "rate_limiting": True,
         "access_token_ttl_s": 900,
+        # Seed 003's keys: the test settings use the sandbox payouts and no scheduled jobs.
+        "jwt_secret_set": True,
+        "jwt_key_source": "data_dir",
+        "stripe_connect_enabled": False,
+        "platform_fee_rate": 0.2,
+        "transfer_retry_enabled": False,
     }
     assert "T" in report["timestamp"]
 
@@ -99,6 +105,20 @@ async def test_deep_health_reports_every_check(health_client: httpx.AsyncClient)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert_full_report(response.json())
+
+
+async def test_deep_health_has_seed_003s_config_block(tmp_path: Path, database_url: str) -> None:
+    # Seed 003's example: a 10 % platform fee, failed transfers retried.
+    settings = make_settings(
+        tmp_path, database_url, money=MoneySettings(platform_fee_percent=10, jobs_enabled=True)
+    )
+    async with serve(settings) as (_, http):
+        response = await http.get("/api/v1/health/deep")
+    config = response.json()["config"]
+    assert config["jwt_secret_set"] is True
+    assert config["stripe_connect_enabled"] is False
+    assert config["platform_fee_rate"] == 0.10
+    assert config["transfer_retry_enabled"] is True
 
 
 async def test_health_checks_do_not_wait_for_open_write_transactions(

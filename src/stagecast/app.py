@@ -30,6 +30,7 @@ from stagecast.media import routes as media_routes
 from stagecast.media.service import LiveMedia
 from stagecast.middleware import (
     BodySizeLimitMiddleware,
+    OpenCorsMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -243,6 +244,8 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
                 "Retry-After",
             ],
         )
+    # Outside the configured CORS: media and seed 004's routes are open to every origin.
+    app.add_middleware(OpenCorsMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     # Outermost of ours: every answer, the 500s the request context renders included.
     app.add_middleware(

@@ -28,6 +28,15 @@ class RateLimits(BaseSettings):
     payments: str = "10/minute"
     tips: str = "60/minute"
     chat: str = "5/10 seconds"
+    # Seed 004's `/livestream` routes, per IP: status endpoints (status, health, debug) 60/min,
+    # the general ones (active, start, stop) 100/min, playlists and segments 1000/min.
+    livestream_status: str = "60/minute"
+    livestream_general: str = "100/minute"
+    livestream_stream: str = "1000/minute"
+    # Seed 004's WebSocket limits: connections per IP, events per connection (browser-ingest
+    # `stream-data` chunks excepted: the media's own chunk-rate and bitrate limits hold them).
+    socket_connections: str = "10/minute"
+    socket_events: str = "100/minute"
 
 
 class MediaSettings(BaseSettings):

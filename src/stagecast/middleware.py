@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request context and metrics, security headers, body size limit."""
+"""Pure ASGI middleware: request context and metrics, security headers, body size limit,
+open CORS for media and seed 004's routes."""
 
 from __future__ import annotations
 
@@ -174,6 +175,68 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Media and seed 004's API are open to players and pages on any origin. Range is listed though
+# single ranges are CORS-safelisted: older browsers still preflight them.
+OPEN_CORS_METHODS = {"/livestream": "GET, POST, HEAD, OPTIONS", "/hls": "GET, HEAD, OPTIONS"}
+OPEN_CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Range"
+OPEN_CORS_EXPOSED_HEADERS = (
+    "Content-Length, Content-Range, Retry-After, "
+    "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+)
+
+
+def open_cors_methods(path: str) -> str | None:
+    """The methods a cross-origin caller may use on `path`, if it is an open one."""
+    for prefix, methods in OPEN_CORS_METHODS.items():
+        if path == prefix or path.startswith(f"{prefix}/"):
+            return methods
+    return None
+
+
+class OpenCorsMiddleware:
+    """`Access-Control-Allow-Origin: *` on every answer under `/livestream` and `/hls`
+    (errors and 429s included), and their preflights answered before routing and limits."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods = open_cors_methods(scope["path"]) if scope["type"] == "http" else None
+        if methods is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            headers = {
+                "access-control-allow-origin": "*",
+                "access-control-allow-methods": methods,
+                "access-control-allow-headers": OPEN_CORS_ALLOWED_HEADERS,
+                "access-control-max-age": "86400",
+            }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_open(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[tuple[bytes, bytes]] = message.setdefault("headers", [])
+                present = {key.lower() for key, _ in headers}
+                for key, value in (
+                    (b"access-control-allow-origin", b"*"),
+                    (b"access-control-expose-headers", OPEN_CORS_EXPOSED_HEADERS.encode()),
+                ):
+                    if key not in present:
+                        headers.append((key, value))
+            await send(message)
+
+        await self.app(scope, receive, send_open)
 
 
 class BodySizeLimitMiddleware:

@@ -26,7 +26,20 @@ from stagecast.errors import InvalidToken, RateLimitExceeded
 
 log = structlog.get_logger(__name__)
 
-CATEGORIES = ("anonymous", "authenticated", "auth", "streaming", "payments", "tips", "chat")
+CATEGORIES = (
+    "anonymous",
+    "authenticated",
+    "auth",
+    "streaming",
+    "payments",
+    "tips",
+    "chat",
+    "livestream_status",
+    "livestream_general",
+    "livestream_stream",
+    "socket_connections",
+    "socket_events",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,8 @@ class RateLimiter:
             raise RateLimitExceeded(
                 f"Rate limit for {category} requests exceeded; retry in {retry_after} s",
                 headers={**state.headers(), "Retry-After": str(retry_after)},
+                # Socket acks and refused handshakes have no headers: the body says it too.
+                extra={"retry_after": retry_after},
             )
         return state
 

@@ -26,7 +26,10 @@ USERS = "/api/v1/users"
 ADMIN_USERS = "/api/v1/admin/users"
 PROBLEM = "application/problem+json"
 
-PUBLIC_FIELDS = {"id", "username", "display_name", "bio", "avatar_url", "role", "created_at"}
+PUBLIC_FIELDS = {
+    "id", "username", "display_name", "bio", "avatar_url", "profile_image_url", "role",
+    "created_at",
+}  # fmt: skip
 PRIVATE_ONLY_FIELDS = {
     "email",
     "email_verified",

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from stagecast.config import RateLimits
 from tests.factories import make_channel
 from tests.media.conftest import (
     H264_AAC,
@@ -25,6 +26,9 @@ from tests.media.conftest import (
     start_publisher,
 )
 from tests.realtime.conftest import serving
+
+# Seed 004's stop body.
+SEED_STOP = {"userId": "user123", "action": "stop", "timestamp": 1704110400}
 
 
 async def _finish(process: asyncio.subprocess.Process) -> str:
@@ -278,7 +282,9 @@ async def test_regenerating_the_key_cuts_the_publisher_off(media_server: MediaSe
     # The old key no longer publishes.
     code, _ = await publish_briefly(server.rtmp_url)
     assert code != 0
-    stop = await http.post(f"/livestream/{stream_id}/stop", headers=server.owner.headers)
+    stop = await http.post(
+        f"/livestream/{stream_id}/stop", headers=server.owner.headers, json=SEED_STOP
+    )
     assert stop.json()["status"] == "stopped"
     await _ended(server, stream_id)
 
@@ -335,6 +341,39 @@ async def test_browser_ingest_goes_live_and_ends_with_a_vod(
     assert "Video: h264" in played
     assert "Audio: aac" in played
     assert media_duration(played) > 2.5
+
+
+async def test_a_broadcaster_is_not_held_by_the_socket_event_limit(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    # Three events a minute per socket: the broadcast's chunks must not count towards them.
+    limits = RateLimits(socket_events="3/minute", socket_connections="100/minute")
+    settings = media_settings(tmp_path, committed_database_url, rate_limits=limits)
+    async with serving(settings) as live:
+        owner = await live.account()
+        await make_channel(live.http, owner)
+        key = (await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)).json()
+        tab = await live.connect(owner)
+        seed_start = {"userId": "user123", "streamKey": key["stream_key"]}
+        assert (await tab.call("start-stream", seed_start))["ok"]
+        chunks = await _webm_chunks(tmp_path, seconds=5)
+        for chunk in chunks:
+            sent = await tab.call("stream-data", {"streamKey": key["stream_key"], "chunk": chunk})
+            assert sent["ok"], sent
+            await asyncio.sleep(0.5)
+
+        async def live_stream_id() -> str | None:
+            found = await live.http.get(f"/api/v1/channels/{key['channel_id']}/streams")
+            return next((s["id"] for s in found.json()["data"] if s["status"] == "live"), None)
+
+        stream_id = await eventually(live_stream_id)
+        master = await eventually(lambda: _text_if_ok(live.http, f"/hls/{stream_id}/master.m3u8"))
+        assert "#EXT-X-STREAM-INF" in master
+        assert (await tab.call("end-stream", {"streamKey": key["stream_key"]}))["ok"]
+        # Its other events still count: start, end, a join, and the fourth is over the limit.
+        assert (await tab.call("stream:join", {"streamId": stream_id}))["ok"]
+        refused = await tab.call("stream:join", {"streamId": stream_id})
+        assert refused["error"]["code"] == "RATE_LIMIT_EXCEEDED"
 
 
 async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> None:
@@ -411,7 +450,9 @@ async def test_a_publisher_faster_than_real_time_is_dropped(media_server: MediaS
     assert broadcast is not None
     # The server hangs up, then releases the broadcast: ffmpeg may exit in between.
     await eventually(lambda: _is(broadcast.state, "reconnecting"), within=10)
-    stop = await http.post(f"/livestream/{stream_id}/stop", headers=server.owner.headers)
+    stop = await http.post(
+        f"/livestream/{stream_id}/stop", headers=server.owner.headers, json=SEED_STOP
+    )
     assert stop.json()["status"] == "stopped"
     await _ended(server, stream_id)
 

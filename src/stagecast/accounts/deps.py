@@ -1,4 +1,5 @@
-"""Who is calling: `CurrentUser`, `OptionalUser`, `require_role`, session-only routes."""
+"""Who is calling: `CurrentUser`, `OptionalUser`, `OptionalPrincipal`, `require_role`, session-only
+routes."""
 
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ def require_role(role: Role) -> Callable[[User], Awaitable[User]]:
     return dependency
 
 
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 CurrentUser = Annotated[User, Depends(current_user)]

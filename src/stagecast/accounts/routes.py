@@ -28,6 +28,7 @@ from stagecast.accounts.schemas import (
     PreferencesUpdate,
     RefreshIn,
     RegisterIn,
+    RoleIn,
     SessionLogoutIn,
     SessionOut,
     TokenPair,
@@ -372,7 +373,7 @@ async def admin_list_users(
     _admin: AdminUser,
     session: SessionDep,
     page: PageDep,
-    role: Role | None = None,
+    role: Annotated[RoleIn | None, Query(description="a role; `performer` means creator")] = None,
     status_: Annotated[Literal["active", "suspended"] | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[UserPrivate]:

@@ -11,11 +11,14 @@ import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     HttpUrl,
     StringConstraints,
+    WithJsonSchema,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -67,6 +70,19 @@ def _https_url(value: HttpUrl) -> HttpUrl:
     return value
 
 
+# Seed 002 calls creators "performers": the name is taken as input, we answer ours.
+ROLE_ALIASES = {"performer": Role.CREATOR}
+
+
+def _role_alias(value: object) -> object:
+    return ROLE_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
+
+
+RoleIn = Annotated[
+    Role,
+    BeforeValidator(_role_alias),
+    WithJsonSchema({"type": "string", "enum": [*(r.value for r in Role), *ROLE_ALIASES]}),
+]
 Username = Annotated[str, AfterValidator(_username)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Bio = Annotated[str, StringConstraints(max_length=500)]
@@ -117,6 +133,12 @@ class UserPublic(Output):
     role: Role
     created_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def profile_image_url(self) -> str | None:
+        """Seed 002's name for `avatar_url`."""
+        return self.avatar_url
+
 
 class UserPrivate(UserPublic):
     """The profile as its owner (or an admin) sees it."""
@@ -146,6 +168,7 @@ class UserUpdate(Input):
     display_name: DisplayName | None = None
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
+    profile_image_url: AvatarUrl | None = Field(default=None, description="seed 002's avatar_url")
     country: Country | None = None
     date_of_birth: DateOfBirth | None = None
 
@@ -154,6 +177,16 @@ class UserUpdate(Input):
         for name in ("username", "display_name"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be cleared")
+        return self
+
+    @model_validator(mode="after")
+    def _profile_image_is_the_avatar(self) -> UserUpdate:
+        if "profile_image_url" not in self.model_fields_set:
+            return self
+        if "avatar_url" in self.model_fields_set and self.avatar_url != self.profile_image_url:
+            raise ValueError("avatar_url and profile_image_url are one field: send one of them")
+        self.avatar_url = self.profile_image_url
+        self.model_fields_set.add("avatar_url")
         return self
 
 
@@ -227,5 +260,5 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class AdminUserUpdate(Input):
-    role: Role | None = None
+    role: RoleIn | None = None
     status: Literal["active", "suspended"] | None = None

@@ -265,6 +265,19 @@ class TokenSigner:
             claims={"sid": str(session_id), "role": role},
         )
 
+    def issue_chat_token(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, role: str
+    ) -> tuple[str, datetime]:
+        """A short-lived token for the Socket.IO handshake (`auth: {token}`) acting for a
+        signed-in session, so that pages need not hand the access token to the socket."""
+        return self.issue_access(
+            user_id=user_id,
+            session_id=session_id,
+            role=role,
+            token_type=CHAT_TOKEN_TYPE,
+            ttl=CHAT_TOKEN_TTL,
+        )
+
     def decode_access(self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE) -> AccessClaims:
         """Verify a session token (Ed25519 costs ~0.1 ms; callers cache it per request)."""
         payload = self.decode(token, token_type=token_type)

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from stagecast.accounts.deps import SessionPrincipal
-from stagecast.accounts.security import CHAT_TOKEN_TTL, CHAT_TOKEN_TYPE
+from stagecast.accounts.security import CHAT_TOKEN_TTL
 from stagecast.chat import service as chat
 from stagecast.chat.schemas import ChatMessageOut, ChatToken
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep
@@ -34,12 +34,8 @@ async def chat_token(
     principal: SessionPrincipal, runtime: RuntimeDep, response: Response
 ) -> ChatToken:
     """A token for the Socket.IO handshake (`auth: {token}`), valid five minutes."""
-    token, _ = runtime.tokens.issue_access(
-        user_id=principal.user.id,
-        session_id=principal.require_session(),
-        role=principal.user.role,
-        token_type=CHAT_TOKEN_TYPE,
-        ttl=CHAT_TOKEN_TTL,
+    token, _ = runtime.tokens.issue_chat_token(
+        user_id=principal.user.id, session_id=principal.require_session(), role=principal.user.role
     )
     response.headers["Cache-Control"] = "no-store"
     return ChatToken(token=token, expires_in=int(CHAT_TOKEN_TTL.total_seconds()))

@@ -1,12 +1,18 @@
-"""Health checks: database, disk, ffmpeg and Redis, each with a status and its figures."""
+"""Health checks: database, disk, ffmpeg and Redis, each with a status and its figures; the
+process's memory."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import shutil
 import subprocess
 import time
+import tracemalloc
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import imageio_ffmpeg
@@ -140,6 +146,15 @@ async def deep_health(runtime: Runtime) -> dict[str, Any]:
             "redis_configured": settings.redis_url is not None,
             "rate_limiting": settings.rate_limits.enabled,
             "access_token_ttl_s": int(settings.access_token_ttl.total_seconds()),
+            # Seed 003's summary. Tokens are signed with an Ed25519 key from the settings or
+            # the data directory, never a default one: once running, it is always set.
+            "jwt_secret_set": True,
+            "jwt_key_source": "settings" if settings.jwt_private_key else "data_dir",
+            "stripe_connect_enabled": settings.money.payout_provider == "stripe",
+            "platform_fee_rate": settings.money.platform_fee_percent / 100,
+            # Failed payout transfers are retried by money's scheduled jobs.
+            "transfer_retry_enabled": settings.money.jobs_enabled
+            and runtime.payout_provider is not None,
         },
     }
 
@@ -157,3 +172,64 @@ async def readiness(runtime: Runtime) -> tuple[str, dict[str, Any]]:
     if redis is not None and redis.status != "ok":
         return "degraded", {"redis": redis.details}
     return "ready", {}
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+_MALLINFO2_FIELDS = (
+    "arena", "ordblks", "smblks", "hblks", "hblkhd",
+    "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+)  # fmt: skip
+
+
+class _MallInfo2(ctypes.Structure):
+    # glibc's `struct mallinfo2` (2.33+), every field a size_t.
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS]
+
+
+@functools.cache
+def _mallinfo2() -> Any | None:
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+def _malloc_in_use() -> int | None:
+    """Bytes C malloc has handed out and not freed (large Python objects, media buffers)."""
+    function = _mallinfo2()
+    if function is None:
+        return None
+    info = function()
+    return int(info.uordblks + info.hblkhd)
+
+
+def _proc_memory(pid: int | str) -> dict[str, int]:
+    """The `kB` figures of /proc/<pid>/status in bytes (none where there is no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    figures: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        number, _, unit = value.strip().partition(" ")
+        if unit == "kB" and number.isdigit():
+            figures[name] = int(number) * 1024
+    return figures
+
+
+def memory_usage(child_pids: Iterable[int]) -> dict[str, int | None]:
+    """Seed 004's `memoryUsage` (Node's keys) with this process's nearest figures, in bytes;
+    docs/media.md says what each one is here. None where the platform has no such figure."""
+    own = _proc_memory("self")
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+    return {
+        "rss": own.get("VmRSS"),  # resident now, not the peak
+        "heapTotal": own.get("RssAnon"),  # resident anonymous memory: every allocator's arenas
+        "heapUsed": traced if traced is not None else _malloc_in_use(),
+        "external": sum(_proc_memory(pid).get("VmRSS", 0) for pid in child_pids),  # ffmpeg
+    }

@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import resource
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.deps import CurrentUser, OptionalUser
 from stagecast.accounts.models import Role, User
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
+from stagecast.channels.schemas import Description
 from stagecast.db.base import utcnow
 from stagecast.deps import ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import (
@@ -26,17 +27,27 @@ from stagecast.errors import (
     ValidationFailed,
     problem_responses,
 )
+from stagecast.health import service as health
 from stagecast.media.packager import PLAYLIST_NAME
 from stagecast.media.pipeline import MASTER_PLAYLIST, media_prefix
 from stagecast.media.playlists import parse_part_uri
 from stagecast.media.service import LiveMedia, media_of
 from stagecast.media.store import InvalidMediaKey, MediaNotFound, validate_key
 from stagecast.pagination import MAX_LIMIT, PageParams
+from stagecast.ratelimit import rate_limit
+from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus
+from stagecast.streams.schemas import StreamUpdate, Title
+from stagecast.urls import rtmp_server_url
 
 router = APIRouter(tags=["media"])
+
+# Seed 004's limits per IP, by kind of `/livestream` route (docs/media.md); /hls is not limited.
+_status_limit = Depends(rate_limit("livestream_status", per="ip"))
+_general_limit = Depends(rate_limit("livestream_general", per="ip"))
+_stream_limit = Depends(rate_limit("livestream_stream", per="ip"))
 
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -60,6 +71,11 @@ class PlaylistRequestTooFar(AppError):
 
 class PlaylistNotReady(ServiceUnavailable):
     code, title = "PLAYLIST_NOT_READY", "The requested segment did not arrive in time"
+
+
+class InvalidLivestreamRequest(AppError):
+    # Seed 004 answers bad parameters with 400, not our usual 422.
+    status, code, title = 400, "INVALID_REQUEST", "Invalid request parameters"
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -91,9 +107,7 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
     store = media_of(runtime).store
     headers = {
         "Cache-Control": SEGMENT_CACHE if suffix in {".m4s", ".mp4"} else PLAYLIST_CACHE,
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Content-Length, Content-Range",
-        "Accept-Ranges": "bytes",
+        "Accept-Ranges": "bytes",  # CORS: OpenCorsMiddleware, on every /hls and /livestream answer
     }
     try:
         size = await store.size(key)
@@ -111,7 +125,6 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
     return Response(body, status_code=206, media_type=content_type, headers=headers)
 
 
-_MEDIA_RESPONSES = problem_responses(404, 416)
 _HLS_RESPONSES = problem_responses(400, 404, 416, 422, 503)
 
 
@@ -162,21 +175,63 @@ async def hls_file(
     return await _serve(request, runtime, f"{media_prefix(stream_id)}/{path}")
 
 
-@router.options("/hls/{stream_id}/{path:path}", include_in_schema=False)
-@router.options("/livestream/{stream_id}/{path:path}", include_in_schema=False)
-async def media_preflight(stream_id: str, path: str) -> Response:
-    return Response(
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": "*",
-            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-            "Access-Control-Allow-Headers": "Range, Content-Type, Authorization",
-            "Access-Control-Max-Age": "86400",
-        },
-    )
-
-
 # --- seed 004 --------------------------------------------------------------------------------
+
+
+def livestream_id(raw: str) -> uuid.UUID:
+    """A `/livestream/{id}` path's stream id: anything but a stream's UUID is no stream."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise streams.StreamNotFound(f"No stream '{raw[:64]}'") from None
+
+
+class LivestreamBody(BaseModel):
+    """Seed 004's start/stop body; `userId` and `timestamp` are taken and ignored (the caller's
+    credentials and our clock decide)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    user_id: str | int | None = Field(default=None, alias="userId")
+    timestamp: float | None = None
+
+
+class LivestreamStart(LivestreamBody):
+    action: Literal["start"]
+    title: Title | None = None
+    description: Description | None = None
+
+
+class LivestreamStop(LivestreamBody):
+    action: Literal["stop"]
+
+
+Action = TypeVar("Action", LivestreamStart, LivestreamStop)
+
+
+def _action_body(model: type[Action], data: Any, action: str) -> Action:
+    """The body, or a 400 problem (seed 004's status for bad parameters) naming the fields."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "body",
+                "in": "body",
+                "message": e["msg"],
+                "type": e["type"],
+            }
+            for e in exc.errors()
+        ]
+        raise InvalidLivestreamRequest(
+            f'The body must be an object with "action": "{action}"', errors=errors
+        ) from exc
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # The body is read as any JSON so that a wrong one is seed 004's 400, not FastAPI's 422.
+    schema = model.model_json_schema(by_alias=True)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _broadcast_summary(media: LiveMedia, stream: Stream) -> dict[str, Any]:
@@ -193,7 +248,7 @@ def _broadcast_summary(media: LiveMedia, stream: Stream) -> dict[str, Any]:
     }
 
 
-@router.get("/livestream/active")
+@router.get("/livestream/active", dependencies=[_general_limit], responses=problem_responses(429))
 async def active_streams(session: ReadSessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Streams on air, as seed 004 lists them."""
     media = media_of(runtime)
@@ -208,31 +263,40 @@ async def active_streams(session: ReadSessionDep, runtime: RuntimeDep) -> dict[s
     return {"count": len(found), "streams": found}
 
 
-@router.get("/livestream/health")
+async def _viewers_now(runtime: Runtime, channel_id: uuid.UUID) -> int:
+    if runtime.realtime is None:
+        return 0
+    return await runtime.realtime.presence.count(channel_room(channel_id))
+
+
+@router.get("/livestream/health", dependencies=[_status_limit], responses=problem_responses(429))
 async def livestream_health(runtime: RuntimeDep, user: OptionalUser) -> dict[str, Any]:
-    """The media side's health: the store, live broadcasts, this process's memory."""
+    """The media side's health: the store, live broadcasts and their viewers, memory."""
     media = media_of(runtime)
     root = runtime.settings.data_dir / "media"
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     broadcasts = [
         {
             "streamKey": str(b.stream_id) if b.stream_id else None,  # never the secret key
             "userId": str(b.owner_id),
             "startedAt": b.went_live_at.isoformat() if b.went_live_at else None,
             "state": b.state,
+            "viewers": await _viewers_now(runtime, b.channel_id),
             "hasFfmpegCommand": bool(b.pipeline and b.pipeline.running),
             "hasInputStream": b.disconnect is not None,
         }
-        for b in media.broadcasts.values()
+        for b in list(media.broadcasts.values())  # a copy: broadcasts may end during the awaits
     ]
     healthy = all(not (b.pipeline and b.pipeline.failed) for b in media.broadcasts.values())
     admin = user is not None and user.role_enum is Role.ADMIN
+    ffmpeg_pids = [
+        pid for b in media.broadcasts.values() if b.pipeline and (pid := b.pipeline.ffmpeg_pid)
+    ]
     return {
         "status": "healthy" if healthy else "unhealthy",
         "timestamp": utcnow().isoformat(),
         "streamsDirectory": {"exists": root.is_dir(), "path": str(root) if admin else "media"},
         "activeStreams": {"count": len(broadcasts), "streams": broadcasts},
-        "memoryUsage": {"rss": usage.ru_maxrss * 1024},
+        "memoryUsage": health.memory_usage(ffmpeg_pids),
     }
 
 
@@ -252,14 +316,18 @@ def _is_owner_or_admin(user: User | None, channel: Channel) -> bool:
     return user is not None and (user.id == channel.owner_id or user.role_enum is Role.ADMIN)
 
 
-@router.get("/livestream/{stream_id}/status", responses=problem_responses(404))
+@router.get(
+    "/livestream/{stream_id}/status",
+    dependencies=[_status_limit],
+    responses=problem_responses(404, 429),
+)
 async def stream_status(
-    stream_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, user: OptionalUser
+    stream_id: str, session: ReadSessionDep, runtime: RuntimeDep, user: OptionalUser
 ) -> dict[str, Any]:
     """Seed 004's status; the file list and playlist text only for the owner or an admin."""
     media = media_of(runtime)
     async with session.begin():
-        stream, channel = await _stream_and_channel(session, stream_id)
+        stream, channel = await _stream_and_channel(session, livestream_id(stream_id))
     prefix = media_prefix(stream.id)
     files = await media.store.list_keys(f"{prefix}/")
     master = f"{prefix}/{MASTER_PLAYLIST}"
@@ -293,63 +361,82 @@ async def stream_status(
     }
 
 
-@router.post("/livestream/{stream_id}/start", responses=problem_responses(401, 403, 404))
+@router.post(
+    "/livestream/{stream_id}/start",
+    dependencies=[_general_limit],
+    responses=problem_responses(400, 401, 403, 404, 409, 429),
+    openapi_extra=_body_schema(LivestreamStart),
+)
 async def start_stream(
-    stream_id: uuid.UUID,
+    stream_id: str,
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
-    _body: Annotated[dict[str, Any] | None, Body()] = None,
+    data: Annotated[Any, Body(include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     """Get a stream ready for its publisher: where to send media and where it will play.
 
-    The stream goes live when media arrives (RTMP or the browser), not on this call."""
+    The stream goes live when media arrives (RTMP or the browser), not on this call; `title`
+    and `description` are applied to it. An ended stream cannot start again (409)."""
+    body = _action_body(LivestreamStart, data, "start")
     async with session.begin():
-        stream, channel = await _stream_and_channel(session, stream_id)
-        channels.ensure_owner(user, channel)
-    live = stream.status == StreamStatus.LIVE.value
-    host = request.url.hostname or runtime.settings.host
+        stream, _ = await _stream_and_channel(session, livestream_id(stream_id))
+        live = await streams.ready_stream(session, actor=user, stream=stream)
+        changes = body.model_dump(include={"title", "description"}, exclude_none=True)
+        if changes:
+            await streams.update_stream(
+                session, actor=user, stream=stream, data=StreamUpdate(**changes)
+            )
     return {
         "status": "already_exists" if live else "created_and_started",
         "streamId": str(stream.id),
         "message": "The stream is live" if live else "Publish to the ingest URL to go live",
         "playbackUrl": f"/hls/{stream.id}/{MASTER_PLAYLIST}",
-        "ingestUrl": runtime.settings.rtmp_public_url
-        or f"rtmp://{host}:{runtime.settings.rtmp_port}/live",
+        "ingestUrl": rtmp_server_url(request, runtime),
         "timestamp": utcnow().isoformat(),
     }
 
 
-@router.post("/livestream/{stream_id}/stop", responses=problem_responses(401, 403, 404))
+@router.post(
+    "/livestream/{stream_id}/stop",
+    dependencies=[_general_limit],
+    responses=problem_responses(400, 401, 403, 404, 429),
+    openapi_extra=_body_schema(LivestreamStop),
+)
 async def stop_stream(
-    stream_id: uuid.UUID,
+    stream_id: str,
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
-    _body: Annotated[dict[str, Any] | None, Body()] = None,
+    data: Annotated[Any, Body(include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     """End a live stream now: its publisher is disconnected and its recording kept."""
+    _action_body(LivestreamStop, data, "stop")
     async with session.begin():
-        _, channel = await _stream_and_channel(session, stream_id)
+        stream, channel = await _stream_and_channel(session, livestream_id(stream_id))
         channels.ensure_owner(user, channel)
-    stopped = await media_of(runtime).end_stream(stream_id, reason="stopped by the owner")
+    stopped = await media_of(runtime).end_stream(stream.id, reason="stopped by the owner")
     return {
         "status": "stopped" if stopped else "already_stopped",
-        "streamId": str(stream_id),
+        "streamId": str(stream.id),
         "message": "The stream has ended" if stopped else "The stream was not live",
         "timestamp": utcnow().isoformat(),
     }
 
 
-@router.get("/livestream/{stream_id}/debug", responses=problem_responses(401, 403, 404))
+@router.get(
+    "/livestream/{stream_id}/debug",
+    dependencies=[_status_limit],
+    responses=problem_responses(401, 403, 404, 429),
+)
 async def debug_stream(
-    stream_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, user: CurrentUser
+    stream_id: str, session: ReadSessionDep, runtime: RuntimeDep, user: CurrentUser
 ) -> dict[str, Any]:
     """The stream's files and master playlist (its owner or an admin only)."""
     media = media_of(runtime)
     async with session.begin():
-        stream, channel = await _stream_and_channel(session, stream_id)
+        stream, channel = await _stream_and_channel(session, livestream_id(stream_id))
         channels.ensure_owner(user, channel)
     prefix = media_prefix(stream.id)
     files = [f.removeprefix(f"{prefix}/") for f in await media.store.list_keys(f"{prefix}/")]
@@ -390,11 +477,17 @@ def _broadcast_internals(media: LiveMedia, stream: Stream) -> dict[str, Any] | N
     }
 
 
-@router.get("/livestream/{stream_id}/{path:path}", responses=_MEDIA_RESPONSES)
-@router.head("/livestream/{stream_id}/{path:path}", include_in_schema=False)
+@router.get(
+    "/livestream/{stream_id}/{path:path}",
+    dependencies=[_stream_limit],
+    responses=problem_responses(404, 416, 429),
+)
+@router.head(
+    "/livestream/{stream_id}/{path:path}", dependencies=[_stream_limit], include_in_schema=False
+)
 async def livestream_file(
-    stream_id: uuid.UUID, path: str, request: Request, runtime: RuntimeDep
+    stream_id: str, path: str, request: Request, runtime: RuntimeDep
 ) -> Response:
     """Seed 004's playback paths: `stream.m3u8` is the master playlist, the rest as /hls."""
     name = MASTER_PLAYLIST if path == "stream.m3u8" else path
-    return await _serve(request, runtime, f"{media_prefix(stream_id)}/{name}")
+    return await _serve(request, runtime, f"{media_prefix(livestream_id(stream_id))}/{name}")

@@ -64,15 +64,27 @@ class Presence:
             pipe.expire(f"{self._prefix}:{room}:nodes", NODE_TTL_SECONDS * 4)
         await pipe.execute()
 
+    async def _node_keys(self, redis: Any, room: str) -> list[str]:
+        nodes = await redis.smembers(f"{self._prefix}:{room}:nodes")
+        return [f"{self._prefix}:{room}:{n.decode() if isinstance(n, bytes) else n}" for n in nodes]
+
     async def count(self, room: str) -> int:
         """Unique viewers of a room across all nodes."""
         if self._redis is None:
             return len(self._local.get(room, {}))
-        nodes = await self._redis.smembers(f"{self._prefix}:{room}:nodes")
-        keys = [f"{self._prefix}:{room}:{n.decode() if isinstance(n, bytes) else n}" for n in nodes]
+        keys = await self._node_keys(self._redis, room)
         if not keys:
             return len(self._local.get(room, {}))
         return len(await self._redis.sunion(keys))
+
+    async def viewers(self, room: str) -> set[str]:
+        """The unique viewers of a room across all nodes (read only: `count` is its size)."""
+        if self._redis is None:
+            return self.local_viewers(room)
+        keys = await self._node_keys(self._redis, room)
+        if not keys:
+            return self.local_viewers(room)
+        return {v.decode() if isinstance(v, bytes) else v for v in await self._redis.sunion(keys)}
 
     async def lead(self, room: str, ttl_ms: int) -> bool:
         """Whether this node reports a room's count now (one node per room at a time)."""

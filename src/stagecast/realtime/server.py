@@ -40,6 +40,9 @@ TICK_SECONDS = 1.0
 RECORD_EVERY_TICKS = 5
 # Browser ingest sends one WebM chunk a second; a few MB each at high bitrates.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Seed 004's 100 events a minute per connection would stop a broadcaster at its hundredth
+# chunk: chunks are held by the media's own limits (chunk rate, size, bitrate) instead.
+EVENTS_OUTSIDE_THE_EVENT_LIMIT = frozenset({"stream-data"})
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -147,10 +150,14 @@ class RealtimeServer:
     def on(self, *names: str, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         """Register an acked handler: payload validated, errors answered as problems."""
 
+        counted = not EVENTS_OUTSIDE_THE_EVENT_LIMIT.intersection(names)
+
         def decorate(handler: Handler) -> Handler:
             async def acked(sid: str, data: Any = None) -> dict[str, Any]:
                 try:
                     user = await self.socket_user(sid)
+                    if counted:
+                        await self.runtime.limiter.hit("socket_events", f"sid:{sid}")
                     payload = parse_payload(model, data) if model is not None else data
                     result = await handler(sid, user, payload)
                 except AppError as exc:
@@ -189,6 +196,9 @@ class RealtimeServer:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         try:
+            await self.runtime.limiter.hit(
+                "socket_connections", f"ip:{environ.get('REMOTE_ADDR', 'unknown')}"
+            )
             user = await self._authenticate(auth)
         except AppError as exc:
             # The JS client receives this as `connect_error` with `err.data`.
@@ -205,6 +215,11 @@ class RealtimeServer:
             await self.sio.enter_room(sid, user_room(user.id))
         await self.sio.save_session(sid, {"user": socket_user})
         return True
+
+    async def signed_in_viewers(self, channel_id: uuid.UUID) -> list[uuid.UUID]:
+        """The signed-in users in a channel's room now, on every node."""
+        keys = await self.presence.viewers(channel_room(channel_id))
+        return [uuid.UUID(k.removeprefix("user:")) for k in keys if k.startswith("user:")]
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         for listener in self.disconnect_listeners:

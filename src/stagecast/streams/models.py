@@ -65,6 +65,23 @@ class Stream(TimestampMixin, Base):
     total_tokens_received: Mapped[int] = mapped_column(BigInteger, default=0)
     # The media node incarnation packaging it while live (see media/models.py MediaNode).
     node_id: Mapped[uuid.UUID | None]
+    # When the owner last asked to start it (`POST .../start`): the channel's next publish goes
+    # live as the most recently readied scheduled stream.
+    ready_at: Mapped[datetime | None]
+
+
+class StreamViewer(Base):
+    """A signed-in viewer's latest join of a stream (`POST /streams/{id}/join`)."""
+
+    __tablename__ = "stream_viewers"
+
+    stream_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StreamTag(Base):

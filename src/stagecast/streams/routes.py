@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from stagecast.accounts.deps import CurrentUser, SessionPrincipal
+from stagecast.accounts.deps import (
+    CurrentPrincipal,
+    CurrentUser,
+    OptionalPrincipal,
+    OptionalUser,
+    SessionPrincipal,
+)
+from stagecast.accounts.security import CHAT_TOKEN_TTL
 from stagecast.cache import ResponseCache
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
-from stagecast.errors import problem_responses
+from stagecast.errors import PermissionDenied, problem_responses
+from stagecast.media.pipeline import MASTER_PLAYLIST
 from stagecast.media.service import media_of
-from stagecast.pagination import Page, PageInfo, make_page
+from stagecast.moderation import service as moderation
+from stagecast.pagination import MAX_LIMIT, Page, PageInfo, make_page
 from stagecast.ratelimit import rate_limit
 from stagecast.realtime.bus import DomainEvent
 from stagecast.runtime import Runtime
@@ -23,12 +33,21 @@ from stagecast.streams import service as streams
 from stagecast.streams.models import StreamKey, StreamStatus
 from stagecast.streams.schemas import (
     BrowserIngest,
+    IceServer,
+    OwnStreamOut,
+    PlaybackUrls,
     StreamCreate,
+    StreamJoinOut,
     StreamKeyOut,
     StreamOut,
+    StreamStartOut,
     StreamUpdate,
     ViewerCount,
+    ViewerList,
+    ViewerSocket,
+    WebRtcEndpoint,
 )
+from stagecast.urls import http_url, rtmp_server_url
 
 _streaming_limit = Depends(rate_limit("streaming"))
 router = APIRouter(prefix="/streams", tags=["streams"])
@@ -38,17 +57,16 @@ _WRITE = problem_responses(401, 403, 404, 409, 422)
 
 
 def _key_out(request: Request, runtime: Runtime, raw: str, stored: StreamKey) -> StreamKeyOut:
-    settings = runtime.settings
-    port = runtime.rtmp_port or settings.rtmp_port  # the bound port when settings say 0
-    server = settings.rtmp_public_url or (
-        f"rtmp://{request.url.hostname or settings.host}:{port}/live"
-    )
+    server = rtmp_server_url(request, runtime)
     return StreamKeyOut(
         stream_key=raw,
         rtmp_server=server,
         rtmp_url=f"{server.rstrip('/')}/{raw}",
         browser_ingest=BrowserIngest(
-            socket_path="/socket.io", start_event="start-stream", data_event="stream-data"
+            socket_path="/socket.io",
+            start_event="start-stream",
+            data_event="stream-data",
+            end_event="end-stream",
         ),
         channel_id=stored.channel_id,
         created_at=stored.created_at,
@@ -119,17 +137,119 @@ async def end_stream(
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-@router.get("/{stream_id}/viewers", responses=problem_responses(404))
-async def stream_viewers(stream_id: uuid.UUID, session: ReadSessionDep) -> ViewerCount:
-    """A stream's current and peak viewer counts."""
+@router.post(
+    "/{stream_id}/start",
+    dependencies=[_streaming_limit],
+    responses=problem_responses(401, 403, 404, 409, 429),
+)
+async def start_stream(
+    stream_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: SessionPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> StreamStartOut:
+    """Seed 002: ready your stream for its publisher, and where to send media (RTMP or the
+    browser; WebRTC is not there yet). It goes live when media arrives, as this stream.
+
+    The answer holds your stream key: the owner's signed-in session only, never an API key.
+    """
     async with session.begin():
         stream = await streams.get_stream(session, stream_id)
-    return ViewerCount(
+        channel = await session.get_one(Channel, stream.channel_id)
+        if channel.owner_id != principal.user.id:
+            raise PermissionDenied("Only the stream's owner can start it")
+        live = await streams.ready_stream(session, actor=principal.user, stream=stream)
+        raw, stored = await streams.get_stream_key(session, runtime.secrets, channel=channel)
+    response.headers["Cache-Control"] = "no-store"
+    return StreamStartOut(
+        **_key_out(request, runtime, raw, stored).model_dump(),
         stream_id=stream.id,
         status=StreamStatus(stream.status),
-        viewer_count=stream.viewer_count,
-        peak_viewer_count=stream.peak_viewer_count,
+        already_live=live,
+        playback_url=http_url(request, runtime, f"/hls/{stream.id}/{MASTER_PLAYLIST}"),
+        webrtc=WebRtcEndpoint(protocol="whip"),
     )
+
+
+@router.post("/{stream_id}/join", responses=problem_responses(401, 404, 409))
+async def join_stream(
+    stream_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: OptionalPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> StreamJoinOut:
+    """Seed 002: join a stream as a viewer, signed in or not: where it plays, and a viewer token
+    for the socket that carries chat and live events (signed-in sessions)."""
+    user = principal.user if principal else None
+    # Anonymous joins write nothing: they need not queue for SQLite's write lock.
+    opened = runtime.db.read_session() if user is None else contextlib.nullcontext(session)
+    async with opened as db, db.begin():
+        stream = await streams.get_stream(db, stream_id)
+        await streams.record_viewer(db, stream=stream, user=user)
+    token, expires_in = None, None
+    if principal is not None and principal.session_id is not None:
+        token, _ = runtime.tokens.issue_chat_token(
+            user_id=principal.user.id, session_id=principal.session_id, role=principal.user.role
+        )
+        expires_in = int(CHAT_TOKEN_TTL.total_seconds())
+        response.headers["Cache-Control"] = "no-store"
+    return StreamJoinOut(
+        stream_id=stream.id,
+        channel_id=stream.channel_id,
+        status=StreamStatus(stream.status),
+        is_live=stream.status == StreamStatus.LIVE.value,
+        viewer_count=stream.viewer_count,
+        playback=PlaybackUrls(
+            master_playlist=http_url(request, runtime, f"/hls/{stream.id}/{MASTER_PLAYLIST}"),
+            low_latency=runtime.settings.media.low_latency,
+            livestream_playlist=http_url(request, runtime, f"/livestream/{stream.id}/stream.m3u8"),
+            thumbnail=http_url(request, runtime, f"/hls/{stream.id}/thumbnail.jpg"),
+        ),
+        viewer_token=token,
+        viewer_token_expires_in=expires_in,
+        socket=ViewerSocket(join_payload={"streamId": str(stream.id)}),
+        ice_servers=list[IceServer](),
+        webrtc=WebRtcEndpoint(protocol="whep"),
+    )
+
+
+@router.get(
+    "/{stream_id}/viewers",
+    response_model=ViewerList | ViewerCount,
+    responses=problem_responses(401, 404, 422),
+)
+async def stream_viewers(
+    stream_id: uuid.UUID,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    viewer: OptionalUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 10)] = MAX_LIMIT,
+) -> ViewerCount:
+    """A stream's current and peak viewer counts; for its owner and the channel's moderators
+    also the signed-in viewers in its room now (latest joiners first)."""
+    async with session.begin():
+        stream = await streams.get_stream(session, stream_id)
+        counts = ViewerCount(
+            stream_id=stream.id,
+            status=StreamStatus(stream.status),
+            viewer_count=stream.viewer_count,
+            peak_viewer_count=stream.peak_viewer_count,
+        )
+        channel = await session.get_one(Channel, stream.channel_id)
+        if viewer is None or runtime.realtime is None:
+            return counts
+        role = await moderation.channel_role(session, channel, viewer)
+        if role is moderation.ChannelRole.VIEWER:
+            return counts
+        present = await runtime.realtime.signed_in_viewers(channel.id)
+        viewers, more = await streams.list_viewers(
+            session, stream=stream, user_ids=present, limit=limit
+        )
+    return ViewerList(**counts.model_dump(), viewers=viewers, has_more=more)
 
 
 @live_router.get("", responses=problem_responses(422))
@@ -145,16 +265,32 @@ async def list_streams(
 
 
 @live_router.get("/me", responses=problem_responses(401))
-async def my_streams(user: CurrentUser, session: SessionDep, page: PageDep) -> Page[StreamOut]:
-    """Your streams, newest first."""
+async def my_streams(
+    principal: CurrentPrincipal,
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    page: PageDep,
+) -> Page[OwnStreamOut]:
+    """Your streams, newest first, each with the channel's stream key (seed 003).
+
+    As with `/me/key`, the key is for a signed-in session: through an API key it is null.
+    """
+    response.headers["Cache-Control"] = "no-store"
     async with session.begin():
-        channel = await channels.channel_of_owner(session, user.id)
+        channel = await channels.channel_of_owner(session, principal.user.id)
         if channel is None:
             return make_page([], PageInfo(page, next_cursor=None, total=0))
         rows, cursor = await streams.list_channel_streams(
             session, channel=channel, params=page, status=None
         )
-        return make_page(await streams.present_streams(session, rows), cursor)
+        key = None
+        if not principal.via_api_key and rows:
+            key, _ = await streams.get_stream_key(session, runtime.secrets, channel=channel)
+        shown = await streams.present_streams(session, rows)
+    return make_page(
+        [OwnStreamOut(**stream.model_dump(), stream_key=key) for stream in shown], cursor
+    )
 
 
 @live_router.get("/me/key", responses=problem_responses(401, 403))

@@ -90,6 +90,19 @@ class StreamOut(BaseModel):
     thumbnail_url: str | None = None  # the latest frame, refreshed every few seconds
 
 
+class OwnStreamOut(StreamOut):
+    """A stream as its owner lists it: with the channel's stream key (never for API keys)."""
+
+    stream_key: str | None
+
+
+class ViewerOut(BaseModel):
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    joined_at: datetime | None  # their POST .../join; null when they joined by socket only
+
+
 class ViewerCount(BaseModel):
     stream_id: uuid.UUID
     status: StreamStatus
@@ -97,10 +110,18 @@ class ViewerCount(BaseModel):
     peak_viewer_count: int
 
 
+class ViewerList(ViewerCount):
+    """The counts and the signed-in viewers in the room now (owner and channel moderators)."""
+
+    viewers: list[ViewerOut]
+    has_more: bool
+
+
 class BrowserIngest(BaseModel):
     socket_path: str
     start_event: str
     data_event: str
+    end_event: str
 
 
 class StreamKeyOut(BaseModel):
@@ -110,3 +131,66 @@ class StreamKeyOut(BaseModel):
     browser_ingest: BrowserIngest
     channel_id: uuid.UUID
     created_at: datetime
+
+
+WEBRTC_NOT_YET = "WebRTC is not available yet: publish with RTMP or browser ingest, play HLS"
+
+
+class WebRtcEndpoint(BaseModel):
+    """Where WebRTC goes once an SFU is configured: WHIP to publish, WHEP to play."""
+
+    available: bool = False
+    protocol: Literal["whip", "whep"]
+    url: str | None = None
+    detail: str = WEBRTC_NOT_YET
+
+
+class StreamStartOut(StreamKeyOut):
+    """What a broadcaster needs to go live with this stream (seed 002's `/start`)."""
+
+    stream_id: uuid.UUID
+    status: StreamStatus
+    already_live: bool
+    playback_url: str
+    webrtc: WebRtcEndpoint
+
+
+class IceServer(BaseModel):
+    """An RTCIceServer, as the browser's RTCPeerConnection takes it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class PlaybackUrls(BaseModel):
+    master_playlist: str  # HLS; Low-Latency HLS (parts, blocking reloads) when `low_latency`
+    low_latency: bool
+    livestream_playlist: str  # the same playlist at seed 004's path
+    thumbnail: str
+
+
+class ViewerSocket(BaseModel):
+    """How to follow the stream live: connect with `auth: {token: viewer_token}`, then join."""
+
+    path: str = "/socket.io"
+    join_event: str = "stream:join"
+    join_payload: dict[str, str]
+
+
+class StreamJoinOut(BaseModel):
+    """What a viewer needs to watch (seed 002's `/join`)."""
+
+    stream_id: uuid.UUID
+    channel_id: uuid.UUID
+    status: StreamStatus
+    is_live: bool
+    viewer_count: int
+    playback: PlaybackUrls
+    # A chat token for the socket handshake (signed-in sessions); null for anonymous callers
+    # and API keys, whose sockets connect without one and watch read-only.
+    viewer_token: str | None
+    viewer_token_expires_in: int | None
+    socket: ViewerSocket
+    ice_servers: list[IceServer]  # empty until WebRTC exists
+    webrtc: WebRtcEndpoint

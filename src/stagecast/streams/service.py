@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast import search
@@ -20,11 +21,25 @@ from stagecast.errors import AppError, Conflict, NotFound
 from stagecast.notifications import service as notifications
 from stagecast.pagination import PageInfo, PageParams, SortKey, paginate
 from stagecast.realtime.bus import channel_room, publish
-from stagecast.streams.models import Stream, StreamKey, StreamStatus, StreamTag, Tag
-from stagecast.streams.schemas import StreamChannel, StreamCreate, StreamOut, StreamUpdate
+from stagecast.streams.models import (
+    Stream,
+    StreamKey,
+    StreamStatus,
+    StreamTag,
+    StreamViewer,
+    Tag,
+)
+from stagecast.streams.schemas import (
+    StreamChannel,
+    StreamCreate,
+    StreamOut,
+    StreamUpdate,
+    ViewerOut,
+)
 
 STREAM_KEY_PREFIX = "live_"
 KEY_PURPOSE = "stream-key"
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class StreamNotFound(NotFound):
@@ -37,6 +52,10 @@ class StreamKeyRejected(AppError):
 
 class StreamAlreadyEnded(Conflict):
     code, title = "STREAM_ENDED", "This stream has ended"
+
+
+class ChannelLiveElsewhere(Conflict):
+    code, title = "CHANNEL_ALREADY_LIVE", "The channel is live with another stream"
 
 
 # --- stream keys ---------------------------------------------------------------------------
@@ -271,6 +290,81 @@ async def cancel_or_allow_end(session: AsyncSession, *, actor: User, stream: Str
     return True
 
 
+async def _live_stream_of(session: AsyncSession, channel_id: uuid.UUID) -> Stream | None:
+    return await session.scalar(
+        select(Stream).where(
+            Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
+        )
+    )
+
+
+async def ready_stream(session: AsyncSession, *, actor: User, stream: Stream) -> bool:
+    """Get a stream ready for its publisher (`POST .../start`): the channel's next publish goes
+    live as this stream. Returns whether it is live already; an ended stream cannot start."""
+    channel = await session.get_one(Channel, stream.channel_id)
+    channels.ensure_owner(actor, channel)
+    if stream.status == StreamStatus.ENDED.value:
+        raise StreamAlreadyEnded("This stream has ended; create a new one to go live again")
+    if stream.status == StreamStatus.LIVE.value:
+        return True
+    if await _live_stream_of(session, channel.id) is not None:
+        raise ChannelLiveElsewhere("The channel is live with another stream; end that one first")
+    stream.ready_at = utcnow()
+    await session.flush()
+    return False
+
+
+async def record_viewer(session: AsyncSession, *, stream: Stream, user: User | None) -> None:
+    """`POST /streams/{id}/join`: remember when a signed-in viewer joined (anonymous viewers
+    are only counted, by the socket they watch with)."""
+    if stream.status == StreamStatus.ENDED.value:
+        raise StreamAlreadyEnded("This stream has ended; its recording is among the channel's VODs")
+    if user is None:
+        return
+    now = utcnow()
+    seen = await session.get(StreamViewer, (stream.id, user.id))
+    if seen is not None:
+        seen.joined_at = now
+        await session.flush()
+        return
+    try:
+        async with session.begin_nested():
+            session.add(StreamViewer(stream_id=stream.id, user_id=user.id, joined_at=now))
+    except IntegrityError:  # the same viewer joining twice at once: the other one won
+        seen = await session.get_one(StreamViewer, (stream.id, user.id), populate_existing=True)
+        seen.joined_at = now
+        await session.flush()
+
+
+async def list_viewers(
+    session: AsyncSession, *, stream: Stream, user_ids: list[uuid.UUID], limit: int
+) -> tuple[list[ViewerOut], bool]:
+    """The signed-in viewers among `user_ids` (those in the room now), latest joiners first;
+    `joined_at` is their `POST .../join`, unknown for viewers that joined by socket only."""
+    found: list[ViewerOut] = []
+    for start in range(0, len(user_ids), 500):  # within every database's parameter limit
+        rows = await session.execute(
+            select(User, StreamViewer.joined_at)
+            .outerjoin(
+                StreamViewer,
+                (StreamViewer.user_id == User.id) & (StreamViewer.stream_id == stream.id),
+            )
+            .where(User.id.in_(user_ids[start : start + 500]))
+        )
+        found.extend(
+            ViewerOut(
+                user_id=user.id,
+                username=user.username,
+                display_name=user.display_name,
+                joined_at=joined_at,
+            )
+            for user, joined_at in rows.all()
+        )
+    found.sort(key=lambda v: v.username.lower())
+    found.sort(key=lambda v: v.joined_at or NEVER, reverse=True)  # stable: unknown ones last
+    return found[:limit], len(found) > limit
+
+
 async def mark_stream_live(
     session: AsyncSession,
     *,
@@ -280,22 +374,19 @@ async def mark_stream_live(
 ) -> tuple[Stream, bool]:
     """Put a channel on air (the media pipeline calls this when a publisher starts).
 
-    Reuses the channel's live stream (a reconnect), else its latest scheduled one, else
-    starts a new one from the channel's defaults. Returns the stream and whether it just
-    went live; followers are notified when it did. `node_id`: the media node packaging it.
+    Reuses the channel's live stream (a reconnect), else the scheduled one readied last by
+    `ready_stream` or else created last, else starts a new one from the channel's defaults.
+    Returns the stream and whether it just went live; followers are notified when it did.
+    `node_id`: the media node packaging it.
     """
     now = now or utcnow()
-    live = await session.scalar(
-        select(Stream).where(
-            Stream.channel_id == channel.id, Stream.status == StreamStatus.LIVE.value
-        )
-    )
+    live = await _live_stream_of(session, channel.id)
     if live is not None:
         return live, False
     stream = await session.scalar(
         select(Stream)
         .where(Stream.channel_id == channel.id, Stream.status == StreamStatus.SCHEDULED.value)
-        .order_by(Stream.id.desc())
+        .order_by(Stream.ready_at.desc().nulls_last(), Stream.id.desc())
         .limit(1)
     )
     if stream is None:

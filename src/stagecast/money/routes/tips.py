@@ -17,6 +17,7 @@ from stagecast.money import service as money
 from stagecast.money.routes.deps import MOVES, IdempotencyKey, move_once, tips_limit
 from stagecast.money.schemas import ContributionOut, DonationIn, GiftIn, GiftOut, TipIn
 from stagecast.pagination import Page, make_page, paginate_list
+from stagecast.streams import service as streams
 
 router = APIRouter(tags=["money"])
 
@@ -48,6 +49,7 @@ async def stream_tips(
 ) -> Page[ContributionOut]:
     """A stream's tips and gifts, newest first; private ones without sender or message."""
     async with session.begin():
+        await streams.get_stream(session, stream_id)  # an unknown stream is a 404, not no tips
         rows, cursor = await money.list_contributions(
             session, params=page, viewer_id=viewer.id if viewer else None, stream_id=stream_id
         )
