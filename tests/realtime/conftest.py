@@ -41,15 +41,27 @@ class LiveServer:
     async def account(self, **overrides: Any) -> Account:
         return await register(self.http, **overrides)
 
-    async def connect(self, account: Account | None = None, **auth: Any) -> Listener:
-        """A Socket.IO client, signed in as `account` (or anonymous), recording every event."""
+    async def connect(
+        self,
+        account: Account | None = None,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        **auth: Any,
+    ) -> Listener:
+        """A Socket.IO client, signed in as `account` (or anonymous), recording every event.
+
+        `auth` adds handshake fields (`dialect=`); `query` goes on the URL (`dialect=seed002`).
+        """
         # One shared HTTP session, closed by the fixture, also for refused handshakes.
         client = socketio.AsyncClient(reconnection=False, http_session=self.sockets_http)
         listener = Listener(client)
         token = auth.pop("token", account.access_token if account else None)
+        handshake = {**({"token": token} if token else {}), **auth}
         await client.connect(
-            self.url,
-            auth={"token": token} if token else None,
+            f"{self.url}?{query}" if query else self.url,
+            auth=handshake or None,
+            headers=headers or {},
             transports=["websocket"],
             wait_timeout=10,
         )
