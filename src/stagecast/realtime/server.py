@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import engineio.payload
 import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -43,6 +44,9 @@ TICK_SECONDS = 1.0
 RECORD_EVERY_TICKS = 5
 # Browser ingest sends one WebM chunk a second; a few MB each at high bitrates.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A client on HTTP long-polling sends all it has queued in one POST: `start-stream` and a few
+# chunks (two packets each) overrun Engine.IO's default of 16. The body stays size-limited.
+MAX_PACKETS_PER_POST = 256
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -119,6 +123,8 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
+        # Engine.IO has this as a class attribute only; no server of ours wants less.
+        engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POST
         # Room events skip python-socketio's per-recipient path (see realtime/fanout.py).
         engine = self.sio.eio
         engine._async = {**engine._async, "websocket": manager.transports.websocket_class()}
