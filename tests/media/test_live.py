@@ -27,7 +27,7 @@ from tests.media.conftest import (
     start_publisher,
     webm_chunks,
 )
-from tests.realtime.conftest import serving
+from tests.realtime.conftest import seed004_viewer, serving
 
 
 async def _finish(process: asyncio.subprocess.Process) -> str:
@@ -423,26 +423,16 @@ async def test_seed_004_viewers_and_broadcaster_hear_each_other(
     server = media_server
     chunks = await webm_chunks(tmp_path, seconds=6)
     key, slug = server.stream_key, server.channel["slug"]
-    early = await server.live.connect(headers={"User-Agent": "seed004-early"})
-    await early.client.emit("join-stream", {"streamKey": slug, "userId": "viewer1"})
-    assert await early.wait_for("stream-joined") == {
-        "streamKey": slug,
-        "viewerCount": 1,
-        "isLive": False,
-    }
+    early, joined = await seed004_viewer(server.live, slug, browser="seed004-early")
+    assert joined == {"streamKey": slug, "viewerCount": 1, "isLive": False}
     tab = await server.live.connect(server.owner)
     await tab.client.emit("start-stream", {"userId": "user123", "streamKey": key})
     for chunk in chunks[:2]:
         await tab.client.emit("stream-data", {"streamKey": key, "chunk": chunk})
     stream_id = (await server.live_stream())["id"]
 
-    late = await server.live.connect(headers={"User-Agent": "seed004-late"})
-    await late.client.emit("join-stream", {"streamKey": stream_id, "userId": "viewer2"})
-    assert await late.wait_for("stream-joined") == {
-        "streamKey": stream_id,
-        "viewerCount": 2,
-        "isLive": True,
-    }
+    late, joined = await seed004_viewer(server.live, stream_id, browser="seed004-late")
+    assert joined == {"streamKey": stream_id, "viewerCount": 2, "isLive": True}
     # The broadcaster's socket hears viewers come and go, under its own key.
     assert await tab.wait_for("viewer-joined", lambda e: e["viewerCount"] == 2) == {
         "streamKey": key,

@@ -69,6 +69,16 @@ class LiveServer:
         return listener
 
 
+async def seed004_viewer(
+    live: LiveServer, stream_key: str, *, browser: str, user_id: str = "user123"
+) -> tuple[Listener, dict[str, Any]]:
+    """A seed 004 viewer as its client joins: anonymous, `join-stream` with no ack, waiting for
+    `stream-joined`. `browser` is its User-Agent (anonymous viewers count once per browser)."""
+    viewer = await live.connect(headers={"User-Agent": browser})
+    await viewer.client.emit("join-stream", {"streamKey": stream_key, "userId": user_id})
+    return viewer, await viewer.wait_for("stream-joined")
+
+
 class Listener:
     """Records the events a client receives, and waits for them."""
 

@@ -13,7 +13,7 @@ from stagecast.realtime.fanout import FanoutManager
 from stagecast.runtime import Runtime
 from tests.factories import Account, go_live, make_channel
 from tests.money.test_wallet import buy
-from tests.realtime.conftest import Listener, LiveServer
+from tests.realtime.conftest import Listener, LiveServer, seed004_viewer
 
 
 async def _room(live: LiveServer) -> tuple[Account, dict[str, Any], str]:
@@ -106,19 +106,12 @@ async def test_seed_004_viewers_join_by_public_names_and_hear_each_other(
     live: LiveServer,
 ) -> None:
     owner, channel, stream_id = await _room(live)
-    first = await _anonymous(live, "seed004-first")
     # As the seed's client: emit, no ack; the answer is an event.
-    await first.client.emit("join-stream", {"streamKey": stream_id, "userId": "user123"})
-    assert await first.wait_for("stream-joined") == {
-        "streamKey": stream_id,
-        "viewerCount": 1,
-        "isLive": True,
-    }
+    first, joined = await seed004_viewer(live, stream_id, browser="seed004-first")
+    assert joined == {"streamKey": stream_id, "viewerCount": 1, "isLive": True}
     await first.wait_for("viewer-joined")
 
-    by_slug = await _anonymous(live, "seed004-second")
-    await by_slug.client.emit("join-stream", {"streamKey": channel["slug"], "userId": "u2"})
-    joined = await by_slug.wait_for("stream-joined")
+    by_slug, joined = await seed004_viewer(live, channel["slug"], browser="seed004-second")
     assert joined == {"streamKey": channel["slug"], "viewerCount": 2, "isLive": True}
     # Each viewer hears about the others under the name it used itself.
     assert await first.wait_for("viewer-joined", lambda e: e["viewerCount"] == 2) == {
@@ -161,9 +154,7 @@ async def test_seed_004_viewers_join_by_public_names_and_hear_each_other(
 
 async def test_seed_004_segments_are_flat(live: LiveServer) -> None:
     _, channel, stream_id = await _room(live)
-    viewer = await _anonymous(live, "seed004-segments")
-    await viewer.client.emit("join-stream", {"streamKey": stream_id, "userId": "user123"})
-    await viewer.wait_for("stream-joined")
+    viewer, _ = await seed004_viewer(live, stream_id, browser="seed004-segments")
     envelope = await live.connect()
     assert (await envelope.call("stream:join", {"streamId": stream_id}))["ok"]
     runtime: Runtime = live.app.state.runtime
