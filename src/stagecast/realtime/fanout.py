@@ -183,6 +183,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             )
             return
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        # Dialects are per room; an emit to a list of rooms (the bus never does) goes as it is.
         variants = self.dialects.get((namespace, room)) if isinstance(room, str) else None
         plain = _Prepared.of(self.server, event, data, namespace)
         prepared: dict[Dialect, _Prepared | None] = {}
