@@ -152,3 +152,17 @@ async def publish_briefly(url: str) -> tuple[int, str]:
     return await run_ffmpeg(
         "-loglevel", "error", *TEST_PATTERN, "-t", "1", *H264_AAC, "-f", "flv", url, within=30
     )  # fmt: skip
+
+
+async def webm_chunks(tmp_path: Path, seconds: int) -> list[bytes]:
+    """A WebM recording cut into one slice per second, the way MediaRecorder hands them out."""
+    path = tmp_path / "tab.webm"
+    code, report = await run_ffmpeg(
+        "-loglevel", "error", *TEST_PATTERN, "-t", str(seconds),
+        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k",
+        "-c:a", "libopus", "-f", "webm", str(path),
+    )  # fmt: skip
+    assert code == 0, report
+    data = path.read_bytes()
+    size = -(-len(data) // seconds)
+    return [data[i : i + size] for i in range(0, len(data), size)]

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import socketio
 
 from stagecast.config import RateLimits
 from tests.factories import make_channel
@@ -24,8 +26,9 @@ from tests.media.conftest import (
     publish_briefly,
     run_ffmpeg,
     start_publisher,
+    webm_chunks,
 )
-from tests.realtime.conftest import serving
+from tests.realtime.conftest import seed004_viewer, serving
 
 # Seed 004's stop body.
 SEED_STOP = {"userId": "user123", "action": "stop", "timestamp": 1704110400}
@@ -191,6 +194,10 @@ async def _check_low_latency(http: httpx.AsyncClient, stream_id: str) -> None:
     assert never.status_code == 404
 
 
+async def _is_in(item: str, items: list[str]) -> bool:
+    return item in items
+
+
 async def _is(value: str, wanted: str) -> bool:
     return value == wanted
 
@@ -289,25 +296,11 @@ async def test_regenerating_the_key_cuts_the_publisher_off(media_server: MediaSe
     await _ended(server, stream_id)
 
 
-async def _webm_chunks(tmp_path: Path, seconds: int) -> list[bytes]:
-    """A WebM recording cut into one slice per second, the way MediaRecorder hands them out."""
-    path = tmp_path / "tab.webm"
-    code, report = await run_ffmpeg(
-        "-loglevel", "error", *TEST_PATTERN, "-t", str(seconds),
-        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k",
-        "-c:a", "libopus", "-f", "webm", str(path),
-    )  # fmt: skip
-    assert code == 0, report
-    data = path.read_bytes()
-    size = -(-len(data) // seconds)
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
 async def test_browser_ingest_goes_live_and_ends_with_a_vod(
     media_server: MediaServer, tmp_path: Path
 ) -> None:
     server, http = media_server, media_server.live.http
-    chunks = await _webm_chunks(tmp_path, seconds=4)
+    chunks = await webm_chunks(tmp_path, seconds=4)
     tab = await server.live.connect(server.owner)
     key = server.stream_key
 
@@ -329,7 +322,8 @@ async def test_browser_ingest_goes_live_and_ends_with_a_vod(
     # Chunks after the end are refused, and say so.
     late = await tab.call("stream-data", {"streamKey": key, "chunk": chunks[0]})
     assert late["error"]["code"] == "NOT_BROADCASTING"
-    assert (await tab.wait_for("stream-error"))["code"] == "NOT_BROADCASTING"
+    told = await tab.wait_for("stream-error")  # seed 004's code; ours in the problem
+    assert (told["code"], told["problem"]["code"]) == ("STREAM_NOT_FOUND", "NOT_BROADCASTING")
 
     vods = await eventually(lambda: _vods(server))
     assert [v["stream_id"] for v in vods] == [stream_id]
@@ -356,7 +350,7 @@ async def test_a_broadcaster_is_not_held_by_the_socket_event_limit(
         tab = await live.connect(owner)
         seed_start = {"userId": "user123", "streamKey": key["stream_key"]}
         assert (await tab.call("start-stream", seed_start))["ok"]
-        chunks = await _webm_chunks(tmp_path, seconds=5)
+        chunks = await webm_chunks(tmp_path, seconds=5)
         for chunk in chunks:
             sent = await tab.call("stream-data", {"streamKey": key["stream_key"], "chunk": chunk})
             assert sent["ok"], sent
@@ -382,7 +376,13 @@ async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> No
 
     wrong = await stranger.call("start-stream", {"streamKey": "sk_wrong"})
     assert wrong["error"]["code"] == "STREAM_KEY_REJECTED"
-    assert (await stranger.wait_for("stream-error"))["code"] == "STREAM_KEY_REJECTED"
+    told = await stranger.wait_for("stream-error")
+    assert told == {
+        "error": wrong["error"]["detail"],
+        "streamKey": "sk_wrong",
+        "code": "UNAUTHORIZED",
+        "problem": wrong["error"],
+    }
     # Signed in but not the owner of any channel, and no key: refused as well.
     assert (await stranger.call("start-stream", {}))["error"]["code"] == "STREAM_KEY_REJECTED"
     unstarted = await stranger.call("stream-data", {"chunk": b"\x1a\x45\xdf\xa3"})
@@ -393,16 +393,121 @@ async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> No
     again = await server.live.connect(server.owner)
     busy = await again.call("start-stream", {"streamKey": server.stream_key})
     assert busy["error"]["code"] == "STREAM_ALREADY_PUBLISHING"
+    assert (await again.wait_for("stream-error"))["code"] == "STREAM_ALREADY_EXISTS"
+    twice = await tab.call("start-stream", {})
+    assert twice["error"]["code"] == "STREAM_ALREADY_PUBLISHING"
     text = await tab.call("stream-data", {"chunk": "not bytes"})
     assert text["error"]["code"] == "VALIDATION_ERROR"
     not_webm = await tab.call("stream-data", {"chunk": b"GIF89a" + bytes(100)})
     assert not_webm["error"]["code"] == "MEDIA_REJECTED"
+    media_errors = [e["code"] for e in tab.received("stream-error")]
+    assert media_errors == ["STREAM_ALREADY_EXISTS", "MEDIA_ERROR", "MEDIA_ERROR"]
     # A refused first chunk ends that publish; nothing went live.
     assert (await tab.call("stream-data", {"chunk": b"\x1a"}))["error"]["code"] == (
         "NOT_BROADCASTING"
     )
+    # A WebM start that never shows video is held a few chunks, then refused.
+    assert (await tab.call("start-stream", {}))["ok"]
+    answers = [
+        await tab.call("stream-data", {"chunk": b"\x1a\x45\xdf\xa3" + bytes(64)}) for _ in range(5)
+    ]
+    assert [a["ok"] for a in answers] == [True] * 4 + [False]
+    assert answers[-1]["error"]["detail"] == "No video found in the first WebM chunks"
     assert [s for s in await server.channel_streams() if s["status"] == "live"] == []
     assert server.media.broadcasts == {}
+
+
+@pytest.mark.parametrize("transports", [None, ["polling"]], ids=["upgraded", "polling"])
+async def test_seed_004_broadcaster_sends_chunks_right_behind_start_stream(
+    media_server: MediaServer, tmp_path: Path, transports: list[str] | None
+) -> None:
+    """The seed's Python example: python-socketio's Client, `emit` with no acks, no waiting.
+
+    As the seed connects (long-polling, then the upgrade), and on long-polling alone, where
+    the client sends everything queued in one POST.
+    """
+    server, http = media_server, media_server.live.http
+    chunks = await webm_chunks(tmp_path, seconds=8)
+    key = server.stream_key
+    received: list[tuple[str, Any]] = []  # appended from the client's threads
+    sio = socketio.Client(reconnection=False)
+    sio.on("*", lambda event, data=None: received.append((event, data)))
+
+    def broadcast() -> None:
+        sio.connect(server.live.url, transports=transports)
+        sio.emit("start-stream", {"userId": "user123", "streamKey": key})
+        for chunk in chunks:
+            sio.emit("stream-data", {"streamKey": key, "chunk": chunk})
+
+    await asyncio.to_thread(broadcast)
+    try:
+        stream_id = (await server.live_stream())["id"]
+        await eventually(lambda: _segments_listed(http, stream_id))
+        await asyncio.to_thread(sio.emit, "end-stream", {"streamKey": key, "userId": "user123"})
+        await eventually(lambda: _is_in("stream-ended", [name for name, _ in received]))
+    finally:
+        await asyncio.to_thread(sio.disconnect)
+    await _ended(server, stream_id)
+    names = [name for name, _ in received]
+    assert "stream-error" not in names, received
+    assert names.index("stream-started") < names.index("stream-ended")
+    assert dict(received)["stream-started"]["status"] == "broadcasting"
+    assert dict(received)["stream-ended"] == {"streamKey": key, "reason": "ended"}
+    assert names.count("stream-ended") == 1
+    vods = await eventually(lambda: _vods(server))
+    assert [v["stream_id"] for v in vods] == [stream_id]
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/source/vod.m3u8", "-c", "copy", "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+    assert media_duration(played) > 6  # every chunk was taken, in order
+
+
+async def test_seed_004_viewers_and_broadcaster_hear_each_other(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    server = media_server
+    first, *rest = await webm_chunks(tmp_path, seconds=6)
+    # Chromium's MediaRecorder may cut its first slice inside the WebM header: one byte of it.
+    chunks = [first[:1], first[1:], *rest]
+    key, slug = server.stream_key, server.channel["slug"]
+    early, joined = await seed004_viewer(server.live, slug, browser="seed004-early")
+    assert joined == {"streamKey": slug, "viewerCount": 1, "isLive": False}
+    tab = await server.live.connect(server.owner)
+    await tab.client.emit("start-stream", {"userId": "user123", "streamKey": key})
+    for chunk in chunks[:3]:
+        await tab.client.emit("stream-data", {"streamKey": key, "chunk": chunk})
+    stream_id = (await server.live_stream())["id"]
+
+    late, joined = await seed004_viewer(server.live, stream_id, browser="seed004-late")
+    assert joined == {"streamKey": stream_id, "viewerCount": 2, "isLive": True}
+    # The broadcaster's socket hears viewers come and go, under its own key.
+    assert await tab.wait_for("viewer-joined", lambda e: e["viewerCount"] == 2) == {
+        "streamKey": key,
+        "viewerCount": 2,
+    }
+    for chunk in chunks[3:]:
+        await tab.client.emit("stream-data", {"streamKey": key, "chunk": chunk})
+        await asyncio.sleep(0.5)
+    segments = await late.wait_for("stream-segments-updated", within=30)
+    assert set(segments) == {"streamKey", "segmentCount"}
+    assert segments["streamKey"] == stream_id
+    assert segments["segmentCount"] >= 1
+    assert (await early.wait_for("stream-segments-updated"))["streamKey"] == slug
+    assert (await tab.wait_for("stream-segments-updated"))["streamKey"] == key
+    await late.client.emit("leave-stream", {"streamKey": stream_id})
+    assert await tab.wait_for("viewer-left") == {"streamKey": key, "viewerCount": 1}
+
+    await tab.client.emit("end-stream", {"streamKey": key, "userId": "user123"})
+    assert await tab.wait_for("stream-ended") == {"streamKey": key, "reason": "ended"}
+    ended = await early.wait_for("stream-ended", within=20)
+    assert set(ended) == {"streamKey", "reason"}
+    assert ended["streamKey"] == slug
+    await asyncio.sleep(0.5)
+    assert len(tab.received("stream-ended")) == 1  # told once, by its ingest
+    assert "stream-error" not in [name for name, _ in tab.events]
+    # The secret key never reaches a viewer.
+    assert key not in repr(early.events + late.events)
 
 
 async def test_ffmpeg_dying_mid_stream_is_restarted(media_server: MediaServer) -> None:
@@ -486,7 +591,7 @@ async def test_a_corrupt_chunk_mid_stream_loses_nothing_recorded(
     media_server: MediaServer, tmp_path: Path
 ) -> None:
     server, http = media_server, media_server.live.http
-    chunks = await _webm_chunks(tmp_path, seconds=6)
+    chunks = await webm_chunks(tmp_path, seconds=6)
     tab = await server.live.connect(server.owner)
     assert (await tab.call("start-stream", {"streamKey": server.stream_key}))["ok"]
     garbage = bytes((i * 7919) % 256 for i in range(50_000))
@@ -509,13 +614,13 @@ async def test_a_corrupt_chunk_mid_stream_loses_nothing_recorded(
 async def test_a_silent_tab_is_dropped(media_server: MediaServer, tmp_path: Path) -> None:
     server = media_server
     server.media.settings.publisher_timeout_seconds = 1.5
-    chunks = await _webm_chunks(tmp_path, seconds=2)
+    chunks = await webm_chunks(tmp_path, seconds=2)
     tab = await server.live.connect(server.owner)
     assert (await tab.call("start-stream", {}))["ok"]
     assert (await tab.call("stream-data", {"chunk": chunks[0]}))["ok"]
     stream_id = (await server.live_stream())["id"]
     error = await tab.wait_for("stream-error", within=10)
-    assert error["code"] == "MEDIA_REJECTED"
+    assert (error["code"], error["problem"]["code"]) == ("MEDIA_ERROR", "MEDIA_REJECTED")
     broadcast = server.media.by_stream(uuid.UUID(stream_id))
     assert broadcast is not None
     assert broadcast.state == "reconnecting"  # the window lets the tab come back

@@ -41,20 +41,42 @@ class LiveServer:
     async def account(self, **overrides: Any) -> Account:
         return await register(self.http, **overrides)
 
-    async def connect(self, account: Account | None = None, **auth: Any) -> Listener:
-        """A Socket.IO client, signed in as `account` (or anonymous), recording every event."""
+    async def connect(
+        self,
+        account: Account | None = None,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        **auth: Any,
+    ) -> Listener:
+        """A Socket.IO client, signed in as `account` (or anonymous), recording every event.
+
+        `auth` adds handshake fields (`dialect=`); `query` goes on the URL (`dialect=seed002`).
+        """
         # One shared HTTP session, closed by the fixture, also for refused handshakes.
         client = socketio.AsyncClient(reconnection=False, http_session=self.sockets_http)
         listener = Listener(client)
         token = auth.pop("token", account.access_token if account else None)
+        handshake = {**({"token": token} if token else {}), **auth}
         await client.connect(
-            self.url,
-            auth={"token": token} if token else None,
+            f"{self.url}?{query}" if query else self.url,
+            auth=handshake or None,
+            headers=headers or {},
             transports=["websocket"],
             wait_timeout=10,
         )
         self.clients.append(client)
         return listener
+
+
+async def seed004_viewer(
+    live: LiveServer, stream_key: str, *, browser: str, user_id: str = "user123"
+) -> tuple[Listener, dict[str, Any]]:
+    """A seed 004 viewer as its client joins: anonymous, `join-stream` with no ack, waiting for
+    `stream-joined`. `browser` is its User-Agent (anonymous viewers count once per browser)."""
+    viewer = await live.connect(headers={"User-Agent": browser})
+    await viewer.client.emit("join-stream", {"streamKey": stream_key, "userId": user_id})
+    return viewer, await viewer.wait_for("stream-joined")
 
 
 class Listener:

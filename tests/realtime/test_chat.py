@@ -243,18 +243,39 @@ async def test_replies_and_history_pages(live: LiveServer) -> None:
     assert rest["data"][0]["body"] == "question?"
 
 
-async def test_legacy_seed_000_names(live: LiveServer) -> None:
-    _, _, stream_id = await _room(live)
-    old_client = await live.connect(await live.account())
-    sender = await live.connect(await live.account())
+async def test_emotes_of_a_message_are_counted_for_overlays(live: LiveServer) -> None:
+    _, channel_id, stream_id = await _room(live)
+    overlay = await live.connect()
+    old_client = await live.connect()
+    talker_account = await live.account()
+    talker = await live.connect(talker_account)
+    assert (await overlay.call("stream:join", {"streamId": stream_id}))["ok"]
     assert (await old_client.call("join-stream", {"streamId": stream_id}))["ok"]
-    await sender.call("stream:join", {"streamId": stream_id})
-    sent = await sender.call("send-message", {"message": "for old clients"})
+    assert (await talker.call("stream:join", {"streamId": stream_id}))["ok"]
+
+    plain = await talker.call("chat:send", {"message": "no emotes here, schype"})
+    sent = await talker.call("chat:send", {"message": "scHype gg scGG scHype scHype!"})
+    assert plain["ok"]
     assert sent["ok"]
-    legacy = await old_client.wait_for("new-message")
-    assert legacy["payload"]["body"] == "for old clients"
-    assert old_client.received("chat:message")  # the current name arrives too
-    await old_client.wait_for("user-joined", lambda e: True, within=5)
+    emote = await overlay.wait_for("chat:emote")
+    assert emote["type"] == "chat:emote"
+    assert emote["payload"] == {
+        "message_id": sent["message"]["id"],
+        "channel_id": channel_id,
+        "stream_id": stream_id,
+        "user_id": talker_account.id,
+        # `scHype!` is text, not an emote: emotes are whole words, as in `fragments`.
+        "emotes": [
+            {"code": "scHype", "fallback": "🎉", "count": 2},
+            {"code": "scGG", "fallback": "🏆", "count": 1},
+        ],
+    }
+    # Seed 000 names it chat:emote too; a message without emotes sends none.
+    assert (await old_client.wait_for("chat:emote"))["payload"]["message_id"] == sent["message"][
+        "id"
+    ]
+    await asyncio.sleep(0.2)
+    assert len(overlay.received("chat:emote")) == 1
 
 
 async def test_disconnects_keep_the_room_working(live: LiveServer) -> None:

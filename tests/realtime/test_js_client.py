@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.factories import go_live, make_channel
 from tests.realtime.conftest import LiveServer
 
@@ -57,3 +59,45 @@ async def test_js_client_joins_and_receives_a_message(live: LiveServer) -> None:
     assert message["type"] == "chat:message"
     assert message["payload"]["body"] == "hello node"
     assert process.returncode == 0
+
+
+async def _refused(live: LiveServer, token: str, auth: dict[str, object]) -> dict[str, object]:
+    """What the official client's `connect_error` hands the app: `err.message`, `err.data`."""
+    node = shutil.which("node")
+    assert node, "node is needed (the machine image ships it)"
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(NODE_DIR / "join_and_listen.mjs"),
+        live.url,
+        token,
+        "00000000-0000-7000-8000-000000000000",
+        json.dumps(auth),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 3, (out + err).decode()
+    line = json.loads(out.decode().splitlines()[-1])
+    assert line["kind"] == "connect_error"
+    refusal: dict[str, object] = line["data"]
+    return refusal
+
+
+@pytest.mark.parametrize(
+    ("token", "auth", "code"),
+    [
+        ("not-a-jwt", {}, "INVALID_TOKEN"),
+        ("", {"dialect": "klingon"}, "VALIDATION_ERROR"),
+    ],
+)
+async def test_a_refused_handshake_gives_the_js_client_the_problem(
+    live: LiveServer, token: str, auth: dict[str, object], code: str
+) -> None:
+    refusal = await _refused(live, token, auth)
+    message, problem = refusal["message"], refusal["data"]
+    assert isinstance(message, str)
+    assert isinstance(problem, dict)
+    assert problem["code"] == code
+    assert message == problem["detail"]  # a sentence for people, not a Python repr
+    assert not message.startswith("{")
+    assert set(problem) >= {"type", "title", "status", "detail", "code"}

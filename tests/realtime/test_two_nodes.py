@@ -117,16 +117,35 @@ async def test_chat_and_viewer_counts_cross_nodes(two_nodes: tuple[str, str]) ->
             assert joined["ok"], joined
             listeners.append(listener)
         on_first, on_second = listeners
+        # Sockets of other dialects on the second node: each node translates for its own.
+        dialects = []
+        for join in ({"channelId": channel["id"]}, {"streamKey": "two-nodes", "userId": "u"}):
+            client = socketio.AsyncClient(reconnection=False)
+            listener = Listener(client)
+            await client.connect(second, transports=["websocket"])
+            clients.append(client)
+            assert (await listener.call("join-stream", join))["ok"]
+            dialects.append(listener)
+        seed000, seed004 = dialects
 
         sent = await on_first.call("chat:send", {"message": "from node one"})
         assert sent["ok"], sent
         received = await on_second.wait_for("chat:message", within=10)
         assert received["payload"]["body"] == "from node one"
+        assert (await seed000.wait_for("new-message", within=10))["payload"]["body"] == (
+            "from node one"
+        )
+        assert (await seed004.wait_for("chat:message", within=10))["type"] == "chat:message"
+        counted = await seed004.wait_for(
+            "viewer-joined", lambda e: e["viewerCount"] == 3, within=10
+        )
+        assert counted == {"streamKey": "two-nodes", "viewerCount": 3}  # one anonymous browser
+        assert "chat:message" not in [name for name, _ in seed000.events]
 
-        # Each node has one viewer; both report the room's two.
+        # Signed-in viewers on each node and one anonymous browser: both report the three.
         for listener in (on_first, on_second):
             update = await listener.wait_for(
-                "viewers:updated", lambda e: e["payload"]["viewer_count"] == 2, within=10
+                "viewers:updated", lambda e: e["payload"]["viewer_count"] == 3, within=10
             )
             assert update["payload"]["channel_id"] == channel["id"]
     finally:

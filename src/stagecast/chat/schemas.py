@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class Fragment(BaseModel):
@@ -49,12 +49,23 @@ class SocketPayload(BaseModel):
 
 
 class TargetIn(SocketPayload):
-    # Seed 004's viewers name the stream `streamKey` (its public id, never the secret key).
     stream_id: uuid.UUID | None = Field(
-        default=None, validation_alias=AliasChoices("streamId", "stream_id", "streamKey")
+        default=None, validation_alias=AliasChoices("streamId", "stream_id")
     )
     channel_id: uuid.UUID | None = Field(
         default=None, validation_alias=AliasChoices("channelId", "channel_id")
+    )
+
+
+class StreamKeyIn(SocketPayload):
+    """Seed 004's viewer payloads: `streamKey` is a public name (stream id, channel id or slug)."""
+
+    stream_key: StrictStr = Field(
+        min_length=1, max_length=256, validation_alias=AliasChoices("streamKey", "stream_key")
+    )
+    # Seed 004 sends who the viewer is; the socket's token decides that here, so it is ignored.
+    user_id: Annotated[StrictStr, Field(max_length=256)] | StrictInt | None = Field(
+        default=None, validation_alias=AliasChoices("userId", "user_id")
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,6 +84,12 @@ def fragments_of(body: str) -> list[Fragment]:
     return pieces
 
 
+def emote_counts(fragments: list[Fragment]) -> list[dict[str, Any]]:
+    """Each emote of a message once, with how often it appears, in order of appearance."""
+    counts = Counter(f.emote for f in fragments if f.type == "emote" and f.emote)
+    return [{"code": code, "fallback": EMOTES[code], "count": n} for code, n in counts.items()]
+
+
 def is_emote_only(body: str) -> bool:
     return all(word in EMOTES for word in body.split(" "))
 
@@ -144,9 +152,18 @@ async def send_message(
         session, channel_id=channel.id, user_ids=[user.id], now=now
     )
     shown = present(message, user, moderation.badges_for(role, subscriber=bool(subscribed)))
-    publish(
-        session, "chat:message", shown.model_dump(mode="json"), rooms=(channel_room(channel.id),)
-    )
+    room = channel_room(channel.id)
+    publish(session, "chat:message", shown.model_dump(mode="json"), rooms=(room,))
+    emotes = emote_counts(shown.fragments)
+    if emotes:  # seed 000's overlays show emotes as they are sent
+        emoted = {
+            "message_id": str(message.id),
+            "channel_id": str(channel.id),
+            "stream_id": str(stream_id) if stream_id else None,
+            "user_id": str(user.id),
+            "emotes": emotes,
+        }
+        publish(session, "chat:emote", emoted, rooms=(room,))
     return shown
 
 

@@ -37,6 +37,8 @@ BITRATE_SLACK = 1.5  # encoders overshoot; a sustained 1.5x the limit is refused
 WEBM_MAGIC = b"\x1a\x45\xdf\xa3"
 # Browser chunks arrive about once a second; this many in BITRATE_WINDOW is faster than live.
 MAX_CHUNKS_PER_WINDOW = 30
+# The first chunks of a browser stream held while they are too short to probe.
+MAX_HEAD_CHUNKS = 5
 
 
 class IngestMeter:
@@ -172,6 +174,8 @@ class BrowserPublish:
         self.pipeline: LivePipeline | None = None
         self.meter = IngestMeter(media.settings.max_input_bitrate)
         self.last_chunk_at = time.monotonic()
+        self.head = b""  # the stream's first chunks, until ffmpeg knows the source
+        self.head_chunks = 0
 
     async def feed(self, chunk: bytes) -> None:
         """Take the next chunk; the first must start a WebM stream (EBML header)."""
@@ -186,12 +190,21 @@ class BrowserPublish:
         if self.pipeline is not None:
             await self.pipeline.feed(chunk)
             return
-        if not chunk.startswith(WEBM_MAGIC):
+        # MediaRecorder may hand out the stream's start in pieces (Chromium's first slice can
+        # be a single byte of the header): hold them until ffmpeg can tell what they are.
+        self.head += chunk
+        self.head_chunks += 1
+        if not self.head.startswith(WEBM_MAGIC[: len(self.head)]):
             raise MediaRejected("The first chunk must start a WebM stream (MediaRecorder's)")
-        source = await probe_source(self.media.ffmpeg, chunk, "webm")
+        if len(self.head) < len(WEBM_MAGIC):
+            return
+        source = await probe_source(self.media.ffmpeg, self.head, "webm")
         if source is None:
-            raise MediaRejected("No video found in the first WebM chunk")
+            if self.head_chunks < MAX_HEAD_CHUNKS:
+                return
+            raise MediaRejected("No video found in the first WebM chunks")
+        head, self.head = self.head, b""
         pipeline = await self.media.go_live(self.broadcast, input_format="webm", source=source)
-        pipeline.remember_header(chunk)
+        pipeline.remember_header(head)
         self.pipeline = pipeline
-        await pipeline.feed(chunk)
+        await pipeline.feed(head)

@@ -3,7 +3,8 @@
 A service calls `publish(session, event, payload, rooms=...)` inside its transaction. The
 events wait on the session and go out only once the transaction commits (a rolled-back
 transaction publishes nothing), in order, through one queue per process. Socket.IO's Redis
-manager (when `STAGECAST_REDIS_URL` is set) carries them to sockets on every node.
+manager (when `STAGECAST_REDIS_URL` is set) carries them to sockets on every node; each node
+hands them to its sockets in their dialects (realtime/dialects.py).
 """
 
 from __future__ import annotations
@@ -26,23 +27,9 @@ log = structlog.get_logger(__name__)
 PENDING = "stagecast.pending_events"
 BUS = "stagecast.event_bus"
 
-# Seed 000's clients listen for these names; they get them beside the current ones.
-LEGACY_NAMES = {
-    "chat:message": "new-message",
-    "viewers:joined": "user-joined",
-    "viewers:left": "user-left",
-    # Seed 004's players reload their playlist on this one.
-    "stream:segments": "stream-segments-updated",
-}
-
 
 def channel_room(channel_id: uuid.UUID | str) -> str:
     return f"channel:{channel_id}"
-
-
-def legacy_room(channel_id: uuid.UUID | str) -> str:
-    """Sockets that joined with seed 000's `join-stream` also get the old event names."""
-    return f"legacy:{channel_id}"
 
 
 def user_room(user_id: uuid.UUID | str) -> str:
@@ -101,10 +88,8 @@ class EventBus:
         """Send an event now (for state that is not in the database, like viewer counts)."""
         message = envelope(name, payload)
         for room in rooms:
+            # Once per room: each socket gets it in its own dialect (realtime/fanout.py).
             await self._sio.emit(name, message, room=room)
-            legacy = LEGACY_NAMES.get(name)
-            if legacy and room.startswith("channel:"):
-                await self._sio.emit(legacy, message, room=legacy_room(room.split(":", 1)[1]))
 
     async def _run(self) -> None:
         while True:

@@ -10,6 +10,8 @@ gets the packet the ordinary way.
 
 Only room broadcasts without acks take the fast path; acks and events to one socket keep
 python-socketio's path. A room's events keep their order, since they all take the same path.
+Sockets that joined a room in another dialect (realtime/dialects.py) get the event in that
+dialect instead: one translation and one frame per dialect in the room, never two events.
 A viewer that stops reading is disconnected once `MAX_BUFFERED_BYTES` wait for it, instead of
 the server buffering for it without bound.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -26,6 +29,8 @@ from engineio import packet as eio_packet
 from engineio.async_drivers.asgi import WebSocket as EngineWebSocket
 from socketio import packet as sio_packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from stagecast.realtime.dialects import Dialect, DialectName
 
 log = structlog.get_logger(__name__)
 
@@ -109,13 +114,56 @@ class Transports:
         return RegisteringWebSocket
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """An event as it goes out: one websocket frame and Engine.IO packet for every recipient."""
+
+    event: str
+    data: Any
+    frame: bytes | None  # None: the event has binary attachments (several packets)
+    message: eio_packet.Packet | None
+
+    @classmethod
+    def of(cls, server: Any, event: str, data: Any, namespace: str) -> _Prepared:
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        if isinstance(encoded, list):
+            return cls(event, data, None, None)
+        message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        return cls(event, data, websocket_frame(message.encode().encode()), message)
+
+
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    """Delivers room events to this node's sockets with one shared frame."""
+    """Delivers room events to this node's sockets with one shared frame per dialect."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.transports = Transports()
         self.frames_written = 0
+        # (namespace, room) -> sid -> dialect, for the sockets not on the envelope only.
+        self.dialects: dict[tuple[str, str], dict[str, Dialect]] = {}
+
+    def set_dialect(self, sid: str, room: str, dialect: Dialect, namespace: str = "/") -> None:
+        """Deliver `room`'s events to `sid` in `dialect` (the envelope by default)."""
+        if dialect.name == DialectName.ENVELOPE:
+            self._forget_dialect(sid, namespace, room)
+        else:
+            self.dialects.setdefault((namespace, room), {})[sid] = dialect
+
+    def dialect_of(self, sid: str, room: str, namespace: str = "/") -> Dialect | None:
+        return self.dialects.get((namespace, room), {}).get(sid)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: str) -> None:
+        # Every way out of a room (leave, disconnect, close) comes through here.
+        super().basic_leave_room(sid, namespace, room)
+        self._forget_dialect(sid, namespace, room)
+
+    def _forget_dialect(self, sid: str, namespace: str, room: str) -> None:
+        variants = self.dialects.get((namespace, room))
+        if variants is not None and variants.pop(sid, None) is not None and not variants:
+            del self.dialects[namespace, room]
 
     async def emit(
         self,
@@ -134,24 +182,43 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
             )
             return
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        if isinstance(encoded, list):  # binary attachments: several packets, the ordinary way
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, **kwargs)
-            return
-        message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = websocket_frame(message.encode().encode())
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        slow: list[str] = []
+        # Dialects are per room; an emit to a list of rooms (the bus never does) goes as it is.
+        variants = self.dialects.get((namespace, room)) if isinstance(room, str) else None
+        plain = _Prepared.of(self.server, event, data, namespace)
+        prepared: dict[Dialect, _Prepared | None] = {}
+        slow: list[tuple[str, eio_packet.Packet]] = []
+        one_by_one: list[tuple[str, _Prepared]] = []
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
-            if not self._write(eio_sid, frame):
-                slow.append(eio_sid)
-        for eio_sid in slow:
+            delivery = plain
+            dialect = variants.get(sid) if variants else None
+            if dialect is not None:
+                if dialect not in prepared:
+                    prepared[dialect] = self._translated(dialect, event, data, namespace)
+                translated = prepared[dialect]
+                if translated is None:  # the dialect has nothing for this event
+                    continue
+                delivery = translated
+            if delivery.frame is None or delivery.message is None:
+                one_by_one.append((sid, delivery))
+            elif not self._write(eio_sid, delivery.frame):
+                slow.append((eio_sid, delivery.message))
+        for eio_sid, message in slow:
             await self.server.eio.send_packet(eio_sid, message)
+        for sid, delivery in one_by_one:  # binary attachments: several packets, the ordinary way
+            await super().emit(delivery.event, delivery.data, namespace, to=sid, **kwargs)
+
+    def _translated(
+        self, dialect: Dialect, event: str, data: Any, namespace: str
+    ) -> _Prepared | None:
+        if not (isinstance(data, dict) and "payload" in data):  # not an envelope: as it is
+            return _Prepared.of(self.server, event, data, namespace)
+        translated = dialect.translate(event, data)
+        if translated is None:
+            return None
+        return _Prepared.of(self.server, *translated, namespace)
 
     def _write(self, eio_sid: str, frame: bytes) -> bool:
         """Write the frame to the socket's transport; False when it must go the ordinary way."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import engineio.payload
 import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import User
 from stagecast.accounts.security import CHAT_TOKEN_TYPE
+from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.errors import (
     AppError,
@@ -27,7 +30,8 @@ from stagecast.errors import (
     NotFound,
     ValidationFailed,
 )
-from stagecast.realtime.bus import EventBus, channel_room, legacy_room, user_room
+from stagecast.realtime.bus import EventBus, channel_room, user_room
+from stagecast.realtime.dialects import ENVELOPE, Dialect, DialectName
 from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
 from stagecast.realtime.presence import Presence
 from stagecast.runtime import Runtime
@@ -43,6 +47,9 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # Seed 004's 100 events a minute per connection would stop a broadcaster at its hundredth
 # chunk: chunks are held by the media's own limits (chunk rate, size, bitrate) instead.
 EVENTS_OUTSIDE_THE_EVENT_LIMIT = frozenset({"stream-data"})
+# A client on HTTP long-polling sends all it has queued in one POST: `start-stream` and a few
+# chunks (two packets each) overrun Engine.IO's default of 16. The body stays size-limited.
+MAX_PACKETS_PER_POST = 256
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -56,8 +63,11 @@ class SocketUser:
     display_name: str | None
     role: str | None
     viewer_key: str
+    # The dialect the handshake asked for; `stream:join` joins in it (realtime/dialects.py).
+    dialect: DialectName = DialectName.ENVELOPE
     channels: set[uuid.UUID] = field(default_factory=set)
     streams: dict[uuid.UUID, uuid.UUID | None] = field(default_factory=dict)
+    dialects: dict[uuid.UUID, Dialect] = field(default_factory=dict)
 
     @property
     def anonymous(self) -> bool:
@@ -70,6 +80,8 @@ class SocketUser:
 
 
 Handler = Callable[[str, SocketUser, Any], Awaitable[dict[str, Any] | None]]
+# Told about a refused event beside its ack (seed 004's clients use no acks): sid, data, error.
+ErrorEvent = Callable[[str, Any, AppError], Awaitable[None]]
 
 
 def parse_payload(model: type[Payload], data: Any) -> Payload:
@@ -114,6 +126,8 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
+        # Engine.IO has this as a class attribute only; no server of ours wants less.
+        engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POST
         # Room events skip python-socketio's per-recipient path (see realtime/fanout.py).
         engine = self.sio.eio
         engine._async = {**engine._async, "websocket": manager.transports.websocket_class()}
@@ -122,6 +136,8 @@ class RealtimeServer:
         self._counts: dict[str, int] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._ticks = 0
+        # One lock per socket: its events are handled in the order it sent them.
+        self._lanes: dict[str, asyncio.Lock] = {}
         self.sio.on("connect", self._connect)
         # Other domains' clean-up when a socket goes (e.g. a browser publisher's broadcast).
         self.disconnect_listeners: list[Callable[[str], Awaitable[None]]] = []
@@ -147,31 +163,68 @@ class RealtimeServer:
 
     # --- handlers ----------------------------------------------------------------------------
 
-    def on(self, *names: str, model: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
-        """Register an acked handler: payload validated, errors answered as problems."""
+    def on(
+        self,
+        *names: str,
+        model: type[BaseModel] | None = None,
+        error_event: ErrorEvent | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register an acked handler: payload validated, errors answered as problems.
+
+        A socket's events are handled one at a time, in the order it sent them: a chunk sent
+        right behind `start-stream`, or a message right behind its join, waits for it.
+        """
 
         counted = not EVENTS_OUTSIDE_THE_EVENT_LIMIT.intersection(names)
 
         def decorate(handler: Handler) -> Handler:
-            async def acked(sid: str, data: Any = None) -> dict[str, Any]:
-                try:
-                    user = await self.socket_user(sid)
-                    if counted:
-                        await self.runtime.limiter.hit("socket_events", f"sid:{sid}")
-                    payload = parse_payload(model, data) if model is not None else data
-                    result = await handler(sid, user, payload)
-                except AppError as exc:
-                    return {"ok": False, "error": exc.to_problem()}
-                except Exception:
-                    log.exception("socket_handler_failed", event=names[0])
-                    return {"ok": False, "error": InternalError().to_problem()}
-                return {"ok": True, **(result or {})}
+            async def acked(sid: str, data: Any = None) -> dict[str, Any] | None:
+                # python-socketio starts a task per event, in the order they arrived; taking
+                # the socket's lane before anything can suspend keeps that order.
+                lane = self._lanes.get(sid)
+                if lane is None:
+                    return None  # the socket has gone
+                async with lane:
+                    if not self.sio.manager.is_connected(sid, "/"):
+                        return None
+                    return await self._answer(
+                        names[0], handler, sid, data, model, error_event, counted=counted
+                    )
 
             for name in names:
                 self.sio.on(name, acked)
             return handler
 
         return decorate
+
+    async def _answer(
+        self,
+        event: str,
+        handler: Handler,
+        sid: str,
+        data: Any,
+        model: type[BaseModel] | None,
+        error_event: ErrorEvent | None,
+        *,
+        counted: bool,
+    ) -> dict[str, Any]:
+        try:
+            user = await self.socket_user(sid)
+            if counted:
+                await self.runtime.limiter.hit("socket_events", f"sid:{sid}")
+            payload = parse_payload(model, data) if model is not None else data
+            result = await handler(sid, user, payload)
+        except AppError as exc:
+            if error_event is not None:
+                await error_event(sid, data, exc)
+            return {"ok": False, "error": exc.to_problem()}
+        except Exception:
+            log.exception("socket_handler_failed", socket_event=event)
+            error = InternalError()
+            if error_event is not None:
+                await error_event(sid, data, error)
+            return {"ok": False, "error": error.to_problem()}
+        return {"ok": True, **(result or {})}
 
     async def socket_user(self, sid: str) -> SocketUser:
         stored: dict[str, Any] = await self.sio.get_session(sid)
@@ -199,21 +252,28 @@ class RealtimeServer:
             await self.runtime.limiter.hit(
                 "socket_connections", f"ip:{environ.get('REMOTE_ADDR', 'unknown')}"
             )
+            dialect = _handshake_dialect(environ, auth)
             user = await self._authenticate(auth)
         except AppError as exc:
-            # The JS client receives this as `connect_error` with `err.data`.
-            raise socketio.exceptions.ConnectionRefusedError(exc.to_problem()) from exc
+            # The JS client's `connect_error`: `err.message` the sentence, `err.data` the problem.
+            raise socketio.exceptions.ConnectionRefusedError(exc.detail, exc.to_problem()) from exc
         if user is None:
             # Anonymous viewers count once per address and browser.
             address = f"{environ.get('REMOTE_ADDR', '')}|{environ.get('HTTP_USER_AGENT', '')}"
             key = "anon:" + hashlib.sha256(address.encode()).hexdigest()[:16]
-            socket_user = SocketUser(None, None, None, None, viewer_key=key)
+            socket_user = SocketUser(None, None, None, None, viewer_key=key, dialect=dialect)
         else:
             socket_user = SocketUser(
-                user.id, user.username, user.display_name, user.role, viewer_key=f"user:{user.id}"
+                user.id,
+                user.username,
+                user.display_name,
+                user.role,
+                viewer_key=f"user:{user.id}",
+                dialect=dialect,
             )
             await self.sio.enter_room(sid, user_room(user.id))
         await self.sio.save_session(sid, {"user": socket_user})
+        self._lanes[sid] = asyncio.Lock()
         return True
 
     async def signed_in_viewers(self, channel_id: uuid.UUID) -> list[uuid.UUID]:
@@ -222,6 +282,7 @@ class RealtimeServer:
         return [uuid.UUID(k.removeprefix("user:")) for k in keys if k.startswith("user:")]
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
+        self._lanes.pop(sid, None)
         for listener in self.disconnect_listeners:
             try:
                 await listener(sid)
@@ -248,25 +309,40 @@ class RealtimeServer:
             found = await session.get(Channel, channel_id)
             if found is None:
                 raise NotFound("Channel not found")
-            live = await session.scalar(
-                select(Stream).where(
-                    Stream.channel_id == found.id, Stream.status == StreamStatus.LIVE.value
-                )
-            )
-            return found, live
+            return found, await _live_stream(session, found.id)
+
+    async def resolve_reference(self, reference: str) -> tuple[Channel, Stream | None]:
+        """The channel (and stream) of a public name: a stream id, a channel id or a slug."""
+        async with self.runtime.db.session() as session, session.begin():
+            with contextlib.suppress(ValueError):
+                stream = await session.get(Stream, uuid.UUID(reference))
+                if stream is not None:
+                    return await session.get_one(Channel, stream.channel_id), stream
+            try:
+                channel = await channels.get_channel(session, reference)
+            except NotFound as exc:
+                raise streams.StreamNotFound("No stream or channel has this name") from exc
+            return channel, await _live_stream(session, channel.id)
 
     async def join_channel(
-        self, sid: str, user: SocketUser, channel: Channel, stream: Stream | None, *, legacy: bool
+        self,
+        sid: str,
+        user: SocketUser,
+        channel: Channel,
+        stream: Stream | None,
+        *,
+        dialect: Dialect = ENVELOPE,
     ) -> int:
+        """Put a socket in a channel's room as a viewer, its events in `dialect`."""
         room = channel_room(channel.id)
         already = channel.id in user.channels
         await self.sio.enter_room(sid, room)
-        if legacy:
-            await self.sio.enter_room(sid, legacy_room(channel.id))
+        self.manager.set_dialect(sid, room, dialect)
         user.channels.add(channel.id)
         user.streams[channel.id] = stream.id if stream else None
+        user.dialects[channel.id] = dialect
         if not already and self.presence.join(room, user.viewer_key) and not user.anonymous:
-            await self.bus.emit("viewers:joined", self._who(user, channel), rooms=(room,))
+            await self.bus.emit("viewers:joined", self._who(user, channel.id), rooms=(room,))
         await self.presence.publish_local(room)
         return await self.presence.count(room)
 
@@ -274,25 +350,36 @@ class RealtimeServer:
         if channel_id not in user.channels:
             raise ValidationFailed("You have not joined this stream")
         room = channel_room(channel_id)
+        who = self._who(user, channel_id)
         user.channels.discard(channel_id)
         user.streams.pop(channel_id, None)
+        user.dialects.pop(channel_id, None)
         await self.sio.leave_room(sid, room)
-        await self.sio.leave_room(sid, legacy_room(channel_id))
         if self.presence.leave(room, user.viewer_key) and not user.anonymous:
-            await self.bus.emit(
-                "viewers:left",
-                {
-                    "channel_id": str(channel_id),
-                    "user_id": str(user.user_id),
-                    "username": user.username,
-                },
-                rooms=(room,),
-            )
+            await self.bus.emit("viewers:left", who, rooms=(room,))
+
+    async def follow_as_broadcaster(
+        self, sid: str, user: SocketUser, channel_id: uuid.UUID, dialect: Dialect
+    ) -> None:
+        """Give a publishing socket its channel's events (viewers, segments), not as a viewer."""
+        if channel_id in user.channels:
+            return  # it watches the room already, in the dialect it joined with
+        room = channel_room(channel_id)
+        await self.sio.enter_room(sid, room)
+        self.manager.set_dialect(sid, room, dialect)
+
+    async def unfollow_as_broadcaster(
+        self, sid: str, user: SocketUser, channel_id: uuid.UUID
+    ) -> None:
+        if channel_id not in user.channels:
+            await self.sio.leave_room(sid, channel_room(channel_id))
 
     @staticmethod
-    def _who(user: SocketUser, channel: Channel) -> dict[str, Any]:
+    def _who(user: SocketUser, channel_id: uuid.UUID) -> dict[str, Any]:
+        stream_id = user.streams.get(channel_id)
         return {
-            "channel_id": str(channel.id),
+            "channel_id": str(channel_id),
+            "stream_id": str(stream_id) if stream_id else None,
             "user_id": str(user.user_id),
             "username": user.username,
             "display_name": user.display_name,
@@ -320,13 +407,15 @@ class RealtimeServer:
                 continue
             count = await self.presence.count(room)
             channel_id = uuid.UUID(room.split(":", 1)[1])
-            if self._counts.get(room) != count:
+            previous = self._counts.get(room)
+            if previous != count:
                 self._counts[room] = count
-                await self.bus.emit(
-                    "viewers:updated",
-                    {"channel_id": str(channel_id), "viewer_count": count},
-                    rooms=(room,),
-                )
+                update = {
+                    "channel_id": str(channel_id),
+                    "viewer_count": count,
+                    "previous_count": previous or 0,
+                }
+                await self.bus.emit("viewers:updated", update, rooms=(room,))
                 record = True
             if record:
                 await self._record(channel_id, count)
@@ -335,10 +424,33 @@ class RealtimeServer:
 
     async def _record(self, channel_id: uuid.UUID, count: int) -> None:
         async with self.runtime.db.session() as session, session.begin():
-            live = await session.scalar(
-                select(Stream).where(
-                    Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
-                )
-            )
+            live = await _live_stream(session, channel_id)
             if live is not None:
                 await streams.record_viewer_count(session, stream=live, count=count)
+
+
+async def _live_stream(session: Any, channel_id: uuid.UUID) -> Stream | None:
+    live: Stream | None = await session.scalar(
+        select(Stream).where(
+            Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
+        )
+    )
+    return live
+
+
+def _handshake_dialect(environ: dict[str, Any], auth: Any) -> DialectName:
+    """The dialect a client asks for: `auth: {dialect}` or `?dialect=` (seed 002's clients)."""
+    wanted = auth.get("dialect") if isinstance(auth, dict) else None
+    if wanted is None:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        wanted = (query.get("dialect") or [None])[0]
+    if wanted is None:
+        return DialectName.ENVELOPE
+    try:
+        return DialectName(wanted)
+    except ValueError:
+        names = ", ".join(d.value for d in DialectName)
+        raise ValidationFailed(
+            f"Unknown dialect {str(wanted)[:40]!r}; use one of {names}",
+            errors=[{"field": "dialect", "in": "handshake", "message": f"one of {names}"}],
+        ) from None
