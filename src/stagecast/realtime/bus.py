@@ -97,7 +97,7 @@ class EventBus:
             try:
                 await self.emit(item.name, item.payload, rooms=item.rooms)
             except Exception:
-                log.exception("event_delivery_failed", event=item.name)
+                log.exception("event_delivery_failed", domain_event=item.name)
             finally:
                 self._queue.task_done()
 
