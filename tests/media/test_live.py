@@ -463,6 +463,43 @@ async def test_seed_004_broadcaster_sends_chunks_right_behind_start_stream(
     assert media_duration(played) > 6  # every chunk was taken, in order
 
 
+@pytest.mark.parametrize("how", ["end-stream", "tab closed"])
+async def test_a_browser_publisher_that_stops_at_once_loses_nothing_it_sent(
+    media_server: MediaServer, tmp_path: Path, how: str
+) -> None:
+    """Eight seconds of WebM sent as fast as the socket goes, then the end (or the tab
+    closing) right behind it: every chunk received is in the recording."""
+    server, http = media_server, media_server.live.http
+    window = await http.patch(
+        f"/api/v1/channels/{server.channel['id']}/settings",
+        json={"reconnect_window_seconds": 1},
+        headers=server.owner.headers,
+    )
+    assert window.status_code == 200, window.text
+    chunks = await webm_chunks(tmp_path, seconds=8)
+    tab = await server.live.connect(server.owner)
+    key = server.stream_key
+    await tab.client.emit("start-stream", {"streamKey": key})
+    for chunk in chunks:
+        await tab.client.emit("stream-data", {"streamKey": key, "chunk": chunk})
+    if how == "end-stream":
+        await tab.client.emit("end-stream", {"streamKey": key})
+    else:
+        # Long enough for the client to put the chunks on the wire, far too short for the
+        # server to have fed them all to ffmpeg (the first is probed first).
+        await asyncio.sleep(0.3)
+        await tab.client.disconnect()
+    stream_id = (await server.live_stream())["id"]
+    await _ended(server, stream_id)
+    vods = await eventually(lambda: _vods(server))
+    assert [v["stream_id"] for v in vods] == [stream_id]
+    code, played = await run_ffmpeg(
+        "-i", f"{server.live.url}/hls/{stream_id}/source/vod.m3u8", "-c", "copy", "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, played[-3000:]
+    assert media_duration(played) > 7.5, played[-1500:]
+
+
 async def test_seed_004_viewers_and_broadcaster_hear_each_other(
     media_server: MediaServer, tmp_path: Path
 ) -> None:

@@ -50,6 +50,8 @@ EVENTS_OUTSIDE_THE_EVENT_LIMIT = frozenset({"stream-data"})
 # A client on HTTP long-polling sends all it has queued in one POST: `start-stream` and a few
 # chunks (two packets each) overrun Engine.IO's default of 16. The body stays size-limited.
 MAX_PACKETS_PER_POST = 256
+# How long a dropped socket's received events may take to be handled before its clean-up.
+DRAIN_SECONDS = 30.0
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -185,8 +187,8 @@ class RealtimeServer:
                 if lane is None:
                     return None  # the socket has gone
                 async with lane:
-                    if not self.sio.manager.is_connected(sid, "/"):
-                        return None
+                    # Handled even if the socket dropped meanwhile: it was received (a
+                    # broadcaster's last chunks belong in the recording); its ack goes nowhere.
                     return await self._answer(
                         names[0], handler, sid, data, model, error_event, counted=counted
                     )
@@ -282,6 +284,12 @@ class RealtimeServer:
         return [uuid.UUID(k.removeprefix("user:")) for k in keys if k.startswith("user:")]
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
+        lane = self._lanes.get(sid)
+        if lane is not None:
+            # What the socket sent before it went is handled first, in order.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_SECONDS), lane:
+                    pass
         self._lanes.pop(sid, None)
         for listener in self.disconnect_listeners:
             try:
