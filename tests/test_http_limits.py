@@ -135,6 +135,29 @@ async def test_a_reused_connection_gets_a_deadline_for_each_request(
         assert _problem(headers, body)["code"] == "REQUEST_TIMEOUT"
 
 
+async def test_blank_lines_between_requests_do_not_hold_a_connection(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    async with limited_server(tmp_path, committed_database_url) as live:
+        reader, writer = await _connect(live)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: stagecast\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), READ_LIMIT)
+        # The parser skips empty lines before a request, and each one used to restart
+        # uvicorn's keep-alive timer.
+        closed = asyncio.create_task(reader.read())
+        sent = 0
+        while not closed.done() and sent < 60:
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"\r\n")
+                await writer.drain()
+            sent += 1
+            await asyncio.sleep(0.5)
+        assert await asyncio.wait_for(closed, READ_LIMIT) == b""
+        writer.close()
+        assert sent < 60, "the blank lines held the connection"
+
+
 async def test_a_connection_that_sends_nothing_is_closed(
     tmp_path: Path, committed_database_url: str
 ) -> None:

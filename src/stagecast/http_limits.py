@@ -240,6 +240,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # Bytes of the request being read while its headers are incomplete; None past them.
         self._header_bytes: int | None = 0
         self._message_begun = False
+        self._messages_completed = 0
         self._reading_body = False
         self._body_seen = 0.0
         self._header_timer: asyncio.TimerHandle | None = None
@@ -270,10 +271,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if self._header_bytes is not None:
             self._header_bytes += len(data)
+        completed = self._messages_completed
         super().data_received(data)
         if self._answered or self.transport.is_closing():
             return
-        if self._header_bytes is not None and self._message_begun:
+        # Bytes towards the next request's headers: the start of one, or bytes before it
+        # (httptools skips blank lines between requests; they must not hold the connection).
+        # The end of a request in this chunk is not: its answer may take long.
+        toward_headers = self._message_begun or completed == self._messages_completed
+        if self._header_bytes is not None and toward_headers:
             if self._header_bytes > self.guard.max_header_bytes:
                 self._cut_while_reading_headers(
                     HeadersTooLarge(
@@ -283,7 +289,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                     reason="headers_too_large",
                 )
                 return
-            if self._header_timer is None:  # a later request on the connection began
+            if self._header_timer is None:  # bytes of a later request began arriving
                 self._header_timer = self.loop.call_later(
                     self.guard.header_timeout, self._headers_due
                 )
@@ -316,6 +322,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         # What follows on the connection is the next request's headers.
+        self._messages_completed += 1
         self._message_begun = False
         self._header_bytes = 0
 
