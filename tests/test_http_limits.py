@@ -116,15 +116,21 @@ async def test_slowloris_is_cut_while_other_requests_answer(
         assert (await _cut_reasons(live))["header_timeout"] >= 1
 
 
+async def _answered_once(live: LiveServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has had one request answered, kept open."""
+    reader, writer = await _connect(live)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: stagecast\r\n\r\n")
+    await writer.drain()
+    first = await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), READ_LIMIT)
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    return reader, writer
+
+
 async def test_a_reused_connection_gets_a_deadline_for_each_request(
     tmp_path: Path, committed_database_url: str
 ) -> None:
     async with limited_server(tmp_path, committed_database_url) as live:
-        reader, writer = await _connect(live)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: stagecast\r\n\r\n")
-        await writer.drain()
-        first = await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), READ_LIMIT)
-        assert first.startswith(b"HTTP/1.1 200 OK")
+        reader, writer = await _answered_once(live)
 
         # The next request on the same connection starts, then its headers stall.
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: st")
@@ -139,10 +145,7 @@ async def test_blank_lines_between_requests_do_not_hold_a_connection(
     tmp_path: Path, committed_database_url: str
 ) -> None:
     async with limited_server(tmp_path, committed_database_url) as live:
-        reader, writer = await _connect(live)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: stagecast\r\n\r\n")
-        await writer.drain()
-        await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), READ_LIMIT)
+        reader, writer = await _answered_once(live)
         # The parser skips empty lines before a request, and each one used to restart
         # uvicorn's keep-alive timer.
         closed = asyncio.create_task(reader.read())
@@ -169,21 +172,31 @@ async def test_a_connection_that_sends_nothing_is_closed(
         assert (await live.http.get("/healthz")).status_code == 200
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def _registration(prefix: str) -> tuple[str, bytes]:
+    """A new username and the JSON body that registers it."""
+    username = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    body = {"username": username, "email": f"{username}@example.com", "password": "Correct-7x"}
+    return username, json.dumps(body).encode()
+
+
+def _register_head(body: bytes) -> bytes:
+    """The request line and headers of `POST /api/v1/auth/register` with `body`."""
+    return (
+        b"POST /api/v1/auth/register HTTP/1.1\r\nHost: stagecast\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+
+
 async def test_a_body_that_stops_arriving_gets_408_and_changes_nothing(
     tmp_path: Path, committed_database_url: str
 ) -> None:
     async with limited_server(tmp_path, committed_database_url) as live:
-        username = f"stalled_{uuid.uuid4().hex[:8]}"
-        body = json.dumps(
-            {"username": username, "email": f"{username}@example.com", "password": "Correct-7x"}
-        ).encode()
+        _, body = _registration("stalled")
         reader, writer = await _connect(live)
-        writer.write(
-            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: stagecast\r\n"
-            b"Content-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body[: len(body) // 2]
-        )
+        writer.write(_register_head(body) + body[: len(body) // 2])
         await writer.drain()
         # The second half never comes.
         status, headers, answer = await _read_answer(reader)
@@ -199,20 +212,11 @@ async def test_a_body_that_stops_arriving_gets_408_and_changes_nothing(
         assert (await _cut_reasons(live))["body_timeout"] >= 1
 
 
-JSON = {"Content-Type": "application/json"}
-
-
 async def test_a_slow_but_steady_body_is_taken(tmp_path: Path, committed_database_url: str) -> None:
     async with limited_server(tmp_path, committed_database_url) as live:
-        username = f"steady_{uuid.uuid4().hex[:8]}"
-        body = json.dumps(
-            {"username": username, "email": f"{username}@example.com", "password": "Correct-7x"}
-        ).encode()
+        username, body = _registration("steady")
         reader, writer = await _connect(live)
-        writer.write(
-            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: stagecast\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        )
+        writer.write(_register_head(body))
         # Four pieces, each within the body timeout of the last, longer than it in all.
         pieces = [body[i : i + len(body) // 4 + 1] for i in range(0, len(body), len(body) // 4 + 1)]
         for piece in pieces:
