@@ -170,6 +170,7 @@ async def test_a_connection_that_sends_nothing_is_closed(
         assert await asyncio.wait_for(reader.read(), READ_LIMIT) == b""
         writer.close()
         assert (await live.http.get("/healthz")).status_code == 200
+        assert (await _cut_reasons(live))["idle_timeout"] >= 1
 
 
 JSON = {"Content-Type": "application/json"}

@@ -181,10 +181,12 @@ class ConnectionGuard:
             if self.per_address[address] <= 0:
                 del self.per_address[address]
 
-    def cut(self, reason: str, peer: object) -> None:
+    def cut(self, reason: str, peer: object, *, warn: bool = True) -> None:
         """Count (and now and then log) a connection refused or cut for `reason`."""
         if self._metrics is not None:
             self._metrics.connections_cut.labels(reason).inc()
+        if not warn:
+            return
         now = time.monotonic()
         if now - self._warned_at.get(reason, -WARN_EVERY_SECONDS) < WARN_EVERY_SECONDS:
             self._unwarned[reason] += 1
@@ -342,8 +344,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if not self._message_begun:
             # Not a byte of a request yet (an unused preconnection, or a client that only
-            # holds the socket): close, as after an idle keep-alive.
-            self.guard.cut("header_timeout", self.client)
+            # holds the socket): close, as after an idle keep-alive. Browsers do this all the
+            # time, so it is counted but not logged.
+            self.guard.cut("idle_timeout", self.client, warn=False)
             self.transport.close()
             return
         self._cut_while_reading_headers(
