@@ -113,6 +113,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         description="Self-hostable live streaming: accounts, channels, chat, media and money.",
         lifespan=lifespan,
+        # /docs is the web app's (web/routes.py): Swagger UI from the build, not a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime

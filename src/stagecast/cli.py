@@ -6,13 +6,18 @@ import asyncio
 import gc
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
 from pydantic import ValidationError
 
 from stagecast.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from stagecast.runtime import Runtime
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -38,14 +43,20 @@ def tune_garbage_collector() -> None:
     gc.freeze()
 
 
-def uvicorn_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+def uvicorn_config(app: FastAPI, *, host: str, port: int, **options: Any) -> uvicorn.Config:
     """How uvicorn serves the app, in `stagecast serve` and in the tests alike."""
+    from stagecast.http_limits import ConnectionGuard
     from stagecast.realtime.fanout import TransportProtocol
 
+    runtime: Runtime = app.state.runtime
+    guard = ConnectionGuard(runtime.settings, runtime.metrics)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        # uvicorn's httptools protocol with read timeouts and connection caps (http_limits.py).
+        http=guard.protocol_class(),
+        timeout_keep_alive=runtime.settings.http_keep_alive_seconds,
         # Hands each websocket's transport to the room fan-out (realtime/fanout.py).
         ws=TransportProtocol,
         # Viewers' websockets never end on their own: on shutdown they are asked to close

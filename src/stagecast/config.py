@@ -156,6 +156,20 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP connections (stagecast/http_limits.py; docs/operations.md, "Limits"). Idle time
+    # between two requests on a connection (uvicorn's keep-alive timeout).
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=600)
+    # A request's line and headers must arrive this fast (from the connection opening, or
+    # from their first byte on a reused connection), and be at most this large.
+    http_header_timeout_seconds: float = Field(default=10, gt=0, le=600)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # The longest a request body may pause while the server waits for it.
+    http_body_timeout_seconds: float = Field(default=20, gt=0, le=600)
+    # Open connections, websockets included, in all and per client address (an IPv6 /64
+    # counts as one; trusted proxies count toward the total only). Keep the total under the
+    # process's open-files limit (`ulimit -n`).
+    http_max_connections: int = Field(default=10_000, ge=1)
+    http_max_connections_per_ip: int = Field(default=500, ge=1)
     metrics_token: str | None = None
 
     ffmpeg_path: str | None = None

@@ -76,6 +76,17 @@ class Metrics:
             "HTTP requests being served.",
             registry=self.registry,
         )
+        self.connections_open = Gauge(
+            "stagecast_http_connections_open",
+            "HTTP connections open, websockets included (against STAGECAST_HTTP_MAX_CONNECTIONS).",
+            registry=self.registry,
+        )
+        self.connections_cut = Counter(
+            "stagecast_http_connections_cut_total",
+            "HTTP connections refused or cut by a limit (stagecast/http_limits.py), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import httpx
 
@@ -88,3 +89,45 @@ async def test_only_built_files_are_served(client: httpx.AsyncClient) -> None:
         answer = await client.get(path)
         assert answer.status_code == 404, path
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+class _Links(HTMLParser):
+    """Every URL an HTML page loads: src and href attributes, and `url:` in its scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls.extend(value for name, value in attrs if name in {"src", "href"} and value)
+
+    def handle_data(self, data: str) -> None:
+        self.urls.extend(re.findall(r"""\burl:\s*['"]([^'"]+)['"]""", data))
+
+
+async def test_docs_load_only_files_this_server_serves(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert docs.headers["cache-control"] == "no-cache"
+    links = _Links()
+    links.feed(docs.text)
+    assert not re.search(r"https?://|//[a-z]", docs.text), "the docs name another host"
+    wanted = {
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".png": "image/png",
+        ".json": "application/json",
+    }
+    kinds = set()
+    for url in links.urls:
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
+        kind = url[url.rindex(".") :]
+        kinds.add(kind)
+        served = await client.get(url)
+        assert served.status_code == 200, url
+        assert served.headers["content-type"].startswith(wanted[kind]), (url, served.headers)
+    assert kinds == set(wanted), links.urls
+    script = next(url for url in links.urls if url.endswith(".js"))
+    assert b"SwaggerUIBundle" in (await client.get(script)).content

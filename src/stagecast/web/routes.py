@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 from stagecast.channels import service as channels
@@ -42,6 +43,7 @@ _CONTENT_TYPES = {
     "map": "application/json",
     "json": "application/json",
     "txt": "text/plain; charset=utf-8",
+    "png": "image/png",
 }
 
 router = APIRouter(include_in_schema=False)
@@ -119,6 +121,25 @@ for _path in PAGES:
 async def vod_page(vod_id: str) -> HTMLResponse:
     """A recording's page (the app asks the API whether it exists)."""
     return _shell()
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(request: Request) -> HTMLResponse:
+    """The API's interactive docs: Swagger UI from the build, nothing from another host."""
+    manifest = _manifest(DIST)
+    if "swagger-ui.js" not in manifest:
+        raise WebAppNotBuilt("This build has no Swagger UI: rebuild it with `make web`")
+    page = get_swagger_ui_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} API",
+        swagger_js_url=f"/static/dist/{manifest['swagger-ui.js']}",
+        swagger_css_url=f"/static/dist/{manifest['swagger-ui.css']}",
+        swagger_favicon_url=f"/static/dist/{manifest['swagger-ui-favicon.png']}",
+        # The validator badge would fetch an image from swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    page.headers["Cache-Control"] = "no-cache"  # it names hashed files
+    return page
 
 
 @router.get("/static/dist/{name}")

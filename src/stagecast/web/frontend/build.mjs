@@ -1,8 +1,11 @@
 // Bundle the web app into ../static/dist with esbuild: ES modules, code-split so that the
 // player (hls.js) and the chart (uPlot) load only on the pages that use them, hashed file
 // names (served as immutable), and manifest.json naming the entry files for the page shell.
+// Swagger UI's prebuilt files (swagger-ui-dist) are copied beside them for /docs, with hashed
+// names too, so that the API docs need nothing from the internet.
 import { build } from "esbuild";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,5 +41,31 @@ for (const [file, output] of Object.entries(result.metafile.outputs)) {
   // The CSS imported by the entry point comes out beside it.
   if (output.cssBundle) manifest["app.css"] = path.basename(output.cssBundle);
 }
+// Swagger UI for /docs: its standalone bundle, stylesheet and icon, under names the manifest
+// gives; the licence files keep the names the bundle's banner points at.
+const swagger = path.join(here, "node_modules", "swagger-ui-dist");
+const swaggerFiles = {
+  "swagger-ui.js": "swagger-ui-bundle.js",
+  "swagger-ui.css": "swagger-ui.css",
+  "swagger-ui-favicon.png": "favicon-32x32.png",
+};
+for (const [name, source] of Object.entries(swaggerFiles)) {
+  let content = await readFile(path.join(swagger, source));
+  if (source.endsWith(".css")) {
+    // The source map is not copied: drop the comment that would ask for it.
+    content = Buffer.from(content.toString("utf8").replace(/\/\*# sourceMappingURL=\S+ ?\*\/\s*$/, ""));
+  }
+  const hash = createHash("sha256").update(content).digest("hex").slice(0, 8).toUpperCase();
+  const [stem, extension] = [name.slice(0, name.lastIndexOf(".")), name.slice(name.lastIndexOf("."))];
+  manifest[name] = `${stem}-${hash}${extension}`;
+  await writeFile(path.join(outdir, manifest[name]), content);
+}
+await copyFile(
+  path.join(swagger, "swagger-ui-bundle.js.LICENSE.txt"),
+  path.join(outdir, "swagger-ui-bundle.js.LICENSE.txt"),
+);
+await copyFile(path.join(swagger, "LICENSE"), path.join(outdir, "swagger-ui-LICENSE.txt"));
+await copyFile(path.join(swagger, "NOTICE"), path.join(outdir, "swagger-ui-NOTICE.txt"));
+
 await writeFile(path.join(outdir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 console.log(`built ${Object.keys(result.metafile.outputs).length} files into ${outdir}`);
