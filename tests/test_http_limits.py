@@ -19,7 +19,8 @@ import aiohttp
 import pytest
 import socketio
 
-from stagecast.http_limits import client_address, trusted_networks
+from stagecast.addresses import client_address
+from stagecast.http_limits import trusted_networks
 from tests.conftest import make_settings
 from tests.realtime.conftest import LiveServer, serving
 

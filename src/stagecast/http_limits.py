@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from stagecast.addresses import client_address, peer_ip
 from stagecast.errors import PROBLEM_CONTENT_TYPE, AppError
 
 if TYPE_CHECKING:
@@ -64,25 +65,6 @@ class TooManyConnectionsFromAddress(AppError):
 
 class TooManyConnections(AppError):
     status, code, title = 503, "TOO_MANY_CONNECTIONS", "The server holds all the connections it may"
-
-
-def _peer_ip(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    host = peer[0] if isinstance(peer, tuple) and peer else None
-    try:
-        ip = ipaddress.ip_address(host) if isinstance(host, str) else None
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def client_address(peer: object) -> str | None:
-    """What the per-address cap counts: the IP, or its /64 for IPv6 (one host's share)."""
-    ip = _peer_ip(peer)
-    if isinstance(ip, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return None if ip is None else str(ip)  # None: a Unix socket, no address to count
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -200,7 +182,7 @@ class ConnectionGuard:
         )
 
     def _is_trusted(self, peer: object) -> bool:
-        ip = _peer_ip(peer)
+        ip = peer_ip(peer)
         return ip is not None and any(ip in network for network in self._trusted)
 
 

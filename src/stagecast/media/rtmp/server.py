@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 from collections import Counter
 from types import TracebackType
 
 import structlog
 
+from stagecast.addresses import client_address
 from stagecast.media.rtmp.session import Authorize, PublishRequest, RtmpLimits, RtmpSession
 
 log = structlog.get_logger(__name__)
@@ -105,7 +105,8 @@ class RtmpServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection_id = next(self._ids)
-        address = client_address(writer.get_extra_info("peername"))
+        peername = writer.get_extra_info("peername")
+        address = client_address(peername) or str(peername)  # a Unix socket: its path
         refusal = None
         if len(self._sessions) >= self._limits.max_connections:
             refusal = "too many connections"
@@ -132,17 +133,3 @@ class RtmpServer:
             self._per_address[address] -= 1
             if not self._per_address[address]:
                 del self._per_address[address]
-
-
-def client_address(peername: object) -> str:
-    """What the per-address cap counts: the IP, or its /64 for IPv6 (one host's share)."""
-    host = peername[0] if isinstance(peername, tuple) and peername else str(peername)
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return str(host)
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
