@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -151,3 +153,27 @@ async def test_chat_and_viewer_counts_cross_nodes(two_nodes: tuple[str, str]) ->
     finally:
         for client in clients:
             await client.disconnect()
+
+
+async def test_signing_out_on_one_node_disconnects_the_sockets_on_the_other(
+    two_nodes: tuple[str, str],
+) -> None:
+    first, second = two_nodes
+    token, _ = await _signed_in(first, "node_leaver")
+    client = socketio.AsyncClient(reconnection=False)
+    gone = asyncio.Event()
+    client.on("disconnect", lambda *_: gone.set())
+    notices: list[Any] = []
+    client.on("auth:revoked", notices.append)
+    await client.connect(second, auth={"token": token}, transports=["websocket"])
+    try:
+        async with httpx.AsyncClient(base_url=first) as http:
+            answer = await http.post(
+                "/api/v1/sessions/logout-all", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == 200, answer.text
+        await asyncio.wait_for(gone.wait(), 5)
+        # The notice is sent just before the disconnect; the disconnect is what must happen.
+        assert all(n["payload"]["reason"] == "logout_all" for n in notices)
+    finally:
+        await client.disconnect()

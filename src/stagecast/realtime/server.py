@@ -20,6 +20,7 @@ from sqlalchemy import select
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import User
 from stagecast.accounts.security import CHAT_TOKEN_TYPE
+from stagecast.accounts.service import AUTH_REVOKED
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.errors import (
@@ -30,7 +31,7 @@ from stagecast.errors import (
     NotFound,
     ValidationFailed,
 )
-from stagecast.realtime.bus import EventBus, channel_room, user_room
+from stagecast.realtime.bus import DomainEvent, EventBus, channel_room, envelope, user_room
 from stagecast.realtime.dialects import ENVELOPE, Dialect, DialectName
 from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
 from stagecast.realtime.presence import Presence
@@ -65,6 +66,7 @@ class SocketUser:
     display_name: str | None
     role: str | None
     viewer_key: str
+    session_id: uuid.UUID | None = None  # the signed-in session the socket acts for
     # The dialect the handshake asked for; `stream:join` joins in it (realtime/dialects.py).
     dialect: DialectName = DialectName.ENVELOPE
     channels: set[uuid.UUID] = field(default_factory=set)
@@ -134,6 +136,9 @@ class RealtimeServer:
         engine = self.sio.eio
         engine._async = {**engine._async, "websocket": manager.transports.websocket_class()}
         self.bus = EventBus(self.sio)
+        # Sockets live only as long as their session: revocations reach every node.
+        self._background: set[asyncio.Task[None]] = set()
+        self.bus.on_commit.append(self._forward_revocations)
         self.presence = Presence(redis=runtime.redis, key_prefix=settings.key_prefix)
         self._counts: dict[str, int] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -154,7 +159,12 @@ class RealtimeServer:
             redis=self.runtime.redis, key_prefix=self.runtime.settings.key_prefix
         )
         self.bus.start()
+        if self.runtime.cluster is not None:
+            self.runtime.cluster.on(AUTH_REVOKED, self._on_revoked)
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="viewers")
+
+    async def _on_revoked(self, revoked: dict[str, Any]) -> None:
+        await self.follow_revocation(revoked)
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -233,8 +243,8 @@ class RealtimeServer:
         user: SocketUser = stored["user"]
         return user
 
-    async def _authenticate(self, auth: Any) -> User | None:
-        """The user of an access token or a chat token; None when no token is sent."""
+    async def _authenticate(self, auth: Any) -> tuple[User, uuid.UUID] | None:
+        """The user (and session) of an access token or a chat token; None without one."""
         token = auth.get("token") if isinstance(auth, dict) else None
         if not token:
             return None
@@ -246,8 +256,8 @@ class RealtimeServer:
         except InvalidToken:
             claims = tokens.decode_access(token, token_type=CHAT_TOKEN_TYPE)
         async with self.runtime.db.session() as session, session.begin():
-            user, _ = await accounts.resolve_access(session, claims)
-        return user
+            user, auth_session = await accounts.resolve_access(session, claims)
+        return user, auth_session.id
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         try:
@@ -255,28 +265,71 @@ class RealtimeServer:
                 "socket_connections", f"ip:{environ.get('REMOTE_ADDR', 'unknown')}"
             )
             dialect = _handshake_dialect(environ, auth)
-            user = await self._authenticate(auth)
+            signed_in = await self._authenticate(auth)
         except AppError as exc:
             # The JS client's `connect_error`: `err.message` the sentence, `err.data` the problem.
             raise socketio.exceptions.ConnectionRefusedError(exc.detail, exc.to_problem()) from exc
-        if user is None:
+        if signed_in is None:
             # Anonymous viewers count once per address and browser.
             address = f"{environ.get('REMOTE_ADDR', '')}|{environ.get('HTTP_USER_AGENT', '')}"
             key = "anon:" + hashlib.sha256(address.encode()).hexdigest()[:16]
             socket_user = SocketUser(None, None, None, None, viewer_key=key, dialect=dialect)
         else:
+            user, session_id = signed_in
             socket_user = SocketUser(
                 user.id,
                 user.username,
                 user.display_name,
                 user.role,
                 viewer_key=f"user:{user.id}",
+                session_id=session_id,
                 dialect=dialect,
             )
             await self.sio.enter_room(sid, user_room(user.id))
         await self.sio.save_session(sid, {"user": socket_user})
         self._lanes[sid] = asyncio.Lock()
         return True
+
+    def _forward_revocations(self, event: DomainEvent) -> None:
+        """A committed revocation goes to every node (this one included)."""
+        cluster = self.runtime.cluster
+        if event.name != AUTH_REVOKED or cluster is None:
+            return
+        task = asyncio.get_running_loop().create_task(cluster.send(AUTH_REVOKED, event.payload))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def follow_revocation(self, revoked: dict[str, Any]) -> int:
+        """Disconnect this node's sockets of a revoked session (or of every session of the
+        user but the one kept); they may reconnect anonymously. Returns how many went."""
+        try:
+            user_id = uuid.UUID(str(revoked["user_id"]))
+            only = uuid.UUID(str(revoked["session_id"])) if revoked.get("session_id") else None
+            keep = (
+                uuid.UUID(str(revoked["keep_session_id"]))
+                if revoked.get("keep_session_id")
+                else None
+            )
+        except (KeyError, ValueError):
+            log.warning("revocation_invalid")
+            return 0
+        gone = 0
+        for sid, _ in list(self.sio.manager.get_participants("/", user_room(user_id))):
+            try:
+                user = await self.socket_user(sid)
+            except KeyError:
+                continue
+            if (only is not None and user.session_id != only) or (
+                keep is not None and user.session_id == keep
+            ):
+                continue
+            notice = envelope("auth:revoked", {"reason": revoked.get("reason")})
+            await self.sio.emit("auth:revoked", notice, to=sid)
+            await self.sio.disconnect(sid)
+            gone += 1
+        if gone:
+            log.info("sockets_signed_out", user_id=str(user_id), sockets=gone)
+        return gone
 
     async def signed_in_viewers(self, channel_id: uuid.UUID) -> list[uuid.UUID]:
         """The signed-in users in a channel's room now, on every node."""
