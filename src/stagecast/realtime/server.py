@@ -34,6 +34,7 @@ from stagecast.errors import (
 from stagecast.realtime.bus import DomainEvent, EventBus, channel_room, envelope, user_room
 from stagecast.realtime.dialects import ENVELOPE, Dialect, DialectName
 from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
+from stagecast.realtime.hostile import MalformedTrafficGuard, QuietLogger, WarningBudget
 from stagecast.realtime.presence import Presence
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -121,14 +122,16 @@ class RealtimeServer:
             manager = FanoutManager()
         self.manager = manager
         self.runtime = runtime
+        # Malformed packets from anyone: one warning line each, budgeted (realtime/hostile.py).
+        self._budget = WarningBudget()
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             client_manager=manager,
             # None: same origin only (python-socketio's check); configured origins widen it.
             cors_allowed_origins=settings.cors_origins or None,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
-            logger=False,
-            engineio_logger=False,
+            logger=QuietLogger("socketio", self._budget),
+            engineio_logger=QuietLogger("engineio", self._budget),
         )
         # Engine.IO has this as a class attribute only; no server of ours wants less.
         engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POST
@@ -150,9 +153,9 @@ class RealtimeServer:
         self.disconnect_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("disconnect", self._disconnect)
 
-    def asgi_app(self) -> socketio.ASGIApp:
+    def asgi_app(self) -> MalformedTrafficGuard:
         # Mounted at /socket.io by create_app; the mount already strips that prefix.
-        return socketio.ASGIApp(self.sio, socketio_path="")
+        return MalformedTrafficGuard(socketio.ASGIApp(self.sio, socketio_path=""), self._budget)
 
     async def start(self) -> None:
         self.presence = Presence(

@@ -1,0 +1,47 @@
+"""Garbage on /socket.io from anyone: one warning line a packet, no traceback, and the
+server goes on serving real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from tests.realtime.conftest import LiveServer
+
+GARBAGE = ["garbage", "4", "42[", '42["x"', "9zz", "\x00\x01", "40/nope,", "2probe" * 1000]
+
+
+async def test_malformed_packets_cost_one_warning_each(
+    live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = live.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    with capture_logs() as logs, caplog.at_level(logging.WARNING):
+        async with aiohttp.ClientSession() as http:
+            for packet in GARBAGE:
+                async with http.ws_connect(url) as ws:
+                    await ws.receive(timeout=5)  # Engine.IO's open packet
+                    await ws.send_str("40")
+                    await ws.receive(timeout=5)  # Socket.IO's connect
+                    await ws.send_str(packet)
+                    await ws.send_bytes(b"\xff\xfe")
+                    await asyncio.sleep(0.1)
+            polled = await http.post(
+                live.url + "/socket.io/?EIO=4&transport=polling&sid=nope", data="garbage"
+            )
+            assert polled.status == 400
+        await asyncio.sleep(0.3)
+    problems = [entry for entry in logs if entry["event"] == "socketio_problem"]
+    assert 1 <= len(problems) <= 2 * len(GARBAGE) + 1
+    assert all(entry["log_level"] == "warning" for entry in problems)
+    assert not [entry for entry in logs if "exc_info" in entry or entry["log_level"] == "error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.exc_info]
+
+    # Real clients are served as before.
+    viewer = await live.connect()
+    assert viewer.client.connected
+    assert (await live.http.get("/healthz")).status_code == 200
