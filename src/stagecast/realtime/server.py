@@ -133,6 +133,12 @@ class RealtimeServer:
             logger=QuietLogger("socketio", self._budget),
             engineio_logger=QuietLogger("engineio", self._budget),
         )
+        if settings.cors_origins:
+            # One CORS policy: Starlette's CORSMiddleware answers CORS for every path, this
+            # one's too (two Access-Control-Allow-Origin headers make browsers refuse the
+            # answer). Engine.IO keeps only its check of a handshake's Origin, which matters
+            # for websockets, where browsers apply no CORS at all.
+            self.sio.eio._cors_headers = lambda _environ: []
         # Engine.IO has this as a class attribute only; no server of ours wants less.
         engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POST
         # Room events skip python-socketio's per-recipient path (see realtime/fanout.py).
