@@ -165,7 +165,9 @@ async def test_no_hsts_over_plain_http_outside_production(client: httpx.AsyncCli
 async def test_hsts_in_production_even_over_http(
     tmp_path: Path, database_url: str, database: Database
 ) -> None:
-    settings = make_settings(tmp_path, database_url, environment="production")
+    settings = make_settings(
+        tmp_path, database_url, environment="production", public_url="http://testserver"
+    )
     async with serve(settings, database) as (_, http):
         ok = await http.get("/api/v1/health")
         missing = await http.get("/api/v1/missing")
@@ -259,6 +261,10 @@ def test_production_refuses_a_wildcard_cors_origin(tmp_path: Path, database_url:
     assert settings.cors_origins == ["*"]
     # And production accepts explicit origins.
     explicit = make_settings(
-        tmp_path, database_url, environment="production", cors_origins=["https://app.example"]
+        tmp_path,
+        database_url,
+        environment="production",
+        cors_origins=["https://app.example"],
+        public_url="https://live.example",
     )
     assert explicit.cors_origins == ["https://app.example"]

@@ -29,6 +29,7 @@ from stagecast.media import ingest
 from stagecast.media import routes as media_routes
 from stagecast.media.service import LiveMedia
 from stagecast.middleware import (
+    AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
     OpenCorsMiddleware,
     RequestContextMiddleware,
@@ -248,6 +249,7 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
         )
     # Outside the configured CORS: media and seed 004's routes are open to every origin.
     app.add_middleware(OpenCorsMiddleware)
+    app.add_middleware(AllowedHostsMiddleware, hosts=runtime.settings.trusted_hosts)
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     # Outermost of ours: every answer, the 500s the request context renders included.
     app.add_middleware(

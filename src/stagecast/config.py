@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,7 +110,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path("var")
+    # Where the platform is reached (e.g. https://live.example.com): every absolute address the
+    # API hands out is built from it, never from a request's Host header. Required in
+    # production, where only its host (and `allowed_hosts`) may be named by a request.
     public_url: str | None = None
+    # Host names requests may name (`*.example.com` for subdomains); empty: any in
+    # development, the public URL's host in production.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     database_url: str | None = None
     database_echo: bool = False
@@ -199,7 +206,21 @@ class Settings(BaseSettings):
         # Fail fast on development conveniences that are unsafe in production.
         if self.environment == "production" and "*" in self.cors_origins:
             raise ValueError("cors_origins may not be '*' in production")
+        if self.environment == "production" and not self.public_url:
+            raise ValueError(
+                "public_url must be set in production: addresses handed out are built from it"
+            )
+        if self.public_url and not urlsplit(self.public_url).hostname:
+            raise ValueError("public_url must be an absolute URL, e.g. https://live.example.com")
         return self
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host names requests may use; empty means any (development only)."""
+        hosts = list(self.allowed_hosts)
+        if self.environment == "production" and self.public_url:
+            hosts.append(urlsplit(self.public_url).hostname or "")
+        return hosts
 
     @property
     def resolved_database_url(self) -> str:

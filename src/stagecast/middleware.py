@@ -289,6 +289,41 @@ class BodySizeLimitMiddleware:
         return PayloadTooLarge(f"The request body may be at most {self.max_bytes} bytes")
 
 
+class HostNotAllowed(AppError):
+    status, code, title = 400, "HOST_NOT_ALLOWED", "This server does not answer for that host"
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Whether a Host header's name (port aside) is one of `allowed` (`*.x` for subdomains)."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower().rstrip(".")
+    for pattern in (p.lower() for p in allowed):
+        if pattern == name or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
+class AllowedHostsMiddleware:
+    """Refuse requests naming a host this server is not (`Host: evil.example`), so that no
+    answer, redirect or address can be built from it."""
+
+    def __init__(self, app: ASGIApp, *, hosts: list[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"} or not self.hosts:
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        if host_allowed(host, self.hosts):
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await send_problem(send, scope, HostNotAllowed(f"Unknown host {host[:100]!r}"))
+
+
 async def send_problem(send: Send, scope: Scope, error: AppError) -> None:
     """Answer a problem+json directly from middleware (outside FastAPI's handlers)."""
     body = error.to_problem(instance=scope["path"])

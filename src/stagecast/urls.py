@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import Request
 
 from stagecast.runtime import Runtime
@@ -16,5 +18,10 @@ def http_url(request: Request, runtime: Runtime, path: str) -> str:
 def rtmp_server_url(request: Request, runtime: Runtime) -> str:
     """Where publishers send RTMP (`RTMP_PUBLIC_URL` when set), without the stream key."""
     settings = runtime.settings
+    if settings.rtmp_public_url:
+        return settings.rtmp_public_url
     port = runtime.rtmp_port or settings.rtmp_port  # the bound port when settings say 0
-    return settings.rtmp_public_url or f"rtmp://{request.url.hostname or settings.host}:{port}/live"
+    # The public URL's host when set; a request's Host only in development (and only one
+    # the allowed hosts admit, see AllowedHostsMiddleware).
+    public_host = urlsplit(settings.public_url).hostname if settings.public_url else None
+    return f"rtmp://{public_host or request.url.hostname or settings.host}:{port}/live"
