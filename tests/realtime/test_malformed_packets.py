@@ -45,3 +45,23 @@ async def test_malformed_packets_cost_one_warning_each(
     viewer = await live.connect()
     assert viewer.client.connected
     assert (await live.http.get("/healthz")).status_code == 200
+
+
+async def test_a_bug_in_a_handler_answers_a_500_problem_and_logs_once(live: LiveServer) -> None:
+    realtime = live.app.state.runtime.realtime
+
+    @realtime.on("test:boom")
+    async def boom(_sid: str, _user: object, _payload: object) -> dict[str, object]:
+        raise RuntimeError("a bug")
+
+    socket = await live.connect()
+    with capture_logs() as logs:
+        answer = await socket.call("test:boom", {})
+    assert answer["ok"] is False
+    assert answer["error"]["status"] == 500
+    assert answer["error"]["code"] == "INTERNAL_ERROR"
+    failures = [entry for entry in logs if entry["event"] == "socket_handler_failed"]
+    assert len(failures) == 1
+    assert failures[0]["socket_event"] == "test:boom"
+    # The socket goes on working.
+    assert (await socket.call("stream:leave", {}))["ok"] is False
