@@ -141,7 +141,10 @@ async def test_seed_004_viewers_join_by_public_names_and_hear_each_other(
     # The end of the stream, flat as the seed shows it; the envelope to everyone else.
     ended = await live.http.delete(f"/api/v1/streams/{stream_id}", headers=owner.headers)
     assert ended.status_code < 300, ended.text
-    assert await first.wait_for("stream-ended") == {"streamKey": stream_id, "reason": "ended"}
+    assert await first.wait_for("stream-ended") == {
+        "streamKey": stream_id,
+        "reason": "ended by the owner",  # why it ended, as the end path says
+    }
     assert (await by_id.wait_for("stream-ended"))["streamKey"] == channel["id"]
     assert (await talker.wait_for("stream:ended"))["payload"]["stream_id"] == stream_id
     for listener in (first, by_id):
@@ -265,7 +268,7 @@ async def test_seed_002_clients_choose_their_dialect_in_the_handshake(live: Live
         assert (tip["type"], tip["stream_id"]) == ("tip_received", stream_id)
         assert tip["tip"] == {
             "id": tipped.json()["id"],
-            "from_user": fan.username,
+            "from_user": "John Doe",  # the seed's example: the display name
             "tokens": 100,
             "message": "Great show!",
         }

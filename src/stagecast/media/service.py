@@ -448,7 +448,7 @@ class LiveMedia:
             )
             if stream is None or stream.status != StreamStatus.LIVE.value:
                 return False
-            await streams.mark_stream_ended(session, stream=stream, now=ended_at)
+            await streams.mark_stream_ended(session, stream=stream, now=ended_at, reason=reason)
             await self._record_vod(session, stream, stored.renditions, prefix)
         log.warning(
             "stream_recovered",
@@ -485,7 +485,7 @@ class LiveMedia:
         summaries = await pipeline.finish()
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.get_one(Stream, broadcast.stream_id)
-            await streams.mark_stream_ended(session, stream=stream)
+            await streams.mark_stream_ended(session, stream=stream, reason=reason)
             await self._record_vod(session, stream, summaries, pipeline.prefix)
         log.info("broadcast_ended", stream_id=str(broadcast.stream_id), reason=reason)
 

@@ -75,6 +75,7 @@ class ContributionOut(BaseModel):
     channel_id: uuid.UUID
     from_user_id: uuid.UUID | None  # hidden on private ones, except to the two people in it
     from_username: str | None
+    from_display_name: str | None  # seed 002's `from_user` ("John Doe")
     to_user_id: uuid.UUID
     tokens: int
     fee_tokens: int

@@ -203,6 +203,7 @@ def present_contribution(
         channel_id=contribution.channel_id,
         from_user_id=None if hidden else contribution.from_user_id,
         from_username=None if hidden or sender is None else sender.username,
+        from_display_name=None if hidden or sender is None else sender.display_name,
         to_user_id=contribution.to_user_id,
         tokens=contribution.tokens,
         fee_tokens=contribution.fee_tokens,

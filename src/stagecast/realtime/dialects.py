@@ -76,7 +76,8 @@ def _seed002(_dialect: Dialect, event: str, message: dict[str, Any]) -> Translat
             "stream_id": payload.get("stream_id"),
             "tip": {
                 "id": payload["id"],
-                "from_user": payload.get("from_username"),  # None on a private tip
+                # The sender's display name, as the seed's example; None on a private tip.
+                "from_user": payload.get("from_display_name", payload.get("from_username")),
                 "tokens": payload["tokens"],
                 "message": payload.get("message"),
             },

@@ -412,9 +412,10 @@ async def mark_stream_live(
 
 
 async def mark_stream_ended(
-    session: AsyncSession, *, stream: Stream, now: datetime | None = None
+    session: AsyncSession, *, stream: Stream, now: datetime | None = None, reason: str = "ended"
 ) -> Stream:
-    """Take a stream off air (publisher gone past the reconnect window, or ended by owner)."""
+    """Take a stream off air (publisher gone past the reconnect window, or ended by owner);
+    `reason` goes out with `stream:ended`."""
     if stream.status != StreamStatus.LIVE.value:
         return stream
     now = now or utcnow()
@@ -424,7 +425,12 @@ async def mark_stream_ended(
     await session.flush()
     channel = await session.get_one(Channel, stream.channel_id)
     await _index_stream(session, stream, channel)
-    publish(session, "stream:ended", _event_payload(stream), rooms=(channel_room(channel.id),))
+    publish(
+        session,
+        "stream:ended",
+        {**_event_payload(stream), "reason": reason},
+        rooms=(channel_room(channel.id),),
+    )
     return stream
 
 
