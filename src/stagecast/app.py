@@ -34,6 +34,7 @@ from stagecast.middleware import (
     OpenCorsMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    SeedBasePathMiddleware,
 )
 from stagecast.moderation import events as moderation_events
 from stagecast.moderation import routes as moderation_routes
@@ -249,6 +250,7 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
         )
     # Outside the configured CORS: media and seed 004's routes are open to every origin.
     app.add_middleware(OpenCorsMiddleware)
+    app.add_middleware(SeedBasePathMiddleware)
     app.add_middleware(AllowedHostsMiddleware, hosts=runtime.settings.trusted_hosts)
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     # Outermost of ours: every answer, the 500s the request context renders included.

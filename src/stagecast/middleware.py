@@ -289,6 +289,26 @@ class BodySizeLimitMiddleware:
         return PayloadTooLarge(f"The request body may be at most {self.max_bytes} bytes")
 
 
+class SeedBasePathMiddleware:
+    """Seed 000's clients call `/api/<route>` (its API has no version); the same routes live
+    under `/api/v1`. `/api/...` that is not `/api/v1/...` is served as `/api/v1/...`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and path.startswith("/api/")
+            and not path.startswith("/api/v1/")
+            and path != "/api/v1"
+        ):
+            scope = {**scope, "path": "/api/v1/" + path.removeprefix("/api/")}
+            scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
 class HostNotAllowed(AppError):
     status, code, title = 400, "HOST_NOT_ALLOWED", "This server does not answer for that host"
 
