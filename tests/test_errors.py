@@ -253,3 +253,15 @@ async def test_each_request_without_an_id_gets_a_new_one(client: httpx.AsyncClie
     ids = {(await client.get("/api/v1/health")).headers["x-request-id"] for _ in range(3)}
     assert len(ids) == 3
     assert all(GENERATED_ID.match(i) for i in ids)
+
+
+async def test_problems_carry_the_seeds_message_beside_detail(client: httpx.AsyncClient) -> None:
+    """Seed 000 and 002 clients read `message`; it is the same sentence as `detail`."""
+    for answer in (
+        await client.get("/api/v1/no-such-route"),
+        await client.post("/api/v1/auth/login", json={"email": "x@example.com", "password": "x"}),
+        await client.post("/api/v1/auth/register", json={}),
+    ):
+        problem = answer.json()
+        assert problem["message"] == problem["detail"], problem
+        assert problem["code"]

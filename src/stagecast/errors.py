@@ -55,6 +55,8 @@ class AppError(Exception):
             "status": self.status,
             "detail": self.detail,
             "code": self.code,
+            # Seeds 000 and 002 read the sentence as `message`: an RFC 9457 extension member.
+            "message": self.detail,
         }
         if instance:
             body["instance"] = instance
@@ -233,6 +235,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "code": {"type": "string"},
+        "message": {"type": "string", "description": "the detail again, as seeds 000/002 read it"},
         "instance": {"type": "string"},
         "request_id": {"type": "string"},
         "errors": {
