@@ -364,10 +364,12 @@ async def test_a_broadcaster_is_not_held_by_the_socket_event_limit(
         master = await eventually(lambda: _text_if_ok(live.http, f"/hls/{stream_id}/master.m3u8"))
         assert "#EXT-X-STREAM-INF" in master
         assert (await tab.call("end-stream", {"streamKey": key["stream_key"]}))["ok"]
-        # Its other events still count: start, end, a join, and the fourth is over the limit.
-        assert (await tab.call("stream:join", {"streamId": stream_id}))["ok"]
-        refused = await tab.call("stream:join", {"streamId": stream_id})
-        assert refused["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+        # Its other events still count: within three more events one is over the limit (on a
+        # slow machine the window may have let `start-stream` go by the time these are sent).
+        answers = [await tab.call("stream:join", {"streamId": stream_id}) for _ in range(3)]
+        refused = [a for a in answers if not a["ok"]]
+        assert refused, answers
+        assert refused[0]["error"]["code"] == "RATE_LIMIT_EXCEEDED"
 
 
 async def test_browser_ingest_refuses_bad_input(media_server: MediaServer) -> None:
