@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,7 +68,7 @@ class MediaServer:
         return await eventually(found)
 
 
-def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Settings:
+def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120, **media: Any) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
@@ -75,13 +76,14 @@ def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120) -> Set
         rtmp_host="127.0.0.1",
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
-        media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30),
+        media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30, **media),
     )
 
 
-@pytest.fixture
-async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
-    async with serving(media_settings(tmp_path, committed_database_url)) as live:
+@contextlib.asynccontextmanager
+async def serving_media(settings: Settings) -> AsyncIterator[MediaServer]:
+    """The app of `settings` served, with a creator, their channel and stream key."""
+    async with serving(settings) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)
         key = await live.http.get("/api/v1/live/streams/me/key", headers=owner.headers)
@@ -89,6 +91,12 @@ async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIter
         server = MediaServer(live, owner, channel, key.json()["stream_key"])
         # The API tells the port the RTMP server bound, not the 0 the settings asked for.
         assert key.json()["rtmp_url"] == server.rtmp_url
+        yield server
+
+
+@pytest.fixture
+async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
+    async with serving_media(media_settings(tmp_path, committed_database_url)) as server:
         yield server
 
 

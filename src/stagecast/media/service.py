@@ -25,6 +25,7 @@ from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
+from stagecast.media.keyframes import StreamHealth
 from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
 from stagecast.media.packager import Packager
 from stagecast.media.pipeline import (
@@ -75,6 +76,7 @@ class Broadcast:
     reconnects: int = 0
     ending: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    health: StreamHealth | None = None  # what the RTMP ingest learnt of the source
 
     @property
     def state(self) -> str:
@@ -218,6 +220,7 @@ class LiveMedia:
             ladder=list(self.settings.ladder),
             thumbnail_seconds=self.settings.thumbnail_seconds,
             recording=broadcast.recording,
+            reencode_long_gops=self.settings.reencode_long_gops,
         )
 
         async def segments_changed(count: int) -> None:
@@ -335,6 +338,11 @@ class LiveMedia:
                 log.error(
                     "broadcast_end_failed", channel_id=str(broadcast.channel_id), error=repr(result)
                 )
+
+    async def report_health(self, broadcast: Broadcast, health: StreamHealth) -> None:
+        """Keep what is known of the source's health and tell the channel room."""
+        broadcast.health = health
+        await self._emit(broadcast, "stream:health", health.payload())
 
     async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
         realtime = self.runtime.realtime

@@ -14,6 +14,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
+from stagecast.media.keyframes import recommended_keyframe_interval
 from stagecast.pagination import Page, make_page
 from stagecast.ratelimit import rate_limit
 from stagecast.realtime.bus import DomainEvent
@@ -22,7 +23,9 @@ from stagecast.streams import service as streams
 from stagecast.streams.models import StreamKey, StreamStatus
 from stagecast.streams.schemas import (
     BrowserIngest,
+    EncoderAdvice,
     StreamCreate,
+    StreamHealthOut,
     StreamKeyOut,
     StreamOut,
     StreamUpdate,
@@ -51,7 +54,21 @@ def _key_out(request: Request, runtime: Runtime, raw: str, stored: StreamKey) ->
         ),
         channel_id=stored.channel_id,
         created_at=stored.created_at,
+        encoder=EncoderAdvice(
+            keyframe_interval_seconds=recommended_keyframe_interval(
+                settings.media.segment_seconds, settings.media.max_keyframe_seconds
+            ),
+            max_keyframe_interval_seconds=settings.media.max_keyframe_seconds,
+        ),
+        stream_health=_health_of(runtime, stored.channel_id),
     )
+
+
+def _health_of(runtime: Runtime, channel_id: uuid.UUID) -> StreamHealthOut | None:
+    broadcast = runtime.media.broadcasts.get(channel_id) if runtime.media else None
+    if broadcast is None or broadcast.health is None or broadcast.ended.is_set():
+        return None
+    return StreamHealthOut.model_validate(broadcast.health.payload())
 
 
 @router.post(
