@@ -12,13 +12,14 @@ import pytest
 from stagecast.media.keyframes import KEYFRAME_WARNING, KeyframeCadence, StreamHealth
 from stagecast.media.rtmp import FlvTag, TagType
 from tests.media.conftest import (
-    FFMPEG,
-    TEST_PATTERN,
+    OBS_DEFAULT_KEYFRAMES,
     MediaServer,
     eventually,
     media_settings,
     run_ffmpeg,
     serving_media,
+    start_publisher,
+    x264_keyframes,
 )
 from tests.realtime.conftest import Listener
 
@@ -128,26 +129,7 @@ def test_the_health_tells_what_to_do() -> None:
 # --- end to end ------------------------------------------------------------------------------
 
 
-# OBS's default: a keyframe every 250 frames (8.3 s at 30 fps); no scene-cut keyframes, so
-# that the test knows where they are.
-def x264(*keyframes: str) -> list[str]:
-    return [
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-        *keyframes, "-sc_threshold", "0", "-c:a", "aac", "-b:a", "96k",
-    ]  # fmt: skip
-
-
-OBS_DEFAULT = x264("-g", "250", "-keyint_min", "250")
 _EXTINF = re.compile(r"#EXTINF:([\d.]+),")
-
-
-async def publish(url: str, seconds: float, codec_args: list[str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-        *TEST_PATTERN, "-t", str(seconds), *codec_args, "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
 
 
 async def finish(publisher: asyncio.subprocess.Process) -> None:
@@ -205,7 +187,7 @@ async def test_obs_default_keyframes_are_reencoded_into_one_second_segments(
 ) -> None:
     server, http = media_server, media_server.live.http
     socket = await in_channel_room(server)
-    publisher = await publish(server.rtmp_url, 6, OBS_DEFAULT)
+    publisher = await start_publisher(server.rtmp_url, 6, OBS_DEFAULT_KEYFRAMES)
 
     [health] = await health_events(socket, 1)
     stream_id = health["stream_id"]
@@ -249,7 +231,7 @@ async def test_with_reencoding_off_the_warning_still_comes(
     settings = media_settings(tmp_path, committed_database_url, reencode_long_gops=False)
     async with serving_media(settings) as server:
         socket = await in_channel_room(server)
-        publisher = await publish(server.rtmp_url, 4, OBS_DEFAULT)
+        publisher = await start_publisher(server.rtmp_url, 4, OBS_DEFAULT_KEYFRAMES)
         [health] = await health_events(socket, 1)
         assert health["warning"] == KEYFRAME_WARNING
         assert health["reencoding"] is False
@@ -267,10 +249,10 @@ async def test_keyframes_that_spread_out_later_switch_to_reencoding(
     server = media_server
     socket = await in_channel_room(server)
     # Keyframes at 0, 0.5 (close: passed through), then 3.5 and 6.5 s (too far apart).
-    spreading = x264(
+    spreading = x264_keyframes(
         "-g", "90", "-keyint_min", "90", "-force_key_frames", "0,0.5", "-forced-idr", "1"
     )
-    publisher = await publish(server.rtmp_url, 7, spreading)
+    publisher = await start_publisher(server.rtmp_url, 7, spreading)
 
     first, late, switched = await health_events(socket, 3)
     assert (first["keyframe_interval"], first["warning"], first["reencoding"]) == (0.5, None, False)
