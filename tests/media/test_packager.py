@@ -637,31 +637,6 @@ async def test_the_hint_follows_the_keyframe_interval(tmp_path: Path) -> None:
     assert '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_2_2.m4s"' in text
 
 
-def hold_back(text: str) -> float:
-    return float(re.findall(r"PART-HOLD-BACK=([\d.]+)", text)[0])
-
-
-async def test_keyframes_far_apart_hold_players_back_by_their_interval(tmp_path: Path) -> None:
-    packager, store = low_latency(tmp_path)
-    await packager.push(parsed(init_segment())[0])
-    # A keyframe every 3 s (a long-GOP source passed through), parts of 0.5 s.
-    gop = [(15, True), *[(15, False)] * 5]
-    pushed = fragments(*gop, *gop, (15, True))
-    seen = []
-    for item in pushed:
-        await packager.push(item)
-        seen.append(hold_back(await read_text(store, "index.m3u8")))
-    # Three part targets while keyframes may still come on time (up to two targets apart),
-    # then the open interval on top of them, then the measured one.
-    assert seen[:4] == [1.5, 1.5, 1.5, 1.5]
-    assert seen[4:6] == [4.0, 4.5]
-    assert seen[6:] == [4.5] * 7
-    # Keyframes on time again: the hold-back comes down once the long ones are past.
-    later = pushed[-1].start + pushed[-1].duration
-    await push_all(packager, fragments(*[(15, True), (15, False)] * 8, start=later))
-    assert hold_back(await read_text(store, "index.m3u8")) == 1.5
-
-
 async def test_parts_are_listed_near_the_edge_and_deleted_later(tmp_path: Path) -> None:
     packager, store = low_latency(tmp_path)
     await packager.push(parsed(init_segment())[0])

@@ -101,10 +101,11 @@ class StreamHealth:
             else f"more than {self.max_keyframe_interval:g} s apart"
         )
         effect = (
-            "the best quality is re-encoded to keep latency low, which costs server time and "
-            "some picture quality"
+            "the best quality is re-encoded to keep segments short, which costs server time "
+            "and some picture quality"
             if self.reencoding
-            else "viewers cannot watch closer to live than that"
+            else "segments are that long, so players without low-latency support fall far "
+            "behind and quality changes wait for a keyframe"
         )
         return (
             f"Your keyframes are {apart}: {effect}. In OBS set Settings → Output → "

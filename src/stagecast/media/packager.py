@@ -8,10 +8,7 @@ adds is stored, so it never names a missing segment. Playlist text comes from `p
 Low-Latency HLS (`part_target` set): every fragment ffmpeg writes is also stored at once as a
 partial segment `part_<n>_<i>.m4s` and listed, so a player can fetch media a fraction of a
 second after it was encoded instead of a whole segment later. Players block on the next part
-or playlist version through `wait_for_playlist` / `wait_for_part`. A player can only start at
-an independent part (a keyframe): when keyframes come more than two target durations apart
-(a long-GOP source passed through), PART-HOLD-BACK grows by the keyframe interval, so that the
-playlist promises no latency its keyframes cannot give.
+or playlist version through `wait_for_playlist` / `wait_for_part`.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ import structlog
 
 from stagecast.media.fmp4 import Fragment, InitSegment, MediaFormatError, read_fragments
 from stagecast.media.playlists import (
-    PART_HOLD_BACK_TARGETS,
     MediaPlaylist,
     OpenSegment,
     PlaylistPart,
@@ -51,10 +47,6 @@ _MAX_TIMESTAMP_JUMP = 0.5
 # (RFC 8216bis 6.2.2) and their files kept a while longer for players holding older playlists.
 _PARTS_LISTED_TARGETS = 3
 _PARTS_KEPT_SEGMENTS = 10
-# PART-HOLD-BACK covers the longest of this many recent keyframe intervals, once they are
-# more than _SPREAD_TARGETS target durations apart.
-_RECENT_KEYFRAME_INTERVALS = 8
-_SPREAD_TARGETS = 2
 
 
 # --- the packager ----------------------------------------------------------------------------
@@ -172,7 +164,6 @@ class Packager:
         self._changed = asyncio.Event()  # set (and replaced) whenever the playlist changes
         self._last_keyframe: int | None = None  # media time of the latest keyframe
         self._keyframe_interval: float | None = None
-        self._keyframe_intervals: deque[float] = deque(maxlen=_RECENT_KEYFRAME_INTERVALS)
         self._with_part_files: deque[StoredSegment] = deque()
         self._segments: list[StoredSegment] = []
         self._totals = _Totals()
@@ -373,22 +364,7 @@ class Packager:
     def _note_keyframe(self, fragment: Fragment) -> None:
         if self._last_keyframe is not None and self._next_start is not None:
             self._keyframe_interval = (fragment.start - self._last_keyframe) / fragment.timescale
-            self._keyframe_intervals.append(self._keyframe_interval)
         self._last_keyframe = fragment.start
-
-    def _part_hold_back(self) -> float | None:
-        """PART-HOLD-BACK beyond three part targets, when keyframes are far apart: the longest
-        recent keyframe interval (or the one still open, if longer) on top of it."""
-        part_target = self.settings.part_target
-        if part_target is None:
-            return None
-        spread = max(self._keyframe_intervals, default=0.0)
-        if self._last_keyframe is not None and self._next_start is not None and self._pending:
-            timescale = self._pending[-1].timescale
-            spread = max(spread, (self._next_start - self._last_keyframe) / timescale)
-        if spread <= _SPREAD_TARGETS * self.settings.target_duration:
-            return None
-        return spread + PART_HOLD_BACK_TARGETS * part_target
 
     async def _store_part(self, fragment: Fragment) -> None:
         part = PlaylistPart(
@@ -557,7 +533,6 @@ class Packager:
             ended=ended,
             part_target=self.settings.part_target,
             open_segment=open_segment,
-            part_hold_back=self._part_hold_back(),
         )
 
     def _vod_playlist(self) -> MediaPlaylist:

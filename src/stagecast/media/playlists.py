@@ -63,8 +63,6 @@ class MediaPlaylist:
     ended: bool = False
     part_target: float | None = None  # set: a low-latency playlist with partial segments
     open_segment: OpenSegment | None = None
-    # PART-HOLD-BACK when three part targets are not enough (keyframes far apart); None: three.
-    part_hold_back: float | None = None
 
 
 def format_program_date_time(moment: datetime) -> str:
@@ -129,7 +127,7 @@ def render_media_playlist(playlist: MediaPlaylist) -> str:
         f"#EXT-X-TARGETDURATION:{playlist.target_duration}",
     ]
     if low_latency and playlist.part_target is not None:
-        hold_back = playlist.part_hold_back or PART_HOLD_BACK_TARGETS * playlist.part_target
+        hold_back = PART_HOLD_BACK_TARGETS * playlist.part_target
         lines += [
             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={hold_back:.3f}",
             f"#EXT-X-PART-INF:PART-TARGET={playlist.part_target:.3f}",
