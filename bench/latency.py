@@ -71,11 +71,22 @@ Concurrency
     median is within +50% and +1 s of the one-stream step and every stream kept producing
     segments at real time (>= 90%). The sweep stops at the first step that does not hold.
 
+hls.js in Chromium
+    Beside the model, a real viewer (bench/hlsjs.py): hls.js as the web app configures it, in
+    Debian's headless Chromium, reading the stamps off the frames it presents. Its rows are
+    named "..., hls.js".
+
+Long keyframe intervals (issue 13)
+    The same at 360p with a publisher using OBS's default keyframe interval (`-g 250`, 8.3 s
+    at 30 fps): passed through as it is (`STAGECAST_MEDIA_REENCODE_LONG_GOPS=false`) and with
+    the top rendition re-encoded (the default), and the CPU of both at 720p.
+
 Usage
     apt-get install -y nginx-light libnginx-mod-rtmp     # for the nginx-rtmp rows
     .venv/bin/python bench/latency.py [--duration 30] [--only stagecast|nginx]
         [--segment-seconds 1] [--skip-plain] [--skip-cpu] [--skip-concurrency] [--max-streams 8]
-        [--step-duration 20] [--watch 8] [--join-every 1.3]
+        [--step-duration 20] [--watch 8] [--join-every 1.3] [--skip-long-gop | --only-long-gop]
+        [--skip-browser] [--browser-watch 20] [--browser-join-every 5]
 """
 
 from __future__ import annotations
@@ -1573,7 +1584,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def long_gop_cases(args: argparse.Namespace, browser: bool) -> list[CaseResult]:
     """A source with OBS's default keyframe interval: passed through as it is (re-encoding
     off), and with its top rendition re-encoded (the default); the model players, hls.js in
-    Chromium, and the CPU both cost at 720p."""
+    Chromium, the model players with Low-Latency HLS off, and what both cost at 720p."""
     results = []
     for reencode, how in ((False, "passthrough"), (True, "re-encoded")):
         with stagecast_target(args, ladder="[]", streams=1, reencode_long_gops=reencode) as target:
@@ -1585,6 +1596,12 @@ def long_gop_cases(args: argparse.Namespace, browser: bool) -> list[CaseResult]:
                         target, f"{name}, hls.js", SMALL, args, gop=OBS_DEFAULT_GOP, browser=True
                     )
                 )
+        if not args.skip_plain:  # players without Low-Latency HLS (VLC, ffplay, older ones)
+            with stagecast_target(
+                args, ladder="[]", streams=1, low_latency=False, reencode_long_gops=reencode
+            ) as target:
+                name = f"-g {OBS_DEFAULT_GOP} {how}, plain HLS"
+                results.append(run_case(target, name, SMALL, args, gop=OBS_DEFAULT_GOP))
     if not args.skip_cpu:
         for reencode, how in ((False, "passthrough"), (True, "re-encoded")):
             with stagecast_target(
