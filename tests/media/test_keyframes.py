@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from stagecast.media.keyframes import KEYFRAME_WARNING, KeyframeCadence, StreamHealth
+from stagecast.media.keyframes import (
+    KEYFRAME_WARNING,
+    KeyframeCadence,
+    StreamHealth,
+    recommended_keyframe_interval,
+)
 from stagecast.media.rtmp import FlvTag, TagType
 from tests.media.conftest import (
     OBS_DEFAULT_KEYFRAMES,
@@ -124,6 +129,16 @@ def test_the_health_tells_what_to_do() -> None:
     assert passed.message is not None
     assert "8.3 s apart" in passed.message
     assert "players without low-latency support fall far behind" in passed.message
+
+
+@pytest.mark.parametrize(
+    ("segment_seconds", "max_keyframe_seconds", "advised"),
+    [(1.0, 2.0, 1), (0.5, 2.0, 1), (1.5, 2.0, 2), (6.0, 10.0, 2), (2.0, 1.0, 1), (1.0, 0.5, 1)],
+)
+def test_the_advice_is_whole_seconds_obs_accepts(
+    segment_seconds: float, max_keyframe_seconds: float, advised: int
+) -> None:
+    assert recommended_keyframe_interval(segment_seconds, max_keyframe_seconds) == advised
 
 
 # --- end to end ------------------------------------------------------------------------------
