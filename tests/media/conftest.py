@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,9 @@ class MediaServer:
         return await eventually(found)
 
 
-def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120, **media: Any) -> Settings:
+def media_settings(
+    tmp_path: Path, database_url: str, *, rung: int = 120, **overrides: object
+) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
@@ -88,13 +90,14 @@ def media_settings(tmp_path: Path, database_url: str, *, rung: int = 120, **medi
         rtmp_host="127.0.0.1",
         rtmp_port=0,
         # The source plus one small rung: the ladder is exercised, the machine spared.
-        media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30, **media),
+        media=MediaSettings(ladder=[rung], thumbnail_seconds=1, dvr_window_seconds=30),
+        **overrides,
     )
 
 
-@contextlib.asynccontextmanager
-async def serving_media(settings: Settings) -> AsyncIterator[MediaServer]:
-    """The app of `settings` served, with a creator, their channel and stream key."""
+@asynccontextmanager
+async def serve_media(settings: Settings) -> AsyncIterator[MediaServer]:
+    """The app of `settings` served, with a channel owner and the channel's stream key."""
     async with serving(settings) as live:
         owner = await live.account()
         channel = await make_channel(live.http, owner)
@@ -108,7 +111,7 @@ async def serving_media(settings: Settings) -> AsyncIterator[MediaServer]:
 
 @pytest.fixture
 async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
-    async with serving_media(media_settings(tmp_path, committed_database_url)) as server:
+    async with serve_media(media_settings(tmp_path, committed_database_url)) as server:
         yield server
 
 

@@ -22,7 +22,7 @@ from tests.media.conftest import (
     eventually,
     media_settings,
     run_ffmpeg,
-    serving_media,
+    serve_media,
     start_publisher,
     x264_keyframes,
 )
@@ -243,8 +243,9 @@ async def test_obs_default_keyframes_are_reencoded_into_one_second_segments(
 async def test_with_reencoding_off_the_warning_still_comes(
     tmp_path: Path, committed_database_url: str
 ) -> None:
-    settings = media_settings(tmp_path, committed_database_url, reencode_long_gops=False)
-    async with serving_media(settings) as server:
+    settings = media_settings(tmp_path, committed_database_url)
+    media = settings.media.model_copy(update={"reencode_long_gops": False})
+    async with serve_media(settings.model_copy(update={"media": media})) as server:
         socket = await in_channel_room(server)
         publisher = await start_publisher(server.rtmp_url, 4, OBS_DEFAULT_KEYFRAMES)
         [health] = await health_events(socket, 1)
