@@ -54,13 +54,18 @@ def _key_out(request: Request, runtime: Runtime, raw: str, stored: StreamKey) ->
         ),
         channel_id=stored.channel_id,
         created_at=stored.created_at,
-        encoder=EncoderAdvice(
-            keyframe_interval_seconds=recommended_keyframe_interval(
-                settings.media.segment_seconds, settings.media.max_keyframe_seconds
-            ),
-            max_keyframe_interval_seconds=settings.media.max_keyframe_seconds,
-        ),
+        encoder=_encoder_advice(runtime),
         stream_health=_health_of(runtime, stored.channel_id),
+    )
+
+
+def _encoder_advice(runtime: Runtime) -> EncoderAdvice:
+    media = runtime.settings.media
+    return EncoderAdvice(
+        keyframe_interval_seconds=recommended_keyframe_interval(
+            media.segment_seconds, media.max_keyframe_seconds
+        ),
+        max_keyframe_interval_seconds=media.max_keyframe_seconds,
     )
 
 
