@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import structlog
 
+from stagecast.db.base import utcnow
 from stagecast.errors import AppError
 from stagecast.media.keyframes import KeyframeCadence, StreamHealth
 from stagecast.media.ladder import can_pass_through
@@ -86,6 +88,7 @@ class RtmpPublish:
         self.keyframes = KeyframeCadence(media.settings.max_keyframe_seconds)
         self._clock: tuple[int, float] | None = None  # (first media ms, its wall time)
         self._first_keyframe: FlvTag | None = None
+        self._first_keyframe_at: datetime | None = None  # the stream's start, on the wall
 
     async def on_metadata(self, metadata: dict[str, Any]) -> None:
         self.metadata = metadata
@@ -111,7 +114,7 @@ class RtmpPublish:
         if tag.tag_type != TagType.VIDEO or tag.is_sequence_header:
             return False
         if self._first_keyframe is None and tag.is_keyframe:
-            self._first_keyframe = tag
+            self._first_keyframe, self._first_keyframe_at = tag, utcnow()
         first = self._first_keyframe
         if first is None:
             return False
@@ -170,7 +173,11 @@ class RtmpPublish:
             audio = next(t.audio_codec for t in self.pending if t.tag_type == TagType.AUDIO)
             source = replace(source, audio_codec=audio)
         source = replace(source, keyframes_too_far=self.keyframes.too_long)
-        pipeline = await self.media.go_live(self.broadcast, input_format="flv", source=source)
+        # The media waited for is fed to ffmpeg with the rest: the stream (its recording,
+        # its program date-times) started when the first keyframe came, not now.
+        pipeline = await self.media.go_live(
+            self.broadcast, input_format="flv", source=source, began_at=self._first_keyframe_at
+        )
         pipeline.remember_header(header + setup)
         self.pipeline = pipeline
         self.pending = []

@@ -194,9 +194,15 @@ class LiveMedia:
             )
 
     async def go_live(
-        self, broadcast: Broadcast, *, input_format: InputFormat, source: SourceInfo
+        self,
+        broadcast: Broadcast,
+        *,
+        input_format: InputFormat,
+        source: SourceInfo,
+        began_at: datetime | None = None,
     ) -> LivePipeline:
-        """Start (or, after a reconnect, continue) the broadcast's pipeline."""
+        """Start (or, after a reconnect, continue) the broadcast's pipeline; `began_at`: when
+        the media it is given first began arriving (the stream's start), if not now."""
         self.check_source(source)
         if broadcast.pipeline is not None:
             await broadcast.pipeline.reconnected(input_format=input_format, source=source)
@@ -205,7 +211,7 @@ class LiveMedia:
         placeholder = await self.placeholder_thumbnail()
         async with self.runtime.db.session() as session, session.begin():
             channel = await session.get_one(Channel, broadcast.channel_id)
-            stream, _ = await streams.mark_stream_live(session, channel=channel)
+            stream, _ = await streams.mark_stream_live(session, channel=channel, now=began_at)
             broadcast.stream_id = stream.id
             started_at = stream.started_at or utcnow()
         # Browse cards show the thumbnail as soon as the stream is live: never a missing image.
