@@ -71,11 +71,22 @@ Concurrency
     median is within +50% and +1 s of the one-stream step and every stream kept producing
     segments at real time (>= 90%). The sweep stops at the first step that does not hold.
 
+hls.js in Chromium
+    Beside the model, a real viewer (bench/hlsjs.py): hls.js as the web app configures it, in
+    Debian's headless Chromium, reading the stamps off the frames it presents. Its rows are
+    named "..., hls.js".
+
+Long keyframe intervals (issue 13)
+    The same at 360p with a publisher using OBS's default keyframe interval (`-g 250`, 8.3 s
+    at 30 fps): passed through as it is (`STAGECAST_MEDIA_REENCODE_LONG_GOPS=false`) and with
+    the top rendition re-encoded (the default), and the CPU of both at 720p.
+
 Usage
     apt-get install -y nginx-light libnginx-mod-rtmp     # for the nginx-rtmp rows
     .venv/bin/python bench/latency.py [--duration 30] [--only stagecast|nginx]
         [--segment-seconds 1] [--skip-plain] [--skip-cpu] [--skip-concurrency] [--max-streams 8]
-        [--step-duration 20] [--watch 8] [--join-every 1.3]
+        [--step-duration 20] [--watch 8] [--join-every 1.3] [--skip-long-gop | --only-long-gop]
+        [--skip-browser] [--browser-watch 20] [--browser-join-every 5]
 """
 
 from __future__ import annotations
@@ -104,6 +115,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import hlsjs
 import httpx
 import imageio_ffmpeg
 from serving import (
@@ -129,6 +141,7 @@ STALL_REPORTED_S = 0.05  # gaps shorter than this are frame-timing jitter, not a
 AUDIO_BITRATE = "128k"
 SMALL = (640, 360, 800_000)
 LARGE = (1280, 720, 2_500_000)
+OBS_DEFAULT_GOP = 250  # OBS's Keyframe Interval "0 = auto": 250 frames, 8.3 s at 30 fps
 
 # --- the timestamp pattern ----------------------------------------------------------------
 
@@ -378,9 +391,15 @@ class Target:
 
 
 def stagecast_env(
-    data_dir: Path, rtmp_port: int, args: argparse.Namespace, ladder: str, low_latency: bool
+    data_dir: Path,
+    rtmp_port: int,
+    args: argparse.Namespace,
+    ladder: str,
+    low_latency: bool,
+    **more: str,
 ) -> dict[str, str]:
     return clean_env(
+        **more,
         STAGECAST_DATA_DIR=str(data_dir),
         STAGECAST_RTMP_HOST="127.0.0.1",
         STAGECAST_RTMP_PORT=str(rtmp_port),
@@ -408,7 +427,12 @@ def prepare_stagecast(base_url: str, rtmp_port: int, streams: int) -> tuple[Slot
 
 @contextlib.contextmanager
 def stagecast_target(
-    args: argparse.Namespace, *, ladder: str, streams: int, low_latency: bool = True
+    args: argparse.Namespace,
+    *,
+    ladder: str,
+    streams: int,
+    low_latency: bool = True,
+    reencode_long_gops: bool = True,
 ) -> Iterator[Target]:
     port, rtmp_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="stagecast-latency-") as tmp:
@@ -416,7 +440,14 @@ def stagecast_target(
         base = f"http://127.0.0.1:{port}"
         with launched(
             stagecast_command(port),
-            env=stagecast_env(data_dir, rtmp_port, args, ladder, low_latency),
+            env=stagecast_env(
+                data_dir,
+                rtmp_port,
+                args,
+                ladder,
+                low_latency,
+                STAGECAST_MEDIA_REENCODE_LONG_GOPS=str(reencode_long_gops).lower(),
+            ),
             cwd=data_dir,
             log=data_dir / "server.log",
             ready_url=f"{base}/readyz",
@@ -533,6 +564,27 @@ def tree_cpu_seconds(root: int) -> float:
         tree.update(children)
         frontier += children
     return sum(ticks.get(pid, 0) for pid in tree) / TICKS_PER_SECOND
+
+
+def ffmpeg_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) of the live ffmpeg processes below `root`: the pipelines'."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            head, _, rest = stat.read_text().rpartition(")")
+            fields = rest.split()
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])
+            if head.partition("(")[2].startswith("ffmpeg"):  # imageio's: ffmpeg-linux-x…
+                ticks[pid] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid, used in ticks.items():
+        ancestor = parents.get(pid)
+        while ancestor is not None and ancestor != root:
+            ancestor = parents.get(ancestor)
+        total += used if ancestor == root else 0
+    return total / TICKS_PER_SECOND
 
 
 def machine_busy_seconds() -> float:
@@ -979,6 +1031,9 @@ class CaseResult:
     window_s: float = 0.0
     server_cpu_s: float = math.nan
     cpu_per_stream_s: float = math.nan
+    ffmpeg_cpu_per_stream_s: float = math.nan  # the pipelines' ffmpeg alone
+    gop_frames: int = 0  # the publisher's keyframe interval
+    player: str = "model"  # "model" (this script's players) or "hls.js" (Chromium)
     machine_busy_pct: float = math.nan
     kept_up: float = math.nan  # the slowest stream's media seconds per wall second
     player_medians: list[float] = field(default_factory=list)
@@ -992,11 +1047,21 @@ class Settings:
     watch: float
     join_every: float
     segment_seconds: float
+    browser_watch: float = 20.0
+    browser_join_every: float = 5.0
 
     def join_offsets(self) -> list[float]:
-        watch = min(self.watch, self.duration)
-        count = int((self.duration - watch) / self.join_every) + 1
-        return [i * self.join_every for i in range(count)]
+        return offsets(self.duration, self.watch, self.join_every)
+
+    def browser_join_offsets(self) -> list[float]:
+        return offsets(self.duration, self.browser_watch, self.browser_join_every)
+
+
+def offsets(duration: float, watch: float, every: float) -> list[float]:
+    """When players join (seconds into the window), each watching `watch` within it."""
+    watch = min(watch, duration)
+    count = int((duration - watch) / every) + 1
+    return [i * every for i in range(count)]
 
 
 async def playback_url(http: httpx.AsyncClient, target: Target, slot: Slot) -> str:
@@ -1024,7 +1089,8 @@ async def wait_for_content(http: httpx.AsyncClient, url: str) -> MediaPlaylist:
     while True:
         with contextlib.suppress(httpx.HTTPError):
             playlist = await load_playlist(http, url)
-            needed = (HOLD_BACK_TARGETS + 2) * playlist.target_duration
+            # Long keyframe intervals make long segments: 20 s of them is plenty to join.
+            needed = min((HOLD_BACK_TARGETS + 2) * playlist.target_duration, 20.0)
             if sum(s.duration for s in playlist.segments) >= needed:
                 return playlist
         await asyncio.sleep(0.5)
@@ -1039,6 +1105,7 @@ class Window:
     target_duration: float
     wall: float
     server_cpu: float
+    ffmpeg_cpu: float
     machine_busy: float
     kept_up: float
 
@@ -1063,7 +1130,64 @@ def kept_up(before: list[MediaPlaylist], after: list[MediaPlaylist], wall: float
     return min(rates)
 
 
-async def measure(target: Target, streams: int, geometry: Geometry, settings: Settings) -> Window:
+async def model_players(
+    kind: type[Player],
+    http: httpx.AsyncClient,
+    url: str,
+    decoder: SegmentDecoder,
+    settings: Settings,
+    origin: float,
+) -> list[PlayerResult]:
+    """This script's players, joining one after another (see the module docstring)."""
+    return list(
+        await asyncio.gather(
+            *(
+                join_later(kind(http, url, decoder, settings.watch), delay, origin)
+                for delay in settings.join_offsets()
+            )
+        )
+    )
+
+
+def browser_result(seen: dict[str, Any], origin: float) -> PlayerResult:
+    """What one Chromium page saw, as a model player's result."""
+    latencies = [x for x in seen["latencies"] if x < 600]
+    first = seen.get("first")
+    return PlayerResult(
+        joined=round(seen["joined"] - origin, 2),
+        start_seconds=first / 1000 - seen["joined"] if first else math.nan,
+        latencies=latencies,
+        stalls=seen["stalls"],
+        stall_seconds=seen["stallSeconds"],
+        unreadable=seen["unreadable"] + len(seen["latencies"]) - len(latencies),
+        segments=0,
+        errors=[*seen["errors"], f"hls.js stall reports: {seen['hlsStalls']}"]
+        if seen["hlsStalls"]
+        else seen["errors"],
+    )
+
+
+async def in_chromium(
+    master: str, geometry: Geometry, settings: Settings, origin: float
+) -> list[PlayerResult]:
+    """hls.js viewers in Chromium (bench/hlsjs.py), joining as the browser settings say."""
+    joins = settings.browser_join_offsets()
+    seen = await hlsjs.watch_streams(
+        master,
+        width=geometry.width,
+        band=ROWS * geometry.block_height,
+        points=geometry.sample_points(),
+        joins=joins,
+        watch=min(settings.browser_watch, settings.duration),
+        fps=FPS,
+        stall_reported=STALL_REPORTED_S,
+    )
+    return [browser_result(page, origin) for page in seen]
+
+
+async def measure(
+    target: Target, streams: int, geometry: Geometry, settings: Settings, *, browser: bool = False
+) -> Window:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=15, limits=limits) as http:
         async with asyncio.timeout(120):
@@ -1076,25 +1200,27 @@ async def measure(target: Target, streams: int, geometry: Geometry, settings: Se
         before = await stream_progress(http, media)
         decoder = SegmentDecoder(geometry, target.container)
         cpu, busy = tree_cpu_seconds(target.pid), machine_busy_seconds()
+        ffmpeg_cpu = ffmpeg_cpu_seconds(target.pid)
         opened, origin = time.monotonic(), time.time()
         kind = LowLatencyPlayer if first.part_hold_back is not None else Player
-        players = [
-            asyncio.create_task(
-                join_later(kind(http, media[0], decoder, settings.watch), delay, origin)
-            )
-            for delay in settings.join_offsets()
-        ]
+        viewing = asyncio.create_task(
+            in_chromium(urls[0], geometry, settings, origin)
+            if browser
+            else model_players(kind, http, media[0], decoder, settings, origin)
+        )
         await asyncio.sleep(settings.duration)
         cpu, busy = tree_cpu_seconds(target.pid) - cpu, machine_busy_seconds() - busy
+        ffmpeg_cpu = ffmpeg_cpu_seconds(target.pid) - ffmpeg_cpu
         wall = time.monotonic() - opened
         after = await stream_progress(http, media)
-        results = list(await asyncio.gather(*players))
+        results = await viewing
     return Window(
         players=results,
         renditions=picked[0][1] or [geometry.size],
         target_duration=first.target_duration,
         wall=wall,
         server_cpu=cpu,
+        ffmpeg_cpu=ffmpeg_cpu,
         machine_busy=busy,
         kept_up=kept_up(before, after, wall),
     )
@@ -1143,6 +1269,7 @@ def summarize(result: CaseResult, window: Window, publisher: dict[str, Any]) -> 
     result.window_s = round(window.wall, 2)
     result.server_cpu_s = round(window.server_cpu, 2)
     result.cpu_per_stream_s = round(window.server_cpu / (window.wall * result.streams), 4)
+    result.ffmpeg_cpu_per_stream_s = round(window.ffmpeg_cpu / (window.wall * result.streams), 4)
     cores = len(os.sched_getaffinity(0))
     result.machine_busy_pct = round(100 * window.machine_busy / (window.wall * cores), 1)
     result.kept_up = round(window.kept_up, 3)
@@ -1165,15 +1292,26 @@ def run_case(
     streams: int = 1,
     filler: Path | None = None,
     duration: float | None = None,
+    gop: int | None = None,
+    browser: bool = False,
 ) -> CaseResult:
-    """Publish (one pattern stream, plus `streams - 1` filler streams), measure, stop."""
+    """Publish (one pattern stream, plus `streams - 1` filler streams), measure, stop.
+
+    `gop`: the publisher's keyframe interval in frames (default: one per segment);
+    `browser`: hls.js in Chromium watches instead of the model players."""
     width, height, bitrate = source
     geometry = Geometry(width, height)
-    gop = max(1, round(FPS * args.segment_seconds))
+    gop = gop or max(1, round(FPS * args.segment_seconds))
     settings = Settings(
-        duration or args.duration, args.watch, args.join_every, args.segment_seconds
+        duration or args.duration,
+        args.watch,
+        args.join_every,
+        args.segment_seconds,
+        args.browser_watch,
+        args.browser_join_every,
     )
     result = CaseResult(case, target.name, geometry.size, [], streams)
+    result.gop_frames, result.player = gop, "hls.js" if browser else "model"
     print(f"{target.name}: {case} ({geometry.size}, {streams} stream(s)) ...", flush=True)
     logs = Path(tempfile.mkdtemp(prefix="latency-publishers-"))
     publisher = PatternPublisher(
@@ -1184,7 +1322,7 @@ def run_case(
         if filler is not None:
             for index, slot in enumerate(target.slots[1:streams], start=1):
                 fillers.append(start_filler(filler, slot.publish_url, logs / f"filler{index}.log"))
-        window = asyncio.run(measure(target, streams, geometry, settings))
+        window = asyncio.run(measure(target, streams, geometry, settings, browser=browser))
     except TimeoutError:
         window = None
         result.errors.append("the stream(s) did not go live with enough segments within 120 s")
@@ -1204,7 +1342,8 @@ def run_case(
         f"  {result.players} players, {result.frames} frames: median {result.median_s:.2f} s, "
         f"p95 {result.p95_s:.2f} s, start {result.start_s:.2f} s, {result.stalls} stalls; "
         f"target duration {result.target_duration:g} s; server cpu {result.cpu_per_stream_s:.3f} "
-        f"s per stream-second; machine {result.machine_busy_pct:.0f}% busy",
+        f"s per stream-second (ffmpeg {result.ffmpeg_cpu_per_stream_s:.3f}); machine "
+        f"{result.machine_busy_pct:.0f}% busy",
         flush=True,
     )
     for error in result.errors[:5]:
@@ -1264,7 +1403,7 @@ def concurrency(args: argparse.Namespace) -> tuple[list[CaseResult], dict[str, A
 
 # (title, width, attribute, format)
 COLUMNS_OUT = (
-    ("case", 18, "case", "{}"),
+    ("case", 30, "case", "{}"),
     ("server", 10, "server", "{}"),
     ("source", 8, "source", "{}"),
     ("renditions", 24, "renditions", "{}"),
@@ -1277,6 +1416,7 @@ COLUMNS_OUT = (
     ("p95 s", 6, "p95_s", "{:.2f}"),
     ("stalls", 6, "stalls", "{}"),
     ("cpu s/stream-s", 14, "cpu_per_stream_s", "{:.3f}"),
+    ("ffmpeg", 6, "ffmpeg_cpu_per_stream_s", "{:.3f}"),
     ("machine", 7, "machine_busy_pct", "{:.0f}%"),
 )
 
@@ -1405,17 +1545,73 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step-duration", type=float, default=20.0, help="seconds per step")
     parser.add_argument("--watch", type=float, default=8.0, help="seconds each player watches")
     parser.add_argument("--join-every", type=float, default=1.3, help="seconds between joins")
+    parser.add_argument(
+        "--skip-long-gop", action="store_true", help=f"no rows with -g {OBS_DEFAULT_GOP}"
+    )
+    parser.add_argument(
+        "--only-long-gop",
+        action="store_true",
+        help=f"only the rows with -g {OBS_DEFAULT_GOP} (and their CPU rows unless --skip-cpu)",
+    )
+    parser.add_argument("--skip-browser", action="store_true", help="no hls.js-in-Chromium rows")
+    parser.add_argument(
+        "--browser-watch", type=float, default=20.0, help="seconds each page watches"
+    )
+    parser.add_argument(
+        "--browser-join-every", type=float, default=5.0, help="seconds between page joins"
+    )
     args = parser.parse_args(argv)
     if args.max_streams < 1 or args.duration <= 0 or args.step_duration <= 0:
         parser.error("--max-streams, --duration and --step-duration must be positive")
     return args
 
 
+def long_gop_cases(args: argparse.Namespace, browser: bool) -> list[CaseResult]:
+    """A source with OBS's default keyframe interval: passed through as it is (re-encoding
+    off), and with its top rendition re-encoded (the default); the model players, hls.js in
+    Chromium, the model players with Low-Latency HLS off, and what both cost at 720p."""
+    results = []
+    for reencode, how in ((False, "passthrough"), (True, "re-encoded")):
+        with stagecast_target(args, ladder="[]", streams=1, reencode_long_gops=reencode) as target:
+            name = f"-g {OBS_DEFAULT_GOP} {how}"
+            results.append(run_case(target, name, SMALL, args, gop=OBS_DEFAULT_GOP))
+            if browser:
+                results.append(
+                    run_case(
+                        target, f"{name}, hls.js", SMALL, args, gop=OBS_DEFAULT_GOP, browser=True
+                    )
+                )
+        if not args.skip_plain:  # players without Low-Latency HLS (VLC, ffplay, older ones)
+            with stagecast_target(
+                args, ladder="[]", streams=1, low_latency=False, reencode_long_gops=reencode
+            ) as target:
+                name = f"-g {OBS_DEFAULT_GOP} {how}, plain HLS"
+                results.append(run_case(target, name, SMALL, args, gop=OBS_DEFAULT_GOP))
+    if not args.skip_cpu:
+        for reencode, how in ((False, "passthrough"), (True, "re-encoded")):
+            with stagecast_target(
+                args, ladder="[]", streams=1, reencode_long_gops=reencode
+            ) as target:
+                results.append(
+                    run_case(
+                        target, f"cpu -g {OBS_DEFAULT_GOP} {how}", LARGE, args, gop=OBS_DEFAULT_GOP
+                    )
+                )
+    return results
+
+
 def run(args: argparse.Namespace, build: tuple[str, str, str] | None) -> dict[str, Any]:
     results: list[CaseResult] = []
+    browser = not args.skip_browser and hlsjs.missing() is None
+    if not args.skip_browser and not browser:
+        print(f"no hls.js-in-Chromium rows: {hlsjs.missing()}\n")
+    if args.only_long_gop:
+        return {"results": long_gop_cases(args, browser), "steps": [], "concurrency": {}}
     if args.only != "nginx":
         with stagecast_target(args, ladder="[]", streams=1) as target:
             results.append(run_case(target, "latency", SMALL, args))
+            if browser:
+                results.append(run_case(target, "latency, hls.js", SMALL, args, browser=True))
         if not args.skip_plain:
             with stagecast_target(args, ladder="[]", streams=1, low_latency=False) as target:
                 results.append(run_case(target, "latency, plain HLS", SMALL, args))
@@ -1427,6 +1623,8 @@ def run(args: argparse.Namespace, build: tuple[str, str, str] | None) -> dict[st
             results.append(run_case(target, "cpu passthrough", LARGE, args))
         with stagecast_target(args, ladder="[720,480,360]", streams=1) as target:
             results.append(run_case(target, "cpu ladder", LARGE, args))
+    if args.only != "nginx" and not args.skip_long_gop:
+        results += long_gop_cases(args, browser)
     steps: list[CaseResult] = []
     sweep: dict[str, Any] = {}
     if args.only != "nginx" and not args.skip_concurrency:
@@ -1461,7 +1659,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = goal(results, args.segment_seconds)
     print("\n" + table(results + steps) + "\n")
     print(describe_goal(verdict))
-    if not args.skip_concurrency and args.only != "nginx":
+    if not args.skip_concurrency and args.only != "nginx" and not args.only_long_gop:
         print(describe_concurrency(outcome["concurrency"], steps))
     write_json(
         {

@@ -55,6 +55,11 @@ class MediaSettings(BaseSettings):
     dvr_window_seconds: float = Field(default=120, ge=10)
     # Renditions below the source, by short side; the source is always kept, never upscaled.
     ladder: list[int] = Field(default_factory=lambda: [720, 480, 360])
+    # A segment (and an independent part) starts only at a keyframe: a source whose keyframes
+    # are farther apart than this gets a stream-health warning, and, with `reencode_long_gops`,
+    # its top rendition is re-encoded with a keyframe every segment instead of passed through.
+    max_keyframe_seconds: float = Field(default=2.0, ge=0.5, le=10)
+    reencode_long_gops: bool = True
     thumbnail_seconds: float = Field(default=5, ge=1)
     max_pipelines: int = Field(default=8, ge=1)
     max_input_bitrate: int = Field(default=20_000_000, ge=100_000)

@@ -33,6 +33,18 @@ H264_AAC = [
 ]  # fmt: skip
 
 
+def x264_keyframes(*keyframes: str) -> list[str]:
+    """H.264 and AAC with these keyframe options, and no scene-cut keyframes between them."""
+    return [
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+        *keyframes, "-sc_threshold", "0", "-c:a", "aac", "-b:a", "96k",
+    ]  # fmt: skip
+
+
+# OBS's default Keyframe Interval ("0 = auto"): 250 frames, 8.3 s at 30 fps.
+OBS_DEFAULT_KEYFRAMES = x264_keyframes("-g", "250", "-keyint_min", "250")
+
+
 @dataclass
 class MediaServer:
     live: LiveServer
@@ -129,11 +141,13 @@ async def run_ffmpeg(*args: str, within: float = 60) -> tuple[int, str]:
     return process.returncode, stderr.decode(errors="replace")
 
 
-async def start_publisher(url: str, seconds: float) -> asyncio.subprocess.Process:
+async def start_publisher(
+    url: str, seconds: float, codecs: list[str] = H264_AAC
+) -> asyncio.subprocess.Process:
     """ffmpeg publishing the test pattern over RTMP in real time."""
     return await asyncio.create_subprocess_exec(
         FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-        *TEST_PATTERN, "-t", str(seconds), *H264_AAC, "-f", "flv", url,
+        *TEST_PATTERN, "-t", str(seconds), *codecs, "-f", "flv", url,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

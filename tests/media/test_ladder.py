@@ -23,6 +23,7 @@ from stagecast.media.ladder import (
     render_master_playlist,
     scaled_size,
     variant_for,
+    video_encode_args,
 )
 
 
@@ -46,6 +47,19 @@ def test_1080p_h264_source_gets_the_full_ladder_and_passes_through() -> None:
     assert [r.copy_video for r in ladder] == [True, False, False, False]
     assert [r.video_bitrate for r in ladder] == [6_000_000, 2_500_000, 1_200_000, 700_000]
     assert all(r.frame_rate == 30 for r in ladder)
+
+
+def test_an_h264_source_may_be_reencoded_instead() -> None:
+    ladder = build_ladder(
+        width=1281, height=719, frame_rate=30, video_codec="h264", passthrough=False
+    )
+    assert sizes(ladder)[0] == ("source", 1280, 718)  # even, for x264
+    assert [r.copy_video for r in ladder] == [False, False, False]
+    # Re-encoded, the source gets keyframes on the segment grid like every rung.
+    args = video_encode_args(ladder[0], segment_duration=1.0)
+    assert args[args.index("-c:v") + 1] == "libx264"
+    assert args[args.index("-g") + 1] == "30"
+    assert "expr:gte(t,n_forced*1)" in args
 
 
 def test_480p_source_gets_only_360p_below_it() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from stagecast.media.ingest import IngestMeter
@@ -86,6 +88,32 @@ def test_a_reconnect_keeps_the_playlists_there_are() -> None:
         ("source", 720, False, 25.0),
         ("480p", 480, False, 25.0),
     ]
+
+
+def test_keyframes_too_far_apart_reencode_the_source_when_asked() -> None:
+    obs = SourceInfo("h264", "aac", 1281, 720, 30.0, 6_000_000, keyframes_too_far=True)
+    reencoded = plan_ladder(obs, [480], reencode_long_gops=True)
+    assert [(r.name, r.width, r.height, r.copy_video) for r in reencoded] == [
+        ("source", 1280, 720, False),  # even, for x264, at the source's bitrate
+        ("480p", 854, 480, False),
+    ]
+    assert reencoded[0].video_bitrate == 6_000_000
+    # Off, or keyframes close enough: passed through as before.
+    assert plan_ladder(obs, [480])[0].copy_video
+    close = SourceInfo("h264", "aac", 1280, 720, 30.0, keyframes_too_far=False)
+    assert plan_ladder(close, [480], reencode_long_gops=True)[0].copy_video
+    # A source that is transcoded anyway is not affected.
+    vp8 = SourceInfo("vp8", "opus", 1280, 720, 30.0, keyframes_too_far=True)
+    assert plan_ladder(vp8, [480], reencode_long_gops=True) == plan_ladder(vp8, [480])
+
+
+def test_a_reconnect_with_better_keyframes_passes_through_again() -> None:
+    long_gop = SourceInfo("h264", "aac", 1280, 720, 30.0, keyframes_too_far=True)
+    first = plan_ladder(long_gop, [480], reencode_long_gops=True)
+    fixed = replan_ladder(first, replace(long_gop, keyframes_too_far=False), [480])
+    assert [(r.name, r.copy_video) for r in fixed] == [("source", True), ("480p", False)]
+    again = replan_ladder(fixed, long_gop, [480], reencode_long_gops=True)
+    assert again == first
 
 
 def test_the_meter_refuses_a_sustained_overshoot() -> None:

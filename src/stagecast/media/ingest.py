@@ -4,17 +4,29 @@ Both ingests do the same three things: claim the channel (stream key, or the sig
 for the browser), learn what the source is before ffmpeg starts (RTMP's onMetaData, else a
 probe of the first bytes), then feed bytes with backpressure, dropping a publisher that sends
 faster than real time or over the bitrate limit.
+
+RTMP also learns how far apart the source's keyframes are before ffmpeg starts: it waits for
+the second keyframe, or until the first is `MEDIA_MAX_KEYFRAME_SECONDS` old (then they are too
+far apart, whenever the next comes). That delays going live by one keyframe interval of at
+most that, and lets the ladder re-encode a long-GOP source from its first frame instead of
+restarting ffmpeg later; only a source whose first keyframes were close and later ones are not
+gets that restart, at the keyframe that shows it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import structlog
 
+from stagecast.db.base import utcnow
 from stagecast.errors import AppError
-from stagecast.media.pipeline import LivePipeline, SourceInfo, probe_source, source_from_metadata
+from stagecast.media.keyframes import KeyframeCadence, StreamHealth
+from stagecast.media.ladder import can_pass_through
+from stagecast.media.pipeline import LivePipeline, probe_source, source_from_metadata
 from stagecast.media.rtmp import (
     FlvTag,
     PublishRefused,
@@ -28,7 +40,8 @@ from stagecast.media.service import Broadcast, LiveMedia, MediaRejected
 
 log = structlog.get_logger(__name__)
 
-# Tags buffered while waiting for the first keyframe, before the source is known.
+# Tags buffered while the source is learnt (up to its second keyframe, or the first one's
+# age reaching the keyframe limit: a few seconds at any frame rate).
 MAX_PENDING_TAGS = 600
 # How far media time may run ahead of the wall clock before the publisher is dropped.
 MAX_AHEAD_MS = 15_000
@@ -64,7 +77,8 @@ class IngestMeter:
 
 
 class RtmpPublish:
-    """The sink of one RTMP publish: buffers until the first keyframe, then feeds ffmpeg."""
+    """The sink of one RTMP publish: buffers until the source's keyframes are known, then
+    feeds ffmpeg."""
 
     def __init__(self, media: LiveMedia, broadcast: Broadcast) -> None:
         self.media = media
@@ -73,7 +87,10 @@ class RtmpPublish:
         self.pending: list[FlvTag] = []
         self.pipeline: LivePipeline | None = None
         self.meter = IngestMeter(media.settings.max_input_bitrate)
+        self.keyframes = KeyframeCadence(media.settings.max_keyframe_seconds)
         self._clock: tuple[int, float] | None = None  # (first media ms, its wall time)
+        self._first_keyframe: FlvTag | None = None
+        self._first_keyframe_at: datetime | None = None  # the stream's start, on the wall
 
     async def on_metadata(self, metadata: dict[str, Any]) -> None:
         self.metadata = metadata
@@ -82,15 +99,50 @@ class RtmpPublish:
         try:
             self._check_pace(tag)
             self.meter.add(len(tag.payload))
+            learnt = self.keyframes.observe(tag)
             if self.pipeline is not None:
+                await self._follow_keyframes(self.pipeline, tag, learnt=learnt)
                 await self.pipeline.feed(tag.to_bytes())
                 return
             self.pending.append(tag)
-            starts = tag.tag_type == TagType.VIDEO and tag.is_keyframe
-            if (starts and not tag.is_sequence_header) or len(self.pending) >= MAX_PENDING_TAGS:
+            if self._ready_to_start(tag):
                 await self._start()
         except AppError as error:
             raise PublishRefused(error.detail) from error
+
+    def _ready_to_start(self, tag: FlvTag) -> bool:
+        if len(self.pending) >= MAX_PENDING_TAGS:
+            return True
+        if tag.tag_type != TagType.VIDEO or tag.is_sequence_header:
+            return False
+        if self._first_keyframe is None and tag.is_keyframe:
+            self._first_keyframe, self._first_keyframe_at = tag, utcnow()
+        first = self._first_keyframe
+        if first is None:
+            return False
+        # Only a source passed through keeps its keyframes: no need to wait for the rest.
+        return self.keyframes.known or not can_pass_through(first.video_codec or "")
+
+    async def _follow_keyframes(self, pipeline: LivePipeline, tag: FlvTag, *, learnt: bool) -> None:
+        """Tell the creator what was learnt; re-encode at the keyframe that shows they are too
+        far apart (this tag, fed next, starts the new ffmpeg's input)."""
+        keyframe = tag.is_keyframe and not tag.is_sequence_header
+        if keyframe and self.keyframes.too_long and not pipeline.source.keyframes_too_far:
+            learnt = await pipeline.keyframes_too_far() or learnt
+        if learnt:
+            await self._report_health(pipeline)
+
+    async def _report_health(self, pipeline: LivePipeline) -> None:
+        await self.media.report_health(
+            self.broadcast,
+            StreamHealth(
+                keyframe_interval=self.keyframes.interval,
+                max_keyframe_interval=self.keyframes.limit,
+                keyframes_too_far=self.keyframes.too_long
+                and can_pass_through(pipeline.source.video_codec),
+                reencoding=pipeline.reencodes_source,
+            ),
+        )
 
     async def on_close(self, reason: str) -> None:
         await self.media.release(self.broadcast, clean=reason == "unpublished")
@@ -121,16 +173,18 @@ class RtmpPublish:
             raise MediaRejected("No video found in the published stream")
         if source.audio_codec is None and has_audio:
             audio = next(t.audio_codec for t in self.pending if t.tag_type == TagType.AUDIO)
-            source = SourceInfo(**{**_fields(source), "audio_codec": audio})
-        pipeline = await self.media.go_live(self.broadcast, input_format="flv", source=source)
+            source = replace(source, audio_codec=audio)
+        source = replace(source, keyframes_too_far=self.keyframes.too_long)
+        # The media waited for is fed to ffmpeg with the rest: the stream (its recording,
+        # its program date-times) started when the first keyframe came, not now.
+        pipeline = await self.media.go_live(
+            self.broadcast, input_format="flv", source=source, began_at=self._first_keyframe_at
+        )
         pipeline.remember_header(header + setup)
         self.pipeline = pipeline
         self.pending = []
+        await self._report_health(pipeline)
         await pipeline.feed(everything)
-
-
-def _fields(source: SourceInfo) -> dict[str, Any]:
-    return {name: getattr(source, name) for name in SourceInfo.__slots__}
 
 
 def rtmp_server(media: LiveMedia) -> RtmpServer:

@@ -100,6 +100,11 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return even_floor(short_side), even_round(height * short_side / width)
 
 
+def can_pass_through(video_codec: str) -> bool:
+    """Return whether a source in this codec can be passed through untouched (H.264)."""
+    return video_codec.lower() in {"h264", "avc1", "avc"}
+
+
 def build_ladder(
     *,
     width: int,
@@ -109,15 +114,17 @@ def build_ladder(
     video_bitrate: int | None = None,
     rungs: Sequence[Rung] = DEFAULT_RUNGS,
     audio_bitrate: int = DEFAULT_AUDIO_BITRATE,
+    passthrough: bool = True,
 ) -> tuple[Rendition, ...]:
     """Return the source rendition plus every rung strictly smaller than it, largest first.
 
-    The short side decides ("720p" is 1280x720 or 720x1280). H.264 sources are passed through;
+    The short side decides ("720p" is 1280x720 or 720x1280). H.264 sources are passed through
+    unless `passthrough` is off (their keyframes are too far apart for short segments);
     anything else is transcoded at the source size (rounded down to even dimensions).
     """
     if width <= 0 or height <= 0 or frame_rate <= 0:
         raise ValueError(f"invalid source {width}x{height}@{frame_rate}")
-    copy_video = video_codec.lower() in {"h264", "avc1", "avc"}
+    copy_video = passthrough and can_pass_through(video_codec)
     source_width, source_height = width, height
     if not copy_video:
         source_width, source_height = even_floor(width), even_floor(height)

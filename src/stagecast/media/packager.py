@@ -207,6 +207,11 @@ class Packager:
         return _bitrate(self._totals.size, self._totals.duration)
 
     @property
+    def keyframe_interval(self) -> float | None:
+        """Return the latest interval between two keyframes, in seconds (None before two)."""
+        return self._keyframe_interval
+
+    @property
     def frame_rate(self) -> float | None:
         """Return the measured video frame rate, for FRAME-RATE."""
         if self._init is None or self._init.video is None or not self._totals.duration:

@@ -32,6 +32,7 @@ from stagecast.media.ladder import (
     ThumbnailOutput,
     build_ffmpeg_args,
     build_ladder,
+    can_pass_through,
     render_master_playlist,
     variant_for,
 )
@@ -60,6 +61,9 @@ class SourceInfo:
     height: int | None = None
     frame_rate: float = 30.0
     video_bitrate: int | None = None  # bits per second, when the encoder says
+    # Its keyframes are farther apart than the server's limit (`MEDIA_MAX_KEYFRAME_SECONDS`,
+    # measured by the RTMP ingest): passed through, it would make segments that long.
+    keyframes_too_far: bool = False
 
 
 # --- what the publisher sends ----------------------------------------------------------------
@@ -151,15 +155,20 @@ def _rung_bitrate(height: int) -> int:
     return max(200_000, int(RUNG_BITRATES[720] * (height / 720) ** 2))
 
 
-def plan_ladder(source: SourceInfo, heights: list[int]) -> tuple[Rendition, ...]:
+def plan_ladder(
+    source: SourceInfo, heights: list[int], *, reencode_long_gops: bool = False
+) -> tuple[Rendition, ...]:
     """The renditions for a source: the source itself plus every smaller configured rung.
 
     Without the source's size the ladder cannot be planned below it: only the source is kept.
+    With `reencode_long_gops`, a source whose keyframes are too far apart is re-encoded with a
+    keyframe every segment instead of passed through.
     """
+    passthrough = not (reencode_long_gops and source.keyframes_too_far)
     if not source.width or not source.height:
         return build_ladder(
             width=2, height=2, frame_rate=source.frame_rate, video_codec=source.video_codec,
-            video_bitrate=source.video_bitrate, rungs=[],
+            video_bitrate=source.video_bitrate, rungs=[], passthrough=passthrough,
         )[:1]  # fmt: skip
     return build_ladder(
         width=source.width,
@@ -168,17 +177,22 @@ def plan_ladder(source: SourceInfo, heights: list[int]) -> tuple[Rendition, ...]
         video_codec=source.video_codec,
         video_bitrate=source.video_bitrate,
         rungs=ladder_rungs(heights),
+        passthrough=passthrough,
     )
 
 
 def replan_ladder(
-    current: tuple[Rendition, ...], source: SourceInfo, heights: list[int]
+    current: tuple[Rendition, ...],
+    source: SourceInfo,
+    heights: list[int],
+    *,
+    reencode_long_gops: bool = False,
 ) -> tuple[Rendition, ...]:
     """The ladder for a reconnecting source, keeping the renditions (and playlists) there are.
 
     When the new source gives the same renditions they are used as planned; otherwise every
     rendition is transcoded to its old size, so that each playlist goes on."""
-    planned = plan_ladder(source, heights)
+    planned = plan_ladder(source, heights, reencode_long_gops=reencode_long_gops)
     if [r.name for r in planned] == [r.name for r in current]:
         return planned
     return tuple(replace(r, copy_video=False, frame_rate=source.frame_rate) for r in current)
@@ -202,6 +216,7 @@ class PipelineConfig:
     ladder: list[int]
     thumbnail_seconds: float
     recording: bool
+    reencode_long_gops: bool  # see `plan_ladder`
 
 
 SegmentsChanged = Callable[[int], Awaitable[None]]
@@ -230,7 +245,9 @@ class LivePipeline:
         self.started_at = started_at
         self.on_segments = on_segments
         self.on_failed = on_failed
-        self.renditions = plan_ladder(source, config.ladder)
+        self.renditions = plan_ladder(
+            source, config.ladder, reencode_long_gops=config.reencode_long_gops
+        )
         target = min(2.0, max(1.0, config.segment_seconds))
         self.part_target = (
             None if config.part_seconds is None else min(config.part_seconds, target / 2)
@@ -284,6 +301,11 @@ class LivePipeline:
         return self._process.pid if self.running and self._process else None
 
     @property
+    def reencodes_source(self) -> bool:
+        """Whether a source that could be passed through is re-encoded (for its keyframes)."""
+        return can_pass_through(self.source.video_codec) and not self.renditions[0].copy_video
+
+    @property
     def segment_count(self) -> int:
         return min((len(p.segments) for p in self.packagers.values()), default=0)
 
@@ -318,13 +340,43 @@ class LivePipeline:
         stream from the start, on a new timeline (the packagers mark the discontinuity)."""
         self.input_format = input_format
         self.source = source
-        self.renditions = replan_ladder(self.renditions, source, self.config.ladder)
+        self._replan()
         self._ready.clear()
         self._planned_restart = True
         self._header = bytearray()
         process = self._process
         if process is not None and process.returncode is None:
             process.kill()
+
+    async def keyframes_too_far(self) -> bool:
+        """The source's keyframes turned out too far apart mid-stream (its first ones were
+        close): re-encode its rendition from the next bytes fed on, which must start at a
+        keyframe. Return whether ffmpeg restarts for it (not when re-encoding is off, or on).
+
+        The running ffmpeg reads to the end of what it was given, so nothing is lost; the new
+        one reads the stream's header first, and the playlists mark a discontinuity."""
+        self.source = replace(self.source, keyframes_too_far=True)
+        before = self.renditions
+        self._replan()
+        if self.renditions == before:
+            return False
+        log.info("pipeline_reencoding_source", stream_id=self.stream_id)
+        process = self._process
+        if process is None or process.returncode is not None or process.stdin is None:
+            return True  # between two runs: the next one reads the new ladder
+        self._ready.clear()
+        self._planned_restart = True
+        self._replay_header = True
+        process.stdin.close()
+        return True
+
+    def _replan(self) -> None:
+        self.renditions = replan_ladder(
+            self.renditions,
+            self.source,
+            self.config.ladder,
+            reencode_long_gops=self.config.reencode_long_gops,
+        )
 
     async def finish(self) -> dict[str, RecordingSummary]:
         """Drain ffmpeg, store the last segments, end the playlists, write the VOD master."""

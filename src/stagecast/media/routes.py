@@ -471,6 +471,15 @@ def _broadcast_internals(media: LiveMedia, stream: Stream) -> dict[str, Any] | N
         "ingest": broadcast.kind,
         "reconnects": broadcast.reconnects,
         "renditions": [r.name for r in pipeline.renditions] if pipeline else [],
+        # The source's keyframes, what the creator is told of them, and whether the top
+        # rendition passes the source through or re-encodes it.
+        "health": broadcast.health.payload() if broadcast.health else None,
+        "passthrough": bool(pipeline and pipeline.renditions[0].copy_video),
+        "keyframeIntervals": {
+            name: packager.keyframe_interval for name, packager in pipeline.packagers.items()
+        }
+        if pipeline
+        else {},
         "ffmpegRestarts": pipeline.restarts if pipeline else 0,
         "bytesIn": pipeline.bytes_in if pipeline else 0,
         "segments": pipeline.segment_count if pipeline else 0,

@@ -31,6 +31,7 @@ from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
+from stagecast.media.keyframes import StreamHealth
 from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
 from stagecast.media.nodes import NodeRegistry, Orphan
 from stagecast.media.packager import Packager, RecordingSummary
@@ -91,6 +92,7 @@ class Broadcast:
     ending: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set when ending begins
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # set once all is stored
+    health: StreamHealth | None = None  # what the RTMP ingest learnt of the source
 
     @property
     def state(self) -> str:
@@ -282,9 +284,15 @@ class LiveMedia:
             )
 
     async def go_live(
-        self, broadcast: Broadcast, *, input_format: InputFormat, source: SourceInfo
+        self,
+        broadcast: Broadcast,
+        *,
+        input_format: InputFormat,
+        source: SourceInfo,
+        began_at: datetime | None = None,
     ) -> LivePipeline:
-        """Start (or, after a reconnect, continue) the broadcast's pipeline."""
+        """Start (or, after a reconnect, continue) the broadcast's pipeline; `began_at`: when
+        the media it is given first began arriving (the stream's start), if not now."""
         self.check_source(source)
         if broadcast.pipeline is not None:
             await broadcast.pipeline.reconnected(input_format=input_format, source=source)
@@ -294,7 +302,7 @@ class LiveMedia:
         async with self.runtime.db.session() as session, session.begin():
             channel = await session.get_one(Channel, broadcast.channel_id)
             stream, _ = await streams.mark_stream_live(
-                session, channel=channel, node_id=self.nodes.id
+                session, channel=channel, node_id=self.nodes.id, now=began_at
             )
             broadcast.stream_id = stream.id
             started_at = stream.started_at or utcnow()
@@ -310,6 +318,7 @@ class LiveMedia:
             ladder=list(self.settings.ladder),
             thumbnail_seconds=self.settings.thumbnail_seconds,
             recording=broadcast.recording,
+            reencode_long_gops=self.settings.reencode_long_gops,
         )
 
         async def segments_changed(count: int) -> None:
@@ -541,6 +550,11 @@ class LiveMedia:
                 await self.nodes.leave(self.runtime.db)
             except Exception:
                 log.exception("media_node_leave_failed")
+
+    async def report_health(self, broadcast: Broadcast, health: StreamHealth) -> None:
+        """Keep what is known of the source's health and tell the channel room."""
+        broadcast.health = health
+        await self._emit(broadcast, "stream:health", health.payload())
 
     async def _emit(self, broadcast: Broadcast, name: str, payload: dict[str, Any]) -> None:
         realtime = self.runtime.realtime

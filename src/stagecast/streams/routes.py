@@ -22,6 +22,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import PermissionDenied, problem_responses
+from stagecast.media.keyframes import recommended_keyframe_interval
 from stagecast.media.pipeline import MASTER_PLAYLIST
 from stagecast.media.service import media_of
 from stagecast.moderation import service as moderation
@@ -33,10 +34,12 @@ from stagecast.streams import service as streams
 from stagecast.streams.models import StreamKey, StreamStatus
 from stagecast.streams.schemas import (
     BrowserIngest,
+    EncoderAdvice,
     IceServer,
     OwnStreamOut,
     PlaybackUrls,
     StreamCreate,
+    StreamHealthOut,
     StreamJoinOut,
     StreamKeyOut,
     StreamOut,
@@ -70,7 +73,26 @@ def _key_out(request: Request, runtime: Runtime, raw: str, stored: StreamKey) ->
         ),
         channel_id=stored.channel_id,
         created_at=stored.created_at,
+        encoder=_encoder_advice(runtime),
+        stream_health=_health_of(runtime, stored.channel_id),
     )
+
+
+def _encoder_advice(runtime: Runtime) -> EncoderAdvice:
+    media = runtime.settings.media
+    return EncoderAdvice(
+        keyframe_interval_seconds=recommended_keyframe_interval(
+            media.segment_seconds, media.max_keyframe_seconds
+        ),
+        max_keyframe_interval_seconds=media.max_keyframe_seconds,
+    )
+
+
+def _health_of(runtime: Runtime, channel_id: uuid.UUID) -> StreamHealthOut | None:
+    broadcast = runtime.media.broadcasts.get(channel_id) if runtime.media else None
+    if broadcast is None or broadcast.health is None or broadcast.ended.is_set():
+        return None
+    return StreamHealthOut.model_validate(broadcast.health.payload())
 
 
 @router.post(

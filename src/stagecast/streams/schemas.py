@@ -124,6 +124,23 @@ class BrowserIngest(BaseModel):
     end_event: str
 
 
+class EncoderAdvice(BaseModel):
+    """What to set in OBS (or any encoder) for short segments and low latency."""
+
+    keyframe_interval_seconds: int  # OBS: Settings -> Output -> Keyframe Interval
+    max_keyframe_interval_seconds: float  # farther apart: a warning, and the top re-encoded
+
+
+class StreamHealthOut(BaseModel):
+    """What the ingest learnt of the live source (the `stream:health` event's payload)."""
+
+    keyframe_interval: float | None  # seconds, the longest lately; None until measured
+    max_keyframe_interval: float
+    reencoding: bool  # the best quality is re-encoded because of the keyframes
+    warning: str | None  # `keyframe_interval_too_long`, or None
+    message: str | None  # what to read and do
+
+
 class StreamKeyOut(BaseModel):
     stream_key: str
     rtmp_server: str
@@ -131,6 +148,9 @@ class StreamKeyOut(BaseModel):
     browser_ingest: BrowserIngest
     channel_id: uuid.UUID
     created_at: datetime
+    encoder: EncoderAdvice
+    # While the channel is live from this node's RTMP ingest; None otherwise.
+    stream_health: StreamHealthOut | None = None
 
 
 WEBRTC_NOT_YET = "WebRTC is not available yet: publish with RTMP or browser ingest, play HLS"

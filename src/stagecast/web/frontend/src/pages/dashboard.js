@@ -3,6 +3,7 @@
 import { get, post, patch, del } from "../api.js";
 import { h, replace, field, errorBox, toast, formatNumber, formatTokens, formatDate, formatDuration } from "../dom.js";
 import { openSocket } from "../realtime.js";
+import { streamHealthNotice } from "../streamhealth.js";
 import { requireUser } from "../signin.js";
 
 const SUBSCRIBERS_PAGE = 25;
@@ -24,6 +25,7 @@ export async function render({ main, navigate }) {
   ]);
 
   const live = openSocket();
+  const health = streamHealthNotice(live, key.stream_health);
   const liveViewers = h("strong", { class: "stat-value" }, channel.is_live ? "…" : "Offline");
   // The room counts whoever is in it, the dashboard too: a count means nothing off air.
   let onAir = channel.is_live;
@@ -52,6 +54,7 @@ export async function render({ main, navigate }) {
     h("section", { class: "page dashboard" },
       h("h1", {}, "Creator dashboard"),
       h("p", { class: "muted" }, h("a", { href: `/${channel.slug}` }, channel.name), " · ", h("a", { href: "/dashboard/live" }, "Go live")),
+      health,
       h("div", { class: "stats" },
         stat("Watching now", liveViewers),
         stat("Followers", formatNumber(analytics.follower_count)),

@@ -3,6 +3,7 @@
 import { get, post, patch } from "../api.js";
 import { h, replace, field, copyButton, errorBox, toast, formatNumber } from "../dom.js";
 import { openSocket } from "../realtime.js";
+import { streamHealthNotice } from "../streamhealth.js";
 import { createChat } from "../chat.js";
 import { requireUser } from "../signin.js";
 import { captureMedia, createBroadcast, supportedMimeType } from "../broadcaster.js";
@@ -56,7 +57,10 @@ export async function render({ main, navigate }) {
       h("dt", {}, "Stream key"),
       h("dd", {}, keyText, reveal, copyButton(() => key.stream_key, "Copy key"), regenerate),
     ),
-    h("p", { class: "muted" }, "OBS: Settings → Stream → Service: Custom. Set the keyframe interval to 1 s. Keep the key secret: anyone with it can stream as you."),
+    h("p", { class: "muted", id: "encoder-advice" },
+      `OBS: Settings → Stream → Service: Custom; Settings → Output → Keyframe Interval ${key.encoder.keyframe_interval_seconds} s ` +
+      "(OBS's “0 = auto” puts keyframes about 8 s apart, too far for low latency). " +
+      "Keep the key secret: anyone with it can stream as you."),
   );
 
   // --- title and category ------------------------------------------------------------------
@@ -106,6 +110,7 @@ export async function render({ main, navigate }) {
 
   // --- the browser broadcaster -------------------------------------------------------------
   const live = openSocket();
+  const health = streamHealthNotice(live, key.stream_health);
   const chat = createChat({ live, channel, me, canModerate: true });
   const preview = h("video", { class: "video preview", muted: true, autoplay: true, playsinline: true, hidden: true, "aria-label": "Your camera preview" });
   preview.muted = true;
@@ -213,6 +218,7 @@ export async function render({ main, navigate }) {
         { class: "channel-main stack", "aria-labelledby": "golive-title" },
         h("h1", { id: "golive-title" }, "Go live"),
         h("p", { class: "muted" }, "Your channel: ", h("a", { href: `/${channel.slug}` }, `/${channel.slug}`)),
+        health,
         broadcaster,
         info,
         setup,
