@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,72 +13,31 @@ import pytest
 import socketio
 
 from tests.conftest import TEST_REDIS_URL, fresh_database_url
-from tests.realtime.conftest import Listener, free_port
+from tests.e2e.serve import ServeProcess, serve_environment
+from tests.realtime.conftest import Listener
 
 pytestmark = pytest.mark.skipif(
     not TEST_REDIS_URL, reason="needs STAGECAST_TEST_REDIS_URL (CI sets it)"
 )
 
 
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stagecast", "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(log.read_text())
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready: {log.read_text()}")
-
-
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECAST_")}
-    env.update(
-        STAGECAST_DATA_DIR=str(tmp_path / "shared"),  # same keys and secret on both nodes
-        STAGECAST_REDIS_URL=TEST_REDIS_URL or "",
-        STAGECAST_KEY_PREFIX=f"stagecast-nodes:{tmp_path.name}",
-        STAGECAST_PASSWORD_TIME_COST="1",
-        STAGECAST_RTMP_PORT="0",  # any free port: tests run side by side
-        STAGECAST_PASSWORD_MEMORY_KIB="8192",
-        STAGECAST_PASSWORD_PARALLELISM="1",
-    )
+    database_url = None
     if os.environ.get("STAGECAST_TEST_DATABASE_URL"):
-        env["STAGECAST_DATABASE_URL"] = fresh_database_url(tmp_path, "nodes")
-    subprocess.run(
-        [sys.executable, "-m", "stagecast", "db", "upgrade"],
-        env=env,
-        check=True,
-        capture_output=True,
+        database_url = fresh_database_url(tmp_path, "nodes")
+    # One data dir: the same keys and secret on both nodes.
+    env = serve_environment(
+        tmp_path / "shared", database_url, key_prefix=f"stagecast-nodes:{tmp_path.name}"
     )
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / "node1.log", tmp_path / "node2.log"]
-    processes = [_start(env, port, log) for port, log in zip(ports, logs, strict=True)]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    nodes = [ServeProcess(env, tmp_path / f"node{n}.log") for n in (1, 2)]
     try:
-        for url, process, log in zip(urls, processes, logs, strict=True):
-            _wait_ready(url, process, log)
-        yield urls[0], urls[1]
+        for node in nodes:
+            node.start()
+        yield nodes[0].base, nodes[1].base
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for node in nodes:
+            node.stop()
 
 
 async def _signed_in(url: str, name: str) -> tuple[str, str]:
