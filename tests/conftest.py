@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -23,6 +24,19 @@ from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
 TEST_DATABASE_URL = os.environ.get("STAGECAST_TEST_DATABASE_URL")
+
+
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """The structlog events called `event` that reached standard logging, as their dicts.
+
+    (structlog's `capture_logs` misses loggers cached before it began; caplog sees all.)"""
+    return [
+        record.msg
+        for record in caplog.records
+        if isinstance(record.msg, dict) and record.msg.get("event") == event
+    ]
+
+
 TEST_REDIS_URL = os.environ.get("STAGECAST_TEST_REDIS_URL")
 # Two checkouts (git worktrees) may run the suite on one PostgreSQL server at once.
 CHECKOUT_TAG = hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:6]

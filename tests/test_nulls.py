@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from structlog.testing import capture_logs
 
-from stagecast.accounts import service as accounts
 from stagecast.accounts.models import User
-from stagecast.channels import service as channels
+from stagecast.accounts.schemas import Preferences
 from stagecast.channels.models import Channel
+from stagecast.channels.schemas import ChannelSettings
 from stagecast.runtime import Runtime
 from tests.factories import make_admin, make_channel, make_stream, register
 
@@ -108,8 +107,14 @@ async def test_every_patch_route_takes_nulls_and_everything_reads_back(
     runtime: Runtime = app.state.runtime
     async with runtime.db.session() as session, session.begin():
         stored = await session.get_one(Channel, uuid.UUID(channel["id"]))
-        with capture_logs() as logs:
-            channels.settings_of(stored)
-        assert logs == []  # nothing invalid was stored
+        # Nothing invalid was stored: the rows validate as they are, without repair.
+        ChannelSettings.model_validate(
+            {
+                **(stored.settings or {}),
+                "category": stored.category,
+                "language": stored.language,
+                "is_mature": stored.is_mature,
+            }
+        )
         user = await session.get_one(User, uuid.UUID(owner.id))
-        accounts.preferences_of(user)
+        Preferences.model_validate(user.preferences or {})

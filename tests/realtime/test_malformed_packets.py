@@ -8,8 +8,8 @@ import logging
 
 import aiohttp
 import pytest
-from structlog.testing import capture_logs
 
+from tests.conftest import logged
 from tests.realtime.conftest import LiveServer
 
 GARBAGE = ["garbage", "4", "42[", '42["x"', "9zz", "\x00\x01", "40/nope,", "2probe" * 1000]
@@ -19,7 +19,7 @@ async def test_malformed_packets_cost_one_warning_each(
     live: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = live.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    with capture_logs() as logs, caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING):
         async with aiohttp.ClientSession() as http:
             for packet in GARBAGE:
                 async with http.ws_connect(url) as ws:
@@ -34,10 +34,9 @@ async def test_malformed_packets_cost_one_warning_each(
             )
             assert polled.status == 400
         await asyncio.sleep(0.3)
-    problems = [entry for entry in logs if entry["event"] == "socketio_problem"]
+    problems = logged(caplog, "socketio_problem")
     assert 1 <= len(problems) <= 2 * len(GARBAGE) + 1
-    assert all(entry["log_level"] == "warning" for entry in problems)
-    assert not [entry for entry in logs if "exc_info" in entry or entry["log_level"] == "error"]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.msg in problems)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [r for r in caplog.records if r.exc_info]
 
@@ -47,7 +46,9 @@ async def test_malformed_packets_cost_one_warning_each(
     assert (await live.http.get("/healthz")).status_code == 200
 
 
-async def test_a_bug_in_a_handler_answers_a_500_problem_and_logs_once(live: LiveServer) -> None:
+async def test_a_bug_in_a_handler_answers_a_500_problem_and_logs_once(
+    live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
     realtime = live.app.state.runtime.realtime
 
     @realtime.on("test:boom")
@@ -55,12 +56,12 @@ async def test_a_bug_in_a_handler_answers_a_500_problem_and_logs_once(live: Live
         raise RuntimeError("a bug")
 
     socket = await live.connect()
-    with capture_logs() as logs:
+    with caplog.at_level(logging.WARNING):
         answer = await socket.call("test:boom", {})
     assert answer["ok"] is False
     assert answer["error"]["status"] == 500
     assert answer["error"]["code"] == "INTERNAL_ERROR"
-    failures = [entry for entry in logs if entry["event"] == "socket_handler_failed"]
+    failures = logged(caplog, "socket_handler_failed")
     assert len(failures) == 1
     assert failures[0]["socket_event"] == "test:boom"
     # The socket goes on working.

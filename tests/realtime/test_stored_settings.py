@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-from structlog.testing import capture_logs
+import pytest
 
 from stagecast.channels.models import Channel
 from stagecast.runtime import Runtime
+from tests.conftest import logged
 from tests.factories import make_channel
 from tests.realtime.conftest import LiveServer
 
 
 async def test_invalid_stored_settings_read_as_defaults_with_one_warning(
-    live: LiveServer,
+    live: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     http = live.http
     owner = await live.account()
@@ -27,7 +29,7 @@ async def test_invalid_stored_settings_read_as_defaults_with_one_warning(
             "reconnect_window_seconds": "soon",
             "recording_enabled": False,
         }
-    with capture_logs() as logs:
+    with caplog.at_level(logging.WARNING):
         for _ in range(3):
             answer = await http.get(
                 f"/api/v1/channels/{channel['id']}/settings", headers=owner.headers
@@ -38,8 +40,8 @@ async def test_invalid_stored_settings_read_as_defaults_with_one_warning(
     assert settings["reconnect_window_seconds"] == 30
     assert settings["recording_enabled"] is False  # what was valid is kept
     assert settings["chat"]["blocked_terms"] == ["ok"]
-    warnings = [entry for entry in logs if entry["event"] == "stored_settings_invalid"]
-    assert len(warnings) == 1, logs
+    warnings = logged(caplog, "stored_settings_invalid")
+    assert len(warnings) == 1, caplog.records
 
     # Chat (which reads the settings on every send) works for the channel.
     chatter = await live.account()
