@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from stagecast.config import MoneySettings
 from stagecast.money.providers.base import (
-    MAX_TRANSFER_ATTEMPTS,
-    TRANSFER_RETRY_DELAYS,
+    MAX_ATTEMPTS,
+    PROVIDER_TIMEOUT_SECONDS,
+    RETRY_DELAYS,
     WEBHOOK_TOLERANCE_SECONDS,
     Checkout,
     OnboardingLink,
@@ -39,8 +40,9 @@ from stagecast.money.providers.stripe import (
 )
 
 __all__ = [
-    "MAX_TRANSFER_ATTEMPTS",
-    "TRANSFER_RETRY_DELAYS",
+    "MAX_ATTEMPTS",
+    "PROVIDER_TIMEOUT_SECONDS",
+    "RETRY_DELAYS",
     "WEBHOOK_TOLERANCE_SECONDS",
     "Checkout",
     "HyperswitchProvider",

@@ -21,15 +21,20 @@ TransferStatus = Literal["paid", "pending", "failed"]
 # How old a signed webhook may be; Stripe's own default tolerance.
 WEBHOOK_TOLERANCE_SECONDS: Final = 300
 
-# Waits before each retry of a transfer that failed for a passing reason.
-TRANSFER_RETRY_DELAYS: Final = (
+# How long one request to a provider may take before it counts as failed (a passing failure:
+# it is tried again with the same idempotency key).
+PROVIDER_TIMEOUT_SECONDS: Final = 30.0
+
+# Waits before each retry of a provider call (a transfer, a checkout) that failed for a passing
+# reason.
+RETRY_DELAYS: Final = (
     timedelta(minutes=1),
     timedelta(minutes=5),
     timedelta(minutes=30),
     timedelta(hours=2),
     timedelta(hours=12),
 )
-MAX_TRANSFER_ATTEMPTS: Final = len(TRANSFER_RETRY_DELAYS) + 1
+MAX_ATTEMPTS: Final = len(RETRY_DELAYS) + 1
 
 
 class WebhookRejected(Exception):
@@ -112,7 +117,10 @@ class PaymentProvider(Protocol):
         currency: str,
         success_url: str,
         cancel_url: str,
-    ) -> Checkout: ...
+        idempotency_key: str,
+    ) -> Checkout:
+        """A checkout for one purchase; the same `idempotency_key` answers the same checkout."""
+        ...
 
     def verify_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent: ...
 
@@ -149,7 +157,7 @@ def retry_delay(attempt: int) -> timedelta:
     """How long to wait after failed attempt number `attempt` (1-based) before the next."""
     if attempt < 1:
         raise ValueError("attempts are counted from 1")
-    return TRANSFER_RETRY_DELAYS[min(attempt, len(TRANSFER_RETRY_DELAYS)) - 1]
+    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
 
 
 def header_of(headers: Mapping[str, str], name: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any, Final
 import httpx
 
 from stagecast.money.providers.base import (
+    PROVIDER_TIMEOUT_SECONDS,
     Checkout,
     PaymentEvent,
     PaymentKind,
@@ -31,6 +32,11 @@ _HYPERSWITCH_KINDS: Final[Mapping[str, PaymentKind]] = {
 }
 
 
+# Hyperswitch's error code for a `payment_id` it already has ("The payment with the specified
+# payment_id already exists in our records").
+DUPLICATE_PAYMENT: Final = "HE_01"
+
+
 class HyperswitchProvider:
     """Hyperswitch payments: a payment link per purchase. Webhooks carry the hex HMAC-SHA512 of
     the raw body under the profile's `payment_response_hash_key` in `X-Webhook-Signature-512`.
@@ -46,7 +52,7 @@ class HyperswitchProvider:
         *,
         api_base: str = "https://sandbox.hyperswitch.io",
         profile_id: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = PROVIDER_TIMEOUT_SECONDS,
     ) -> None:
         if not webhook_secret:
             raise ValueError("Hyperswitch webhooks need the payment response hash key")
@@ -68,12 +74,16 @@ class HyperswitchProvider:
         currency: str,
         success_url: str,
         cancel_url: str,
+        idempotency_key: str,
     ) -> Checkout:
         """Create a payment with a hosted payment link (`POST /payments`, `payment_link: true`).
 
-        Hyperswitch has one `return_url` and reports the outcome on it, so `cancel_url` is
-        not sent."""
+        Hyperswitch's idempotency is the `payment_id` we choose (the idempotency key): a second
+        create with it is refused as a duplicate (`HE_01`), and the payment made the first time
+        is read back instead. Hyperswitch has one `return_url` and reports the outcome on it, so
+        `cancel_url` is not sent."""
         body: dict[str, Any] = {
+            "payment_id": idempotency_key,
             "amount": amount_cents,
             "currency": currency.upper(),
             "payment_link": True,
@@ -83,21 +93,11 @@ class HyperswitchProvider:
         }
         if self._profile_id:
             body["profile_id"] = self._profile_id
-        try:
-            response = await self._http.post(
-                "/payments",
-                json=body,
-                headers={"api-key": self._api_key, "Accept": "application/json"},
-            )
-        except httpx.HTTPError as error:
-            raise provider_failed("Hyperswitch", "start the checkout", repr(error)) from error
-        if response.status_code >= 400:
-            reason = f"HTTP {response.status_code}: {response.text[:500]}"
-            raise provider_failed("Hyperswitch", "start the checkout", reason)
-        try:
-            payment = response.json()
-        except ValueError as error:
-            raise provider_failed("Hyperswitch", "start the checkout", "not JSON") from error
+        payment = await self._request("POST", "/payments", json=body)
+        if payment is None:  # made by an earlier attempt with this key
+            payment = await self._request("GET", f"/payments/{idempotency_key}")
+        if payment is None:
+            raise provider_failed("Hyperswitch", "start the checkout", "duplicate, then missing")
         payment_id = text_of(payment, "payment_id")
         link = text_of(mapping_of(payment, "payment_link"), "link")
         if not payment_id or not link:
@@ -109,6 +109,33 @@ class HyperswitchProvider:
             redirect_url=link,
             status=text_of(payment, "status") or "requires_payment_method",
         )
+
+    async def _request(
+        self, method: str, path: str, *, json: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The JSON object Hyperswitch answered; None when it refused a duplicate `payment_id`."""
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                json=json,
+                headers={"api-key": self._api_key, "Accept": "application/json"},
+            )
+        except httpx.HTTPError as error:
+            raise provider_failed("Hyperswitch", "start the checkout", repr(error)) from error
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code >= 400:
+            refusal = mapping_of(answer, "error") if isinstance(answer, dict) else {}
+            if response.status_code == 400 and text_of(refusal, "code") == DUPLICATE_PAYMENT:
+                return None
+            reason = f"HTTP {response.status_code}: {response.text[:500]}"
+            raise provider_failed("Hyperswitch", "start the checkout", reason)
+        if not isinstance(answer, dict):
+            raise provider_failed("Hyperswitch", "start the checkout", "not a JSON object")
+        return answer
 
     def sign(self, payload: bytes) -> str:
         """The `X-Webhook-Signature-512` value Hyperswitch sends with `payload`."""

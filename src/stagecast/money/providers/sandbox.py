@@ -59,6 +59,8 @@ class SandboxProvider:
         self._base_url = base_url.rstrip("/")
         self._tolerance = tolerance
         self._clock = clock
+        # Like a real provider, a repeated idempotency key answers the first checkout again.
+        self.checkouts: dict[str, Checkout] = {}
 
     async def create_checkout(
         self,
@@ -70,14 +72,17 @@ class SandboxProvider:
         currency: str,
         success_url: str,
         cancel_url: str,
+        idempotency_key: str,
     ) -> Checkout:
         """A checkout whose page is our own sandbox confirm URL (no money moves)."""
-        return Checkout(
-            provider=self.name,
-            provider_ref=f"sbx_{secrets.token_hex(12)}",
-            redirect_url=f"{self._base_url}/api/v1/wallet/sandbox/checkout/{purchase_id}",
-            status="open",
-        )
+        if idempotency_key not in self.checkouts:
+            self.checkouts[idempotency_key] = Checkout(
+                provider=self.name,
+                provider_ref=f"sbx_{secrets.token_hex(12)}",
+                redirect_url=f"{self._base_url}/api/v1/wallet/sandbox/checkout/{purchase_id}",
+                status="open",
+            )
+        return self.checkouts[idempotency_key]
 
     def sign(self, payload: bytes, timestamp: int) -> str:
         """The signature header value for `payload` sent at `timestamp` (Unix seconds)."""

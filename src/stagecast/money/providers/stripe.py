@@ -9,6 +9,7 @@ from typing import Any, Final
 import stripe
 
 from stagecast.money.providers.base import (
+    PROVIDER_TIMEOUT_SECONDS,
     WEBHOOK_TOLERANCE_SECONDS,
     Checkout,
     OnboardingLink,
@@ -27,10 +28,10 @@ from stagecast.money.providers.base import (
 
 
 def _stripe_client(
-    api_key: str, api_base: str | None, max_network_retries: int
+    api_key: str, api_base: str | None, max_network_retries: int, timeout: float
 ) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
     # The SDK's async methods need an async HTTP client; httpx is the one it prefers.
-    http_client = stripe.HTTPXClient()
+    http_client = stripe.HTTPXClient(timeout=timeout)
     client = stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base} if api_base else None,
@@ -57,9 +58,10 @@ class StripeProvider:
         *,
         api_base: str | None = None,
         max_network_retries: int = 2,
+        timeout: float = PROVIDER_TIMEOUT_SECONDS,
         tolerance: int = WEBHOOK_TOLERANCE_SECONDS,
     ) -> None:
-        self._client, self._http = _stripe_client(api_key, api_base, max_network_retries)
+        self._client, self._http = _stripe_client(api_key, api_base, max_network_retries, timeout)
         self._webhook_secret = webhook_secret
         self._tolerance = tolerance
 
@@ -76,8 +78,10 @@ class StripeProvider:
         currency: str,
         success_url: str,
         cancel_url: str,
+        idempotency_key: str,
     ) -> Checkout:
-        """Create a Checkout Session in payment mode for one package of tokens."""
+        """Create a Checkout Session in payment mode for one package of tokens; Stripe answers
+        a repeated `Idempotency-Key` with the session it made the first time."""
         metadata = {"purchase_id": purchase_id, "user_id": user_id, "tokens": str(tokens)}
         try:
             session = await self._client.v1.checkout.sessions.create_async(
@@ -100,8 +104,7 @@ class StripeProvider:
                     "success_url": success_url,
                     "cancel_url": cancel_url,
                 },
-                # One session per purchase, however often a flaky network makes us ask.
-                {"idempotency_key": f"checkout-{purchase_id}"},
+                {"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as error:
             raise provider_failed("Stripe", "start the checkout", str(error)) from error
@@ -175,9 +178,14 @@ class StripeConnectPayouts:
     name = "stripe"
 
     def __init__(
-        self, api_key: str, *, api_base: str | None = None, max_network_retries: int = 2
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        max_network_retries: int = 2,
+        timeout: float = PROVIDER_TIMEOUT_SECONDS,
     ) -> None:
-        self._client, self._http = _stripe_client(api_key, api_base, max_network_retries)
+        self._client, self._http = _stripe_client(api_key, api_base, max_network_retries, timeout)
 
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
