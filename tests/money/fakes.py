@@ -25,6 +25,8 @@ class Received:
     headers: dict[str, str]
     form: dict[str, str]
     json: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    answer: Reply | None = None  # what a request that took effect answered
 
 
 @dataclass
@@ -32,16 +34,20 @@ class FakeApi:
     """What a fake provider received and will answer.
 
     - `replies[path]` queues (status, body) answers that come before the default one;
+    - `lost[path]` queues errors answered by requests that still took effect (Stripe stores
+      such an answer, a 500 included, and replays it for the key);
     - `delays[path]` queues seconds to wait before answering (after the request took effect:
       a slow answer, which a client may give up on);
     - `during` is awaited with each request while the caller waits for its answer;
-    - `executed` lists the requests that took effect (not the replays of an idempotency key).
+    - `executed` lists the requests that made something at the provider (not the replays of an
+      idempotency key, nor refusals).
     """
 
     base_url: str = ""
     received: list[Received] = field(default_factory=list)
     executed: list[Received] = field(default_factory=list)
     replies: dict[str, list[Reply]] = field(default_factory=dict)
+    lost: dict[str, list[Reply]] = field(default_factory=dict)
     delays: dict[str, list[float]] = field(default_factory=dict)
     during: Callable[[Received], Awaitable[None]] | None = None
     # Stripe: (method, path, key) -> the request's form and the answer it got.
@@ -53,7 +59,7 @@ class FakeApi:
         return [r for r in self.received if r.path == path]
 
     def made(self, path: str) -> list[Received]:
-        """The requests to `path` that took effect: each made one object at the provider."""
+        """The requests to `path` that made one object each at the provider."""
         return [r for r in self.executed if r.path == path]
 
     async def _before_answer(self, request: Received) -> None:
@@ -135,6 +141,29 @@ def stripe_default_reply(path: str, form: dict[str, str], made: int) -> dict[str
     return {"error": {"type": "invalid_request_error", "message": f"Unrecognized {path}"}}
 
 
+def _stripe_answer(fake: FakeApi, request: Received) -> tuple[Reply, bool]:
+    """The answer to a new request, and whether Stripe stores it for the request's key (every
+    answer but a 5xx from before the endpoint ran). `request.answer` is set when the request
+    made the object it asked for."""
+    queued = fake.replies.get(request.path)
+    if queued:
+        reply = queued.pop(0)
+        return reply, reply[0] < 500
+    made = len(fake.made(request.path))
+    request.answer = (200, stripe_default_reply(request.path, request.form, made))
+    lost = fake.lost.get(request.path)
+    return (lost.pop(0) if lost else request.answer), True
+
+
+def _transfer_list(fake: FakeApi, group: str | None) -> dict[str, Any]:
+    made = [
+        r.answer[1]
+        for r in fake.made("/v1/transfers")
+        if r.answer and r.form.get("transfer_group") == group
+    ]
+    return {"object": "list", "url": "/v1/transfers", "has_more": False, "data": made}
+
+
 def _mismatch(key: str) -> Reply:
     return 400, {
         "error": {
@@ -155,25 +184,25 @@ async def fake_stripe_server() -> AsyncIterator[FakeApi]:
 
     async def handle(request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
-        received = Received(request.method, request.path, dict(request.headers), form)
+        received = Received(
+            request.method, request.path, dict(request.headers), form, query=dict(request.query)
+        )
         fake.received.append(received)
         key = request.headers.get("Idempotency-Key")
         slot = (request.method, request.path, key) if key else None
         replay = fake.idempotent.get(slot) if slot else None
+        queued = fake.replies.get(request.path)
         if replay is not None:
             first_form, reply = replay
             reply = reply if first_form == form else _mismatch(key or "")
+        elif request.method == "GET" and request.path == "/v1/transfers" and not queued:
+            reply = (200, _transfer_list(fake, received.query.get("transfer_group")))
         else:
-            queued = fake.replies.get(request.path)
-            if queued:
-                reply = queued.pop(0)
-            else:
-                made = len(fake.made(request.path))
-                reply = (200, stripe_default_reply(request.path, form, made))
-            if reply[0] < 500:
+            reply, stored = _stripe_answer(fake, received)
+            if received.answer is not None:
                 fake.executed.append(received)
-                if slot:
-                    fake.idempotent[slot] = (form, reply)
+            if stored and slot:
+                fake.idempotent[slot] = (form, reply)
         await fake._before_answer(received)
         status, body = reply
         return web.json_response(body, status=status, headers={"Request-Id": "req_fake"})

@@ -228,6 +228,9 @@ class CrashAfterTransfer:
         await self._provider.transfer(**kwargs)
         raise Crashed
 
+    async def find_transfer(self, *, payout_id: str) -> TransferResult | None:
+        return await self._provider.find_transfer(payout_id=payout_id)
+
     async def onboarding_link(self, **kwargs: Any) -> Any:
         return await self._provider.onboarding_link(**kwargs)
 
@@ -480,3 +483,43 @@ async def test_a_late_failure_of_an_older_attempt_changes_nothing(
             )
         ).all()
         assert [t.details["payout_id"] for t in booked].count(payout_id) == 1
+
+
+@pytest.mark.parametrize("stripe_made_it", [True, False])
+async def test_before_giving_a_payout_up_stripe_is_asked_whether_it_made_it(
+    client: httpx.AsyncClient, app: FastAPI, fake_stripe: FakeApi,
+    connect_payouts: StripeConnectPayouts, stripe_made_it: bool,
+) -> None:  # fmt: skip
+    """Stripe stores a 500 answered by a request that began to run and replays it for the key,
+    whatever happened behind it: every retry fails alike. Before the last attempt gives the
+    payout up, the transfer group is looked up: paid if Stripe made it, else back to earnings."""
+    runtime: Runtime = app.state.runtime
+    runtime.payout_provider = connect_payouts
+    creator, payout_id = await _requested_payout(client, app)
+    admin = await make_admin(client, app)
+    broken = stripe_error(500, "api_error", "Something went wrong on Stripe's end.", "internal")
+    if stripe_made_it:
+        fake_stripe.lost["/v1/transfers"] = [broken]
+    else:
+        fake_stripe.replies["/v1/transfers"] = [broken] * 6
+    first = await client.post(f"/api/v1/admin/payouts/{payout_id}/approve", headers=admin.headers)
+    assert first.json()["status"] == "retrying", first.text
+    now = utcnow()
+    for _ in range(6):
+        now += timedelta(hours=13)  # past every retry delay
+        await jobs.run_once(runtime, now=now)
+    posted = [r for r in fake_stripe.to("/v1/transfers") if r.method == "POST"]
+    assert len(posted) == 6  # MAX_ATTEMPTS, all with the payout's key
+    assert {r.headers["Idempotency-Key"] for r in posted} == {f"payout-{payout_id}"}
+    (looked_up,) = [r for r in fake_stripe.to("/v1/transfers") if r.method == "GET"]
+    assert looked_up.query == {"transfer_group": f"payout-{payout_id}", "limit": "1"}
+    mine = (await client.get("/api/v1/payouts", headers=creator.headers)).json()["data"]
+    earnings = await _account_balance(runtime, earnings_of(uuid.UUID(creator.id)))
+    if stripe_made_it:
+        assert [(p["id"], p["status"]) for p in mine] == [(payout_id, "paid")]
+        assert len(fake_stripe.made("/v1/transfers")) == 1
+        assert earnings == 1000
+    else:
+        assert [(p["id"], p["status"]) for p in mine] == [(payout_id, "failed")]
+        assert fake_stripe.made("/v1/transfers") == []
+        assert earnings == 6000  # returned, whole

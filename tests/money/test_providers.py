@@ -559,6 +559,29 @@ async def test_stripe_sdk_retries_reuse_our_idempotency_key(fake_stripe: FakeApi
     assert keys == ["payout-po-4", "payout-po-4"]
 
 
+async def test_stripe_finds_a_payouts_transfer_by_its_group(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    assert await connect_payouts.find_transfer(payout_id="po-6") is None
+    made = await connect_payouts.transfer(
+        payout_id="po-6", destination="acct_1StagecastCreator", amount_cents=100,
+        currency="usd", idempotency_key="payout-po-6",
+    )  # fmt: skip
+    assert await connect_payouts.find_transfer(payout_id="po-6") == made
+    assert await connect_payouts.find_transfer(payout_id="po-7") is None
+    lookups = [r for r in fake_stripe.to("/v1/transfers") if r.method == "GET"]
+    assert [r.query for r in lookups] == [
+        {"transfer_group": "payout-po-6", "limit": "1"},
+        {"transfer_group": "payout-po-6", "limit": "1"},
+        {"transfer_group": "payout-po-7", "limit": "1"},
+    ]
+    assert all(r.headers["Authorization"] == f"Bearer {API_KEY}" for r in lookups)
+    fake_stripe.replies["/v1/transfers"] = [stripe_error(500, "api_error", "Try again", "x")]
+    with pytest.raises(TransferFailed) as raised:
+        await connect_payouts.find_transfer(payout_id="po-6")
+    assert raised.value.retryable is True
+
+
 async def test_stripe_transfer_needs_a_connected_account(
     fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
 ) -> None:
@@ -741,6 +764,8 @@ async def test_sandbox_payouts_succeed_fail_and_answer_repeats_once() -> None:
     retried = await payouts.transfer(destination="acct_flaky", idempotency_key="k2", **kwargs)
     assert retried.status == "paid"
     assert len(payouts.transfers) == 2
+    assert await payouts.find_transfer(payout_id="po") == retried
+    assert await payouts.find_transfer(payout_id="another") is None
 
 
 async def test_sandbox_onboarding_goes_straight_back() -> None:

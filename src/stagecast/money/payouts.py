@@ -32,7 +32,12 @@ from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
 from stagecast.money import attempts, ledger
 from stagecast.money.ledger import Leg, earnings_of
 from stagecast.money.models import AccountKind, Payout, PayoutAccount
-from stagecast.money.providers import PayoutProvider, TransferFailed, TransferResult
+from stagecast.money.providers import (
+    MAX_ATTEMPTS,
+    PayoutProvider,
+    TransferFailed,
+    TransferResult,
+)
 from stagecast.money.schemas import TransferOut
 from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.realtime.bus import publish, user_room
@@ -330,7 +335,11 @@ async def begin_transfer(
 
 
 async def call_transfer(provider: PayoutProvider, attempt: TransferAttempt) -> TransferOutcome:
-    """Ask the provider to make the transfer (no database here): its result or its refusal."""
+    """Ask the provider to make the transfer (no database here): its result or its refusal.
+
+    Before the last attempt's passing failure gives the payout up, the provider is asked
+    whether an earlier attempt made the transfer after all (Stripe answers a key's stored 500
+    again on every retry, whatever happened behind it)."""
     try:
         return await provider.transfer(
             payout_id=str(attempt.payout_id),
@@ -340,7 +349,18 @@ async def call_transfer(provider: PayoutProvider, attempt: TransferAttempt) -> T
             idempotency_key=attempt.idempotency_key,
         )
     except TransferFailed as failure:
-        return failure
+        refused = failure
+    if not refused.retryable or attempt.number < MAX_ATTEMPTS:
+        return refused
+    try:
+        made = await provider.find_transfer(payout_id=str(attempt.payout_id))
+    except TransferFailed as unknown:
+        why = str(unknown)
+    else:
+        return made or refused
+    # Given up without knowing: an operator compares with the provider's dashboard.
+    log.error("payout_outcome_unknown", payout_id=str(attempt.payout_id), why=why)
+    return refused
 
 
 async def record_transfer(

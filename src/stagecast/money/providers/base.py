@@ -138,6 +138,11 @@ class PayoutProvider(Protocol):
         idempotency_key: str,
     ) -> TransferResult: ...
 
+    async def find_transfer(self, *, payout_id: str) -> TransferResult | None:
+        """The transfer made for this payout, if any attempt made one (asked before a payout
+        whose answers were all passing failures is given up: one may have been made)."""
+        ...
+
     async def onboarding_link(
         self,
         *,

@@ -180,6 +180,7 @@ class SandboxPayouts:
         self.refused = set(refused)
         # Like a real provider, a repeated idempotency key answers the first transfer again.
         self.transfers: dict[str, TransferResult] = {}
+        self._by_payout: dict[str, TransferResult] = {}
 
     async def transfer(
         self,
@@ -200,8 +201,12 @@ class SandboxPayouts:
         if destination in self.flaky:
             raise TransferFailed(f"{destination} is unreachable (sandbox)", retryable=True)
         result = TransferResult(provider_ref=f"sbx_tr_{secrets.token_hex(12)}", status="paid")
-        self.transfers[idempotency_key] = result
+        self.transfers[idempotency_key] = self._by_payout[payout_id] = result
         return result
+
+    async def find_transfer(self, *, payout_id: str) -> TransferResult | None:
+        """The transfer this sandbox made for the payout, if it made one."""
+        return self._by_payout.get(payout_id)
 
     async def onboarding_link(
         self,

@@ -208,16 +208,24 @@ class StripeConnectPayouts:
                     "amount": amount_cents,
                     "currency": currency.lower(),
                     "destination": destination,
-                    "transfer_group": f"payout-{payout_id}",
+                    "transfer_group": _transfer_group(payout_id),
                     "metadata": {"payout_id": payout_id},
                 },
                 {"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as error:
             raise _transfer_failed(error) from error
-        if transfer.reversed:
-            return TransferResult(transfer.id, "failed", "the transfer was reversed")
-        return TransferResult(provider_ref=transfer.id, status="paid")
+        return _transfer_result(transfer)
+
+    async def find_transfer(self, *, payout_id: str) -> TransferResult | None:
+        """The transfer of the payout's transfer group, if Stripe made one."""
+        try:
+            found = await self._client.v1.transfers.list_async(
+                {"transfer_group": _transfer_group(payout_id), "limit": 1}
+            )
+        except stripe.StripeError as error:
+            raise _transfer_failed(error) from error
+        return _transfer_result(found.data[0]) if found.data else None
 
     async def onboarding_link(
         self,
@@ -262,6 +270,17 @@ class StripeConnectPayouts:
             raise provider_failed("Stripe", "read the connected account", str(error)) from error
         capabilities = account.capabilities
         return capabilities is not None and capabilities.transfers == "active"
+
+
+def _transfer_group(payout_id: str) -> str:
+    # Every attempt at one payout names the same group: what find_transfer looks for.
+    return f"payout-{payout_id}"
+
+
+def _transfer_result(transfer: stripe.Transfer) -> TransferResult:
+    if transfer.reversed:
+        return TransferResult(transfer.id, "failed", "the transfer was reversed")
+    return TransferResult(provider_ref=transfer.id, status="paid")
 
 
 def _transfer_failed(error: stripe.StripeError) -> TransferFailed:
