@@ -100,8 +100,13 @@ class MoneySettings(BaseSettings):
     hyperswitch_api_key: str | None = None
     hyperswitch_webhook_secret: str | None = None
     hyperswitch_api_base: str = "https://sandbox.hyperswitch.io"
-    # Renewals and payout retries, once a minute in-process (tests run them by hand).
+    # Renewals, payout retries and provider calls left in flight, once a minute in-process
+    # (tests run them by hand).
     jobs_enabled: bool = True
+    # A provider call whose outcome was never recorded (the server died during it) is taken up
+    # again this long after it started, with the same idempotency key. Longer than a call can
+    # take: 30 s a request, which the Stripe SDK tries up to three times.
+    resume_after_seconds: int = Field(default=300, ge=1)
 
 
 class Settings(BaseSettings):

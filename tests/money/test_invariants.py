@@ -153,8 +153,13 @@ async def _apply(session: Any, step: tuple[str, int, int], world: Any) -> None:
         pending = await session.scalar(select(Payout).where(Payout.status == "requested"))
         if pending is not None:
             if amount:
-                await payouts.approve(session, admin=user, payout_id=pending.id)
-                await payouts.attempt_transfer(session, SandboxPayouts(), pending, now=utcnow())
+                # The workflow's three steps, in the one transaction this test rolls back.
+                now = utcnow()
+                attempt = await payouts.approve(
+                    session, MONEY, admin_id=user.id, payout_id=pending.id, now=now
+                )
+                outcome = await payouts.call_transfer(SandboxPayouts(), attempt)
+                await payouts.record_transfer(session, attempt, outcome, now=now)
             else:
                 await payouts.reject(session, admin=user, payout_id=pending.id, reason="no")
     elif kind == "refund":

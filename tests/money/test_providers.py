@@ -6,22 +6,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import stripe
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from starlette.datastructures import Headers
 
 from stagecast.config import MoneySettings
 from stagecast.money.providers import (
-    MAX_TRANSFER_ATTEMPTS,
+    MAX_ATTEMPTS,
     HyperswitchProvider,
     PaymentEvent,
     PaymentProvider,
@@ -38,188 +34,16 @@ from stagecast.money.providers import (
     retry_delay,
 )
 from tests.factories import register
+from tests.money.conftest import API_KEY, WEBHOOK_SECRET
+from tests.money.fakes import FakeApi, closed_port, connected_account, stripe_error
 
 # The SDK's httpx client posts its form body with `data=`, which httpx deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
-API_KEY = "sk_test_51StagecastFakeKey"
-WEBHOOK_SECRET = "whsec_test_stagecast"
 HASH_KEY = "hs_response_hash_key_0123456789"
 PURCHASE_ID = "0190f0c2-7a6e-7cc1-9d35-0c1f6a2b3c4d"
+CHECKOUT_KEY = f"checkout-{PURCHASE_ID}"
 USER_ID = "0190f0c2-7a6e-7cc1-9d35-0c1f6a2b3c99"
-
-
-# --- local fakes of the providers' APIs ----------------------------------------------------------
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    form: dict[str, str]
-    json: Any = None
-
-
-@dataclass
-class FakeApi:
-    """An HTTP server on a free local port that records requests and answers canned JSON;
-    `replies[path]` queues (status, body) answers that come before the default one."""
-
-    base_url: str = ""
-    received: list[Received] = field(default_factory=list)
-    replies: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
-
-    def to(self, path: str) -> list[Received]:
-        return [r for r in self.received if r.path == path]
-
-
-def stripe_error(status: int, kind: str, message: str, code: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": {"type": kind, "message": message, "code": code}}
-
-
-def checkout_session(form: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": "cs_test_a1B2c3D4e5F6g7H8",
-        "object": "checkout.session",
-        "mode": form["mode"],
-        "status": "open",
-        "payment_status": "unpaid",
-        "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
-        "currency": form["line_items[0][price_data][currency]"],
-        "client_reference_id": form["client_reference_id"],
-        "metadata": {
-            "purchase_id": form["metadata[purchase_id]"],
-            "user_id": form["metadata[user_id]"],
-            "tokens": form["metadata[tokens]"],
-        },
-        "payment_intent": None,
-        "success_url": form["success_url"],
-        "cancel_url": form["cancel_url"],
-        "url": "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8",
-        "livemode": False,
-    }
-
-
-def connected_account(account_id: str, *, transfers: str) -> dict[str, Any]:
-    return {
-        "id": account_id,
-        "object": "account",
-        "type": "express",
-        "details_submitted": transfers == "active",
-        "payouts_enabled": transfers == "active",
-        "capabilities": {"transfers": transfers},
-    }
-
-
-def stripe_default_reply(path: str, form: dict[str, str]) -> dict[str, Any]:
-    if path == "/v1/checkout/sessions":
-        return checkout_session(form)
-    if path == "/v1/transfers":
-        return {
-            "id": "tr_1StagecastTransfer",
-            "object": "transfer",
-            "amount": int(form["amount"]),
-            "currency": form["currency"],
-            "destination": form["destination"],
-            "metadata": {"payout_id": form["metadata[payout_id]"]},
-            "reversed": False,
-            "livemode": False,
-        }
-    if path == "/v1/accounts":
-        return {"id": "acct_1StagecastCreator", "object": "account", "type": form["type"]}
-    if path.startswith("/v1/accounts/"):  # retrieve: onboarding not finished yet
-        return connected_account(path.removeprefix("/v1/accounts/"), transfers="inactive")
-    if path == "/v1/account_links":
-        return {
-            "object": "account_link",
-            "created": int(time.time()),
-            "expires_at": int(time.time()) + 300,
-            "url": f"https://connect.stripe.com/setup/e/{form['account']}/onboard",
-        }
-    return {"error": {"type": "invalid_request_error", "message": f"Unrecognized {path}"}}
-
-
-@pytest.fixture
-async def fake_stripe() -> AsyncIterator[FakeApi]:
-    fake = FakeApi()
-
-    async def handle(request: web.Request) -> web.Response:
-        form = {key: str(value) for key, value in (await request.post()).items()}
-        fake.received.append(Received(request.method, request.path, dict(request.headers), form))
-        queued = fake.replies.get(request.path)
-        status, body = queued.pop(0) if queued else (200, stripe_default_reply(request.path, form))
-        return web.json_response(body, status=status, headers={"Request-Id": "req_fake"})
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    app.router.add_get("/{tail:.*}", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
-
-
-@pytest.fixture
-async def fake_hyperswitch() -> AsyncIterator[FakeApi]:
-    fake = FakeApi()
-
-    async def payments(request: web.Request) -> web.Response:
-        body = await request.json()
-        fake.received.append(
-            Received(request.method, request.path, dict(request.headers), {}, body)
-        )
-        queued = fake.replies.get(request.path)
-        if queued:
-            status, reply = queued.pop(0)
-            return web.json_response(reply, status=status)
-        return web.json_response(
-            {
-                "payment_id": "pay_Stagecast0001",
-                "merchant_id": "merchant_stagecast",
-                "status": "requires_payment_method",
-                "amount": body["amount"],
-                "currency": body["currency"],
-                "client_secret": "pay_Stagecast0001_secret_abc",
-                "metadata": body["metadata"],
-                "return_url": body["return_url"],
-                "payment_link": {
-                    "link": "https://sandbox.hyperswitch.io/payment_link/merchant_stagecast/pay_Stagecast0001",
-                    "payment_link_id": "plink_Stagecast0001",
-                },
-            }
-        )
-
-    app = web.Application()
-    app.router.add_post("/payments", payments)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.base_url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
-
-
-@pytest.fixture
-async def stripe_provider(fake_stripe: FakeApi) -> AsyncIterator[StripeProvider]:
-    provider = StripeProvider(
-        API_KEY, WEBHOOK_SECRET, api_base=fake_stripe.base_url, max_network_retries=0
-    )
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
-async def connect_payouts(fake_stripe: FakeApi) -> AsyncIterator[StripeConnectPayouts]:
-    payouts = StripeConnectPayouts(API_KEY, api_base=fake_stripe.base_url, max_network_retries=0)
-    yield payouts
-    await payouts.aclose()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- sandbox payments ----------------------------------------------------------------------------
@@ -237,32 +61,23 @@ def sandbox(clock: Clock | None = None, secret: bytes = b"sandbox-secret") -> Sa
     return SandboxProvider(secret, "http://localhost:8000/", clock=clock or Clock())
 
 
-async def test_sandbox_checkout_points_at_our_own_confirm_page() -> None:
+async def test_sandbox_checkout_points_at_our_own_confirm_page_once_per_key() -> None:
     provider: PaymentProvider = sandbox()
-    first = await provider.create_checkout(
-        purchase_id=PURCHASE_ID,
-        user_id=USER_ID,
-        tokens=500,
-        amount_cents=500,
-        currency="usd",
-        success_url="http://localhost:8000/wallet?ok",
-        cancel_url="http://localhost:8000/wallet",
-    )
-    again = await provider.create_checkout(
-        purchase_id=PURCHASE_ID,
-        user_id=USER_ID,
-        tokens=500,
-        amount_cents=500,
-        currency="usd",
-        success_url="http://localhost:8000/wallet?ok",
-        cancel_url="http://localhost:8000/wallet",
-    )
+    asked: dict[str, Any] = {
+        "purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": 500, "amount_cents": 500,
+        "currency": "usd", "success_url": "http://localhost:8000/wallet?ok",
+        "cancel_url": "http://localhost:8000/wallet",
+    }  # fmt: skip
+    first = await provider.create_checkout(**asked, idempotency_key=CHECKOUT_KEY)
+    again = await provider.create_checkout(**asked, idempotency_key=CHECKOUT_KEY)
+    other = await provider.create_checkout(**asked, idempotency_key="checkout-another")
     assert first.provider == "sandbox"
     assert first.redirect_url == (
         f"http://localhost:8000/api/v1/wallet/sandbox/checkout/{PURCHASE_ID}"
     )
     assert first.provider_ref.startswith("sbx_")
-    assert first.provider_ref != again.provider_ref
+    assert again == first  # the same key: the same checkout, as a real provider answers
+    assert other.provider_ref != first.provider_ref
     assert first.status == "open"
 
 
@@ -384,6 +199,7 @@ async def test_stripe_checkout_session_request_shape(
         currency="USD",
         success_url="https://stagecast.example/wallet?purchase=ok",
         cancel_url="https://stagecast.example/wallet",
+        idempotency_key=CHECKOUT_KEY,
     )
     assert checkout.provider == "stripe"
     assert checkout.provider_ref == "cs_test_a1B2c3D4e5F6g7H8"
@@ -394,7 +210,7 @@ async def test_stripe_checkout_session_request_shape(
     assert (request.method, request.path) == ("POST", "/v1/checkout/sessions")
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert request.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
-    assert request.headers["Idempotency-Key"] == f"checkout-{PURCHASE_ID}"
+    assert request.headers["Idempotency-Key"] == CHECKOUT_KEY
     assert "Stripe-Version" in request.headers
     assert request.form == {
         "mode": "payment",
@@ -435,6 +251,7 @@ async def test_stripe_checkout_failure_is_a_provider_error(
             currency="usd",
             success_url="https://stagecast.example/ok",
             cancel_url="https://stagecast.example/no",
+            idempotency_key=CHECKOUT_KEY,
         )
     assert raised.value.status == 502
     assert raised.value.code == "PAYMENT_PROVIDER_ERROR"
@@ -742,6 +559,29 @@ async def test_stripe_sdk_retries_reuse_our_idempotency_key(fake_stripe: FakeApi
     assert keys == ["payout-po-4", "payout-po-4"]
 
 
+async def test_stripe_finds_a_payouts_transfer_by_its_group(
+    fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
+) -> None:
+    assert await connect_payouts.find_transfer(payout_id="po-6") is None
+    made = await connect_payouts.transfer(
+        payout_id="po-6", destination="acct_1StagecastCreator", amount_cents=100,
+        currency="usd", idempotency_key="payout-po-6",
+    )  # fmt: skip
+    assert await connect_payouts.find_transfer(payout_id="po-6") == made
+    assert await connect_payouts.find_transfer(payout_id="po-7") is None
+    lookups = [r for r in fake_stripe.to("/v1/transfers") if r.method == "GET"]
+    assert [r.query for r in lookups] == [
+        {"transfer_group": "payout-po-6", "limit": "1"},
+        {"transfer_group": "payout-po-6", "limit": "1"},
+        {"transfer_group": "payout-po-7", "limit": "1"},
+    ]
+    assert all(r.headers["Authorization"] == f"Bearer {API_KEY}" for r in lookups)
+    fake_stripe.replies["/v1/transfers"] = [stripe_error(500, "api_error", "Try again", "x")]
+    with pytest.raises(TransferFailed) as raised:
+        await connect_payouts.find_transfer(payout_id="po-6")
+    assert raised.value.retryable is True
+
+
 async def test_stripe_transfer_needs_a_connected_account(
     fake_stripe: FakeApi, connect_payouts: StripeConnectPayouts
 ) -> None:
@@ -924,6 +764,8 @@ async def test_sandbox_payouts_succeed_fail_and_answer_repeats_once() -> None:
     retried = await payouts.transfer(destination="acct_flaky", idempotency_key="k2", **kwargs)
     assert retried.status == "paid"
     assert len(payouts.transfers) == 2
+    assert await payouts.find_transfer(payout_id="po") == retried
+    assert await payouts.find_transfer(payout_id="another") is None
 
 
 async def test_sandbox_onboarding_goes_straight_back() -> None:
@@ -949,7 +791,7 @@ def test_retry_delay_backs_off_and_caps() -> None:
     ]
     assert delays[5:] == [timedelta(hours=12)] * 3
     assert delays == sorted(delays)
-    assert MAX_TRANSFER_ATTEMPTS == 6
+    assert MAX_ATTEMPTS == 6
     with pytest.raises(ValueError, match="from 1"):
         retry_delay(0)
 
@@ -977,15 +819,17 @@ async def test_hyperswitch_checkout_request_shape(
         currency="usd",
         success_url="https://stagecast.example/wallet?purchase=done",
         cancel_url="https://stagecast.example/wallet",
+        idempotency_key=CHECKOUT_KEY,
     )
     assert checkout.provider == "hyperswitch"
-    assert checkout.provider_ref == "pay_Stagecast0001"
-    assert checkout.redirect_url.endswith("/payment_link/merchant_stagecast/pay_Stagecast0001")
+    assert checkout.provider_ref == CHECKOUT_KEY  # our payment_id: Hyperswitch's idempotency
+    assert checkout.redirect_url.endswith(f"/payment_link/merchant_stagecast/{CHECKOUT_KEY}")
     assert checkout.status == "requires_payment_method"
     [request] = fake_hyperswitch.received
     assert request.headers["api-key"] == "snd_test_api_key"
     assert request.headers["Content-Type"] == "application/json"
     assert request.json == {
+        "payment_id": CHECKOUT_KEY,
         "amount": 1000,
         "currency": "USD",
         "payment_link": True,
@@ -994,6 +838,25 @@ async def test_hyperswitch_checkout_request_shape(
         "metadata": {"purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": "1000"},
         "profile_id": "pro_1",
     }
+
+
+async def test_hyperswitch_checkout_again_reads_back_the_payment_its_key_made(
+    fake_hyperswitch: FakeApi, hyperswitch: HyperswitchProvider
+) -> None:
+    """A second create with the same payment_id is Hyperswitch's duplicate (HE_01): the
+    payment the first made is read back, so a resumed checkout is the same payment."""
+    asked: dict[str, Any] = {
+        "purchase_id": PURCHASE_ID, "user_id": USER_ID, "tokens": 1000, "amount_cents": 1000,
+        "currency": "usd", "success_url": "https://stagecast.example/ok",
+        "cancel_url": "https://stagecast.example/no", "idempotency_key": CHECKOUT_KEY,
+    }  # fmt: skip
+    first = await hyperswitch.create_checkout(**asked)
+    again = await hyperswitch.create_checkout(**asked)
+    assert again == first
+    assert [(r.method, r.path) for r in fake_hyperswitch.received] == [
+        ("POST", "/payments"), ("POST", "/payments"), ("GET", f"/payments/{CHECKOUT_KEY}"),
+    ]  # fmt: skip
+    assert len(fake_hyperswitch.made("/payments")) == 1
 
 
 @pytest.mark.parametrize(
@@ -1017,6 +880,7 @@ async def test_hyperswitch_checkout_failure_is_a_provider_error(
             currency="usd",
             success_url="https://stagecast.example/ok",
             cancel_url="https://stagecast.example/no",
+            idempotency_key=CHECKOUT_KEY,
         )
 
 
@@ -1032,6 +896,7 @@ async def test_hyperswitch_unreachable_is_a_provider_error() -> None:
                 currency="usd",
                 success_url="https://stagecast.example/ok",
                 cancel_url="https://stagecast.example/no",
+                idempotency_key=CHECKOUT_KEY,
             )
     finally:
         await provider.aclose()

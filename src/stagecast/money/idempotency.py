@@ -41,6 +41,43 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+
+
+async def stored_request(
+    session: AsyncSession, *, user_id: uuid.UUID, key: str, request_hash: str
+) -> IdempotentRequest | None:
+    """What an earlier request with this key answered; None for a new key."""
+    stored = await session.scalar(
+        select(IdempotentRequest).where(
+            IdempotentRequest.user_id == user_id, IdempotentRequest.key == key
+        )
+    )
+    if stored is not None and stored.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return stored
+
+
+async def remember(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    status: int,
+    body: dict[str, Any],
+) -> None:
+    """Store the answer under the key; a concurrent request with the key fails to commit."""
+    session.add(
+        IdempotentRequest(
+            user_id=user_id, key=key, request_hash=request_hash, status_code=status, response=body
+        )
+    )
+    await session.flush()
+
+
 async def run_once(
     session: AsyncSession,
     *,
@@ -50,20 +87,15 @@ async def run_once(
     action: Action,
 ) -> JSONResponse:
     """Run `action` in a transaction, or replay the stored answer for the same key."""
-    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    check_key(key)
     for attempt in range(2):
         try:
             async with session.begin():
                 if key is not None:
-                    stored = await session.scalar(
-                        select(IdempotentRequest).where(
-                            IdempotentRequest.user_id == user_id, IdempotentRequest.key == key
-                        )
+                    stored = await stored_request(
+                        session, user_id=user_id, key=key, request_hash=request_hash
                     )
                     if stored is not None:
-                        if stored.request_hash != request_hash:
-                            raise IdempotencyKeyReused()
                         return JSONResponse(
                             stored.response,
                             status_code=stored.status_code,
@@ -71,16 +103,10 @@ async def run_once(
                         )
                 status, body = await action()
                 if key is not None:
-                    session.add(
-                        IdempotentRequest(
-                            user_id=user_id,
-                            key=key,
-                            request_hash=request_hash,
-                            status_code=status,
-                            response=body,
-                        )
-                    )
-                    await session.flush()
+                    await remember(
+                        session, user_id=user_id, key=key, request_hash=request_hash,
+                        status=status, body=body,
+                    )  # fmt: skip
             return JSONResponse(body, status_code=status)
         except IntegrityError:
             # Another request with this key committed first: replay its answer.

@@ -124,7 +124,12 @@ class IdempotentRequest(Base):
 
 
 class Purchase(Base):
-    """Tokens bought through a payment provider: pending until its webhook says paid."""
+    """Tokens bought through a payment provider: pending until its webhook says paid.
+
+    The row is the checkout's intent, committed before the provider is asked: while
+    `provider_ref` is empty the checkout is not known to exist, and `next_attempt_at` says when
+    the jobs ask again (with the same idempotency key, so the provider makes one checkout).
+    """
 
     __tablename__ = "purchases"
 
@@ -139,8 +144,16 @@ class Purchase(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     # The provider's id of the payment itself (Stripe's PaymentIntent), named by refunds.
     payment_ref: Mapped[str | None] = mapped_column(String(255), index=True)
-    # pending -> completed -> partially_refunded -> refunded | disputed
+    # pending -> completed -> partially_refunded -> refunded | disputed; pending -> failed when
+    # the provider never made the checkout.
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    # Where the buyer returns (a retried checkout must ask with the same), and where they pay.
+    success_url: Mapped[str | None] = mapped_column(String(2000))
+    cancel_url: Mapped[str | None] = mapped_column(String(2000))
+    checkout_url: Mapped[str | None] = mapped_column(String(2000))
+    # Tries at making the checkout; the next is due at `next_attempt_at` (None once made).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     # What refunds took back so far (partial refunds add up).
     refunded_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -164,7 +177,13 @@ class ProcessedWebhook(Base):
 
 class Payout(Base):
     """Earnings a creator asked to be paid: requested -> approved -> paid | failed, or
-    rejected (tokens back to earnings)."""
+    rejected (tokens back to earnings).
+
+    An approved (or retrying) payout is the transfer's intent. Each attempt is committed before
+    the provider is called (`attempts` + 1, `next_attempt_at` moved past the time a call may
+    take) and its outcome recorded after, so an attempt a crash cut off comes due again and is
+    retried with the same idempotency key.
+    """
 
     __tablename__ = "payouts"
 

@@ -4,11 +4,18 @@ Requesting moves the tokens from earnings into payouts in flight (so they cannot
 requested twice); a paid transfer moves them to payouts sent; a rejection or a transfer that
 fails for good moves them back to earnings. Transfers that fail for a passing reason are
 retried with backoff.
+
+A transfer is sent in three steps, and the provider is never called inside a transaction:
+`begin_transfer` commits the attempt (the intent), `call_transfer` asks the provider with the
+payout's idempotency key, `record_transfer` commits the outcome. `approve_and_send` and
+`send_transfer` run the three; an attempt a crash cut off comes due again (`next_attempt_at`)
+and the jobs send it once more with the same key, so the provider pays it once.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -20,15 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stagecast.accounts.models import User
 from stagecast.config import MoneySettings
 from stagecast.db.base import utcnow
+from stagecast.db.engine import Database
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
-from stagecast.money import ledger
+from stagecast.money import attempts, ledger
 from stagecast.money.ledger import Leg, earnings_of
 from stagecast.money.models import AccountKind, Payout, PayoutAccount
 from stagecast.money.providers import (
-    MAX_TRANSFER_ATTEMPTS,
+    MAX_ATTEMPTS,
     PayoutProvider,
     TransferFailed,
-    retry_delay,
+    TransferResult,
 )
 from stagecast.money.schemas import TransferOut
 from stagecast.pagination import PageInfo, PageParams, by_id, paginate
@@ -38,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 PayoutStatus = Literal["requested", "approved", "retrying", "paid", "failed", "rejected"]
 IN_FLIGHT = ("requested", "approved", "retrying")
+SENDABLE = ("approved", "retrying")  # approved by an administrator, not paid or failed yet
 ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
 
 
@@ -171,8 +180,59 @@ async def record_payout_account(
     return account
 
 
+async def start_onboarding(
+    db: Database,
+    provider: PayoutProvider,
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    return_url: str,
+    refresh_url: str,
+) -> tuple[PayoutAccount, str]:
+    """The creator's account at the provider (made on first use) and its onboarding link.
+
+    The provider is asked between two transactions. A crash before the account is recorded
+    loses nothing: the next onboarding asks again with the same key (the creator's), and the
+    provider answers the same account."""
+    async with db.read_session() as session, session.begin():
+        known = await payout_account(session, user_id=user_id, provider=provider.name)
+    link = await provider.onboarding_link(
+        account_ref=known.account_ref if known else None, user_id=str(user_id), email=email,
+        return_url=return_url, refresh_url=refresh_url,
+    )  # fmt: skip
+    ready = await provider.account_ready(account_ref=link.account_ref)
+    async with db.session() as session, session.begin():
+        account = await record_payout_account(
+            session, user_id=user_id, provider=provider.name, account_ref=link.account_ref,
+            ready=ready,
+        )  # fmt: skip
+    return account, link.url
+
+
+async def check_onboarding(
+    db: Database, provider: PayoutProvider, *, user_id: uuid.UUID, account_ref: str
+) -> bool:
+    """Ask the provider whether the account can take transfers now; record it once it can."""
+    ready = await provider.account_ready(account_ref=account_ref)
+    if ready:
+        async with db.session() as session, session.begin():
+            await record_payout_account(
+                session, user_id=user_id, provider=provider.name, account_ref=account_ref,
+                ready=True,
+            )  # fmt: skip
+    return ready
+
+
 async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:
     payout = await session.get(Payout, payout_id)
+    if payout is None:
+        raise NotFound("Payout not found")
+    return payout
+
+
+async def _locked_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout:
+    # Two nodes (or a request and the jobs) deciding one payout take turns.
+    payout = await session.get(Payout, payout_id, with_for_update=True, populate_existing=True)
     if payout is None:
         raise NotFound("Payout not found")
     return payout
@@ -203,48 +263,137 @@ async def reject(
     return payout
 
 
-async def approve(session: AsyncSession, *, admin: User, payout_id: uuid.UUID) -> Payout:
-    payout = await get_payout(session, payout_id)
+def transfer_key(payout_id: uuid.UUID) -> str:
+    """The idempotency key of a payout's transfer: the same on every attempt, paid once."""
+    return f"payout-{payout_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAttempt:
+    """One attempt at a payout's transfer, as committed before the provider is called."""
+
+    payout_id: uuid.UUID
+    number: int
+    destination: str
+    amount_cents: int
+    currency: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return transfer_key(self.payout_id)
+
+
+TransferOutcome = TransferResult | TransferFailed
+
+
+def _next_attempt(payout: Payout, settings: MoneySettings, *, now: datetime) -> TransferAttempt:
+    return TransferAttempt(
+        payout_id=payout.id,
+        number=attempts.begin(payout, settings, now=now),
+        destination=payout.destination or f"user:{payout.user_id}",
+        amount_cents=payout.amount_cents,
+        currency=payout.currency,
+    )
+
+
+async def approve(
+    session: AsyncSession,
+    settings: MoneySettings,
+    *,
+    admin_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    now: datetime,
+) -> TransferAttempt:
+    """Approve a requested payout and begin its first transfer attempt."""
+    payout = await _locked_payout(session, payout_id)
     if payout.status != "requested":
         raise PayoutNotPending()
-    payout.status, payout.decided_by, payout.next_attempt_at = "approved", admin.id, utcnow()
+    payout.status, payout.decided_by = "approved", admin_id
+    attempt = _next_attempt(payout, settings, now=now)
     await session.flush()
-    return payout
+    return attempt
 
 
-async def attempt_transfer(
-    session: AsyncSession, provider: PayoutProvider, payout: Payout, *, now: datetime
-) -> Payout:
-    """Send an approved (or retrying) payout; paid, retried later, or returned to earnings."""
-    if payout.status not in {"approved", "retrying"}:
+async def begin_transfer(
+    session: AsyncSession,
+    settings: MoneySettings,
+    payout_id: uuid.UUID,
+    *,
+    now: datetime,
+    due_only: bool = False,
+) -> TransferAttempt | None:
+    """Begin another attempt at an approved or retrying payout's transfer. With `due_only`
+    (the jobs), None when it is not due, or no longer sendable: another node took it."""
+    payout = await _locked_payout(session, payout_id)
+    if payout.status not in SENDABLE or (due_only and not attempts.is_due(payout, now=now)):
+        if due_only:
+            return None
         raise PayoutNotPending()
-    payout.attempts += 1
+    attempt = _next_attempt(payout, settings, now=now)
+    await session.flush()
+    return attempt
+
+
+async def call_transfer(provider: PayoutProvider, attempt: TransferAttempt) -> TransferOutcome:
+    """Ask the provider to make the transfer (no database here): its result or its refusal.
+
+    Before the last attempt's passing failure gives the payout up, the provider is asked
+    whether an earlier attempt made the transfer after all (Stripe answers a key's stored 500
+    again on every retry, whatever happened behind it)."""
     try:
-        result = await provider.transfer(
-            payout_id=str(payout.id),
-            destination=payout.destination or f"user:{payout.user_id}",
-            amount_cents=payout.amount_cents,
-            currency=payout.currency,
-            idempotency_key=f"payout-{payout.id}",  # the same on every retry: paid at most once
+        return await provider.transfer(
+            payout_id=str(attempt.payout_id),
+            destination=attempt.destination,
+            amount_cents=attempt.amount_cents,
+            currency=attempt.currency,
+            idempotency_key=attempt.idempotency_key,
         )
     except TransferFailed as failure:
-        payout.failure_reason = str(failure)[:500]
-        if failure.retryable and payout.attempts < MAX_TRANSFER_ATTEMPTS:
+        refused = failure
+    if not refused.retryable or attempt.number < MAX_ATTEMPTS:
+        return refused
+    try:
+        made = await provider.find_transfer(payout_id=str(attempt.payout_id))
+    except TransferFailed as unknown:
+        why = str(unknown)
+    else:
+        return made or refused
+    # Given up without knowing: an operator compares with the provider's dashboard.
+    log.error("payout_outcome_unknown", payout_id=str(attempt.payout_id), why=why)
+    return refused
+
+
+async def record_transfer(
+    session: AsyncSession, attempt: TransferAttempt, outcome: TransferOutcome, *, now: datetime
+) -> Payout:
+    """Book what the provider answered: paid, retried later, or returned to earnings.
+
+    A paid answer is booked whichever attempt brings it (the key makes them one transfer); a
+    failure only by the latest attempt, since a newer one may still succeed."""
+    payout = await _locked_payout(session, attempt.payout_id)
+    if payout.status not in SENDABLE:
+        return payout  # another attempt booked it already
+    paid = isinstance(outcome, TransferResult) and outcome.status != "failed"
+    if not paid and payout.attempts != attempt.number:
+        return payout
+    if isinstance(outcome, TransferFailed):
+        payout.failure_reason = str(outcome)[:500]
+        if outcome.retryable and attempts.retry_later(payout, now=now):
             payout.status = "retrying"
-            payout.next_attempt_at = now + retry_delay(payout.attempts)
             log.warning("payout_retry_scheduled", payout_id=str(payout.id), attempt=payout.attempts)
         else:
-            payout.status, payout.next_attempt_at = "failed", None
-            await _return_to_earnings(session, payout, f"transfer failed: {failure}")
-        await session.flush()
-        _announce(session, payout)
-        return payout
-    payout.provider_ref = result.provider_ref
-    if result.status == "failed":
-        payout.status, payout.failure_reason = "failed", result.failure_reason
-        await _return_to_earnings(session, payout, f"transfer failed: {result.failure_reason}")
+            payout.status = "failed"
+            attempts.done(payout)
+            await _return_to_earnings(session, payout, f"transfer failed: {outcome}")
+    elif not paid:
+        payout.provider_ref = outcome.provider_ref
+        payout.status, payout.failure_reason = "failed", outcome.failure_reason
+        attempts.done(payout)
+        await _return_to_earnings(session, payout, f"transfer failed: {outcome.failure_reason}")
     else:
-        payout.status, payout.next_attempt_at = "paid", None
+        payout.provider_ref = outcome.provider_ref
+        payout.status = "paid"
+        attempts.done(payout)
         await ledger.post(
             session,
             kind="payout_paid",
@@ -253,20 +402,63 @@ async def attempt_transfer(
                 Leg(AccountKind.PAYOUTS_SENT.value, payout.tokens),
             ],
             description=f"Payout of {payout.tokens} tokens sent",
-            details={"payout_id": str(payout.id), "provider_ref": result.provider_ref},
+            details={"payout_id": str(payout.id), "provider_ref": outcome.provider_ref},
         )
     await session.flush()
     _announce(session, payout)
     return payout
 
 
-async def due_transfers(session: AsyncSession, *, now: datetime) -> list[Payout]:
+async def approve_and_send(
+    db: Database,
+    settings: MoneySettings,
+    provider: PayoutProvider,
+    *,
+    admin_id: uuid.UUID,
+    payout_id: uuid.UUID,
+) -> Payout:
+    """Approve a payout and send it now: the approval and attempt committed, the provider
+    called, the outcome committed."""
+    now = utcnow()
+    async with db.session() as session, session.begin():
+        attempt = await approve(session, settings, admin_id=admin_id, payout_id=payout_id, now=now)
+    return await _send(db, provider, attempt, now=now)
+
+
+async def send_transfer(
+    db: Database,
+    settings: MoneySettings,
+    provider: PayoutProvider,
+    payout_id: uuid.UUID,
+    *,
+    now: datetime,
+    due_only: bool = False,
+) -> Payout | None:
+    """Send an approved or retrying payout (again), in the three steps; with `due_only` (the
+    jobs) only if it is due, None otherwise."""
+    async with db.session() as session, session.begin():
+        attempt = await begin_transfer(session, settings, payout_id, now=now, due_only=due_only)
+    if attempt is None:
+        return None
+    return await _send(db, provider, attempt, now=now)
+
+
+async def _send(
+    db: Database, provider: PayoutProvider, attempt: TransferAttempt, *, now: datetime
+) -> Payout:
+    outcome = await call_transfer(provider, attempt)  # outside any transaction
+    async with db.session() as session, session.begin():
+        return await record_transfer(session, attempt, outcome, now=now)
+
+
+async def due_transfers(session: AsyncSession, *, now: datetime) -> list[uuid.UUID]:
+    """Payouts whose next attempt is due: retries, and attempts a crash left unrecorded."""
     return list(
         (
             await session.scalars(
-                select(Payout).where(
-                    Payout.status.in_(("approved", "retrying")), Payout.next_attempt_at <= now
-                )
+                select(Payout.id)
+                .where(Payout.status.in_(SENDABLE), Payout.next_attempt_at <= now)
+                .order_by(Payout.next_attempt_at)
             )
         ).all()
     )

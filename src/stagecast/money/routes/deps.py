@@ -48,11 +48,16 @@ async def move_once(
     action: Action,
 ) -> JSONResponse:
     """Run a money-moving action once per `Idempotency-Key` (see idempotency.run_once)."""
-    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return await run_once(
         session,
         user_id=user_id,
         key=key,
-        request_hash=fingerprint(request.method, request.url.path, data),
+        request_hash=request_fingerprint(request, body),
         action=action,
     )
+
+
+def request_fingerprint(request: Request, body: BaseModel | dict[str, Any]) -> str:
+    """What the request asks for, to tell a repeat of it from another request with its key."""
+    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return fingerprint(request.method, request.url.path, data)

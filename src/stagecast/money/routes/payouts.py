@@ -22,7 +22,7 @@ from stagecast.money import payouts
 from stagecast.money import service as money
 from stagecast.money.models import Payout
 from stagecast.money.payouts import PayoutStatus
-from stagecast.money.providers import PayoutProvider, ProviderError
+from stagecast.money.providers import ProviderError
 from stagecast.money.routes.deps import (
     MOVES,
     IdempotencyKey,
@@ -32,7 +32,6 @@ from stagecast.money.routes.deps import (
 )
 from stagecast.money.schemas import OnboardingOut, PayoutOut, SellerBalanceOut, TransfersOut
 from stagecast.pagination import Page, PageParams, make_page
-from stagecast.runtime import Runtime
 
 router = APIRouter(tags=["money"])
 
@@ -69,7 +68,12 @@ async def seller_balance(
     connected = account is not None and account.ready
     if account is not None and not account.ready and provider is not None:
         # Back from the provider's onboarding: ask it once more (outside any transaction).
-        connected = await _check_onboarding(runtime, provider, user.id, account.account_ref)
+        try:
+            connected = await payouts.check_onboarding(
+                runtime.db, provider, user_id=user.id, account_ref=account.account_ref
+            )
+        except ProviderError:
+            connected = False  # logged by the provider; the balance still answers
     unit = settings.tokens_per_unit
     return SellerBalanceOut(
         connected=connected,
@@ -82,22 +86,6 @@ async def seller_balance(
         currency=settings.currency,
         minimum_payout_tokens=settings.min_payout_tokens,
     )
-
-
-async def _check_onboarding(
-    runtime: Runtime, provider: PayoutProvider, user_id: uuid.UUID, account_ref: str
-) -> bool:
-    try:
-        ready = await provider.account_ready(account_ref=account_ref)
-    except ProviderError:
-        return False  # logged by the provider; the balance still answers
-    if ready:
-        async with runtime.db.session() as session, session.begin():
-            await payouts.record_payout_account(
-                session, user_id=user_id, provider=provider.name, account_ref=account_ref,
-                ready=True,
-            )  # fmt: skip
-    return ready
 
 
 class PayoutIn(BaseModel):
@@ -139,30 +127,18 @@ async def my_payouts(user: CurrentUser, session: ReadSessionDep, page: PageDep) 
 
 @router.post("/sell/connect/onboard", responses=problem_responses(401, 404, 502))
 async def connect_onboard(
-    request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    request: Request, user: CurrentUser, runtime: RuntimeDep
 ) -> OnboardingOut:
     """Seed 003: a link to the payout provider's onboarding (Stripe Connect's hosted page;
     the sandbox's leads straight back). The account is kept and reused next time."""
-    provider = payout_provider(runtime)
-    async with session.begin():
-        known = await payouts.payout_account(session, user_id=user.id, provider=provider.name)
     base = str(request.base_url).rstrip("/")
-    # The provider is called outside any transaction: a slow answer holds no lock.
-    link = await provider.onboarding_link(
-        account_ref=known.account_ref if known else None, user_id=str(user.id),
-        email=user.email, return_url=f"{base}/dashboard/payouts",
-        refresh_url=f"{base}/dashboard/payouts?retry=1",
+    account, url = await payouts.start_onboarding(
+        runtime.db, payout_provider(runtime), user_id=user.id, email=user.email,
+        return_url=f"{base}/dashboard/payouts", refresh_url=f"{base}/dashboard/payouts?retry=1",
     )  # fmt: skip
-    ready = await provider.account_ready(account_ref=link.account_ref)
-    async with session.begin():
-        account = await payouts.record_payout_account(
-            session, user_id=user.id, provider=provider.name, account_ref=link.account_ref,
-            ready=ready,
-        )  # fmt: skip
     return OnboardingOut(
-        onboarding_url=link.url, url=link.url, account_ref=account.account_ref,
-        connected=account.ready,
-    )  # fmt: skip
+        onboarding_url=url, url=url, account_ref=account.account_ref, connected=account.ready
+    )
 
 
 @router.get("/admin/payouts", responses=problem_responses(401, 403, 422))
@@ -280,14 +256,14 @@ class RejectIn(BaseModel):
 
 @router.post("/admin/payouts/{payout_id}/approve", responses=problem_responses(401, 403, 404, 409))
 async def approve_payout(
-    payout_id: uuid.UUID, admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    payout_id: uuid.UUID, admin: AdminUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Approve and send now; a transfer that fails for a passing reason is retried later."""
-    provider = payout_provider(runtime)
-    async with session.begin():
-        payout = await payouts.approve(session, admin=admin, payout_id=payout_id)
-        payout = await payouts.attempt_transfer(session, provider, payout, now=utcnow())
-        return _payout_out(payout)
+    payout = await payouts.approve_and_send(
+        runtime.db, runtime.settings.money, payout_provider(runtime), admin_id=admin.id,
+        payout_id=payout_id,
+    )  # fmt: skip
+    return _payout_out(payout)
 
 
 @router.post("/admin/payouts/{payout_id}/reject", responses=problem_responses(401, 403, 404, 409))
@@ -303,10 +279,12 @@ async def reject_payout(
 
 @router.post("/admin/transfers/{payout_id}/retry", responses=problem_responses(401, 403, 404, 409))
 async def retry_transfer(
-    payout_id: uuid.UUID, _admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    payout_id: uuid.UUID, _admin: AdminUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Seed 003: try a retrying transfer now rather than at its next attempt."""
-    provider = payout_provider(runtime)
-    async with session.begin():
-        payout = await payouts.get_payout(session, payout_id)
-        return _payout_out(await payouts.attempt_transfer(session, provider, payout, now=utcnow()))
+    payout = await payouts.send_transfer(
+        runtime.db, runtime.settings.money, payout_provider(runtime), payout_id, now=utcnow()
+    )
+    if payout is None:  # only the jobs' due_only answers None; kept for the type
+        raise payouts.PayoutNotPending()
+    return _payout_out(payout)

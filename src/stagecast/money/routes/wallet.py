@@ -15,6 +15,7 @@ from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import NotFound, ValidationFailed, problem_responses
 from stagecast.money import purchases
 from stagecast.money import service as money
+from stagecast.money.idempotency import REPLAYED_HEADER
 from stagecast.money.providers import SandboxProvider
 from stagecast.money.routes.deps import (
     MOVES,
@@ -22,6 +23,7 @@ from stagecast.money.routes.deps import (
     move_once,
     payment_provider,
     payments_limit,
+    request_fingerprint,
     tips_limit,
 )
 from stagecast.money.routes.webhooks import take_webhook
@@ -72,24 +74,25 @@ async def wallet_packages(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.post("/wallet/buy", status_code=201, dependencies=[payments_limit], responses=MOVES)
+@router.post(
+    "/wallet/buy", status_code=201, dependencies=[payments_limit],
+    responses=problem_responses(401, 402, 404, 409, 422, 429, 502),
+)  # fmt: skip
 async def wallet_buy(
-    body: BuyIn, request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep,
+    body: BuyIn, request: Request, user: CurrentUser, runtime: RuntimeDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
-    """Start buying a package: answers the checkout address; tokens arrive when it is paid."""
-    provider = payment_provider(runtime)
+    """Start buying a package: answers the checkout address; tokens arrive when it is paid.
+    A 502 leaves the purchase to be resumed: repeat the request with its `Idempotency-Key`."""
     base = str(request.base_url).rstrip("/")
-
-    async def action() -> tuple[int, dict[str, Any]]:
-        purchase, url = await purchases.start_purchase(
-            session, runtime.settings.money, provider, buyer=user, tokens=body.tokens,
-            success_url=body.success_url or f"{base}/wallet?purchase=done",
-            cancel_url=body.cancel_url or f"{base}/wallet?purchase=cancelled",
-        )  # fmt: skip
-        return 201, purchases.present_purchase(purchase, url)
-
-    return await move_once(request, session, user.id, key, body, action)
+    bought = await purchases.buy_tokens(
+        runtime.db, runtime.settings.money, payment_provider(runtime), buyer_id=user.id,
+        tokens=body.tokens, success_url=body.success_url or f"{base}/wallet?purchase=done",
+        cancel_url=body.cancel_url or f"{base}/wallet?purchase=cancelled", key=key,
+        request_hash=request_fingerprint(request, body),
+    )  # fmt: skip
+    headers = {REPLAYED_HEADER: "true"} if bought.replayed else None
+    return JSONResponse(bought.body, status_code=201, headers=headers)
 
 
 @router.get("/wallet/purchases/{purchase_id}", responses=problem_responses(401, 404))
