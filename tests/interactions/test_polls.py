@@ -46,9 +46,11 @@ async def test_owner_starts_a_poll_and_viewers_vote_once(
     started = await start_poll(client, owner, channel["id"], duration=60)
     assert started.status_code == 201, started.text
     poll = started.json()
-    assert poll["status"] == "active" and poll["stream_id"] == stream_id
+    assert poll["status"] == "active"
+    assert poll["stream_id"] == stream_id
     assert [c["title"] for c in poll["choices"]] == ["Chess", "Go"]
-    assert 55 <= poll["seconds_left"] <= 60 and poll["total_votes"] == 0
+    assert 55 <= poll["seconds_left"] <= 60
+    assert poll["total_votes"] == 0
 
     fans = [await register(client) for _ in range(3)]
     for index, fan in enumerate(fans):
@@ -60,14 +62,17 @@ async def test_owner_starts_a_poll_and_viewers_vote_once(
     again = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 1}, headers=fans[0].headers
     )
-    assert again.status_code == 409 and again.json()["code"] == "ALREADY_VOTED"
+    assert again.status_code == 409
+    assert again.json()["code"] == "ALREADY_VOTED"
 
     seen = (await client.get(f"/api/v1/polls/{poll['id']}", headers=fans[0].headers)).json()
     assert [c["votes"] for c in seen["choices"]] == [2, 1]
-    assert seen["total_votes"] == 3 and seen["my_vote"] == 0
+    assert seen["total_votes"] == 3
+    assert seen["my_vote"] == 0
     assert seen["choices"][0]["percent"] == 66.7
     anonymous = (await client.get(f"/api/v1/polls/{poll['id']}")).json()
-    assert anonymous["my_vote"] is None and anonymous["total_votes"] == 3
+    assert anonymous["my_vote"] is None
+    assert anonymous["total_votes"] == 3
     assert await votes_stored(app, poll["id"]) == 3
 
 
@@ -87,16 +92,19 @@ async def test_bad_polls_and_bad_votes_change_nothing(
     assert both.status_code == 422
     stranger = await register(client)
     forbidden = await start_poll(client, stranger, channel["id"])
-    assert forbidden.status_code == 403 and forbidden.json()["code"] == "MODERATOR_REQUIRED"
+    assert forbidden.status_code == 403
+    assert forbidden.json()["code"] == "MODERATOR_REQUIRED"
 
     poll = (await start_poll(client, owner, channel["id"])).json()
     second = await start_poll(client, owner, channel["id"])
-    assert second.status_code == 409 and second.json()["code"] == "POLL_ALREADY_ACTIVE"
+    assert second.status_code == 409
+    assert second.json()["code"] == "POLL_ALREADY_ACTIVE"
 
     missing = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 2}, headers=stranger.headers
     )
-    assert missing.status_code == 422 and missing.json()["code"] == "INVALID_CHOICE"
+    assert missing.status_code == 422
+    assert missing.json()["code"] == "INVALID_CHOICE"
     text = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": "0"}, headers=stranger.headers
     )
@@ -106,7 +114,8 @@ async def test_bad_polls_and_bad_votes_change_nothing(
     unknown = await client.post(
         f"/api/v1/polls/{uuid.uuid4()}/vote", json={"choice": 0}, headers=stranger.headers
     )
-    assert unknown.status_code == 404 and unknown.json()["code"] == "POLL_NOT_FOUND"
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "POLL_NOT_FOUND"
     not_theirs = await client.post(f"/api/v1/polls/{poll['id']}/end", headers=stranger.headers)
     assert not_theirs.status_code == 403
     assert await votes_stored(app, poll["id"]) == 0
@@ -122,12 +131,14 @@ async def test_a_poll_ended_early_takes_no_votes_and_keeps_its_tallies(
     ended = await client.post(f"/api/v1/polls/{poll['id']}/end", headers=owner.headers)
     assert ended.status_code == 200, ended.text
     result = ended.json()
-    assert result["status"] == "ended" and result["end_reason"] == "ended"
+    assert result["status"] == "ended"
+    assert result["end_reason"] == "ended"
     assert [c["votes"] for c in result["choices"]] == [0, 1]
     after = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 0}, headers=late.headers
     )
-    assert after.status_code == 409 and after.json()["code"] == "POLL_ENDED"
+    assert after.status_code == 409
+    assert after.json()["code"] == "POLL_ENDED"
     twice = await client.post(f"/api/v1/polls/{poll['id']}/end", headers=owner.headers)
     assert twice.status_code == 409
     # The channel is free for the next poll.
@@ -152,16 +163,19 @@ async def test_a_poll_whose_time_ran_out_is_over_before_and_after_the_sweep(
     refused = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 1}, headers=late.headers
     )
-    assert refused.status_code == 409 and refused.json()["code"] == "POLL_ENDED"
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "POLL_ENDED"
     seen = (await client.get(f"/api/v1/polls/{poll['id']}")).json()
-    assert seen["status"] == "ended" and seen["end_reason"] == "expired"
+    assert seen["status"] == "ended"
+    assert seen["end_reason"] == "expired"
 
     assert runtime.pulse is not None
     assert await runtime.pulse.sweep() == 1
     assert await runtime.pulse.sweep() == 0  # once
     async with runtime.db.session() as session, session.begin():
         stored = await session.get_one(Poll, uuid.UUID(poll["id"]))
-        assert stored.final_tallies == [1, 0] and stored.end_reason == "expired"
+        assert stored.final_tallies == [1, 0]
+        assert stored.end_reason == "expired"
 
 
 async def test_an_expired_poll_does_not_block_the_next_one(
@@ -206,7 +220,8 @@ async def test_moderators_start_polls_and_subscribers_only_polls_check(
     refused = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 0}, headers=lurker.headers
     )
-    assert refused.status_code == 403 and refused.json()["code"] == "SUBSCRIBERS_ONLY"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "SUBSCRIBERS_ONLY"
     await buy(client, fan, 1000)
     subscribed = await client.post(
         "/api/v1/subscriptions", json={"channel_id": channel["id"]}, headers=fan.headers
@@ -232,4 +247,5 @@ async def test_a_banned_viewer_cannot_vote(client: httpx.AsyncClient, app: FastA
     refused = await client.post(
         f"/api/v1/polls/{poll['id']}/vote", json={"choice": 0}, headers=troll.headers
     )
-    assert refused.status_code == 403 and refused.json()["code"] == "USER_BANNED"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "USER_BANNED"

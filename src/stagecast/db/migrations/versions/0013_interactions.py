@@ -12,7 +12,6 @@ from alembic import op
 
 import stagecast.db.base
 
-
 revision: str = "0013_interactions"
 down_revision: str | None = "0010_checkout_attempts"
 branch_labels: str | Sequence[str] | None = None
