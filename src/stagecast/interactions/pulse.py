@@ -68,7 +68,8 @@ class Pulse:
         # Rooms whose counts went to Redis but whose burst this node did not send yet.
         self._pending: dict[uuid.UUID, uuid.UUID | None] = {}
         self._gates: dict[uuid.UUID, ReactionGate] = {}
-        self._bans: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
+        # (channel, user) -> (read until, banned then)
+        self._bans: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
         self.sent: Counter[str] = Counter()  # events sent by this node, by name (metrics, tests)
@@ -116,25 +117,25 @@ class Pulse:
         return gate
 
     async def banned(self, channel_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Whether the user is banned or timed out there (a ban is seen within the cache
-        period on other nodes, at once on this one: `forget` drops it on chat:ban)."""
+        """Whether the user is banned or timed out there, as read within the cache period (a
+        ban on this node is seen at once: `forget` drops the answer on chat:ban)."""
         now = time.monotonic()
         key = (channel_id, user_id)
-        until = self._bans.get(key)
-        if until is not None and now < until:
-            return False
+        known = self._bans.get(key)
+        if known is not None and now < known[0]:
+            return known[1]
         async with self.runtime.db.read_session() as session, session.begin():
             ban = await moderation.active_ban(
                 session, channel_id=channel_id, user_id=user_id, now=utcnow()
             )
-        if ban is None:
-            self._bans[key] = now + self.settings.reaction_cache_seconds
+        self._bans[key] = (now + self.settings.reaction_cache_seconds, ban is not None)
         return ban is not None
 
     def forget(self, event: DomainEvent) -> None:
         """Bus listener: a ban, timeout or settings change is seen by the next reaction."""
         channel_id = event.payload.get("channel_id")
-        if channel_id is None or event.name not in {"chat:ban", "chat:timeout", "chat:mode"}:
+        watched = {"chat:ban", "chat:timeout", "chat:unban", "chat:mode"}
+        if channel_id is None or event.name not in watched:
             return
         channel = uuid.UUID(str(channel_id))
         self._gates.pop(channel, None)
@@ -211,12 +212,12 @@ class Pulse:
         if not sending:
             return
         async with self.runtime.db.read_session() as session, session.begin():
-            found = await session.scalars(select(Poll).where(Poll.id.in_(sending)))
-            tallies = [
-                interactions.tallies_of(poll, await interactions.count_votes(session, poll))
-                for poll in found.all()
-                if poll.ended_at is None
-            ]
+            found = await session.scalars(
+                select(Poll).where(Poll.id.in_(sending), Poll.ended_at.is_(None))
+            )
+            polls = list(found.all())
+            counts = await interactions.count_votes_of(session, polls)
+        tallies = [interactions.tallies_of(poll, counts[poll.id]) for poll in polls]
         for tally in tallies:
             await self._emit("poll:voted", tally.model_dump(mode="json"), tally.channel_id)
 

@@ -74,16 +74,21 @@ def is_open(poll: Poll, now: datetime) -> bool:
 
 async def count_votes(session: AsyncSession, poll: Poll) -> list[int]:
     """The votes per choice, counted from the votes themselves (exact, whatever ran at once)."""
-    if poll.final_tallies is not None:
-        return list(poll.final_tallies)
-    rows = await session.execute(
-        select(PollVote.choice, func.count())
-        .where(PollVote.poll_id == poll.id)
-        .group_by(PollVote.choice)
-    )
-    counts = [0] * len(poll.choices)
-    for choice, votes in rows.all():
-        counts[choice] = int(votes)
+    return (await count_votes_of(session, [poll]))[poll.id]
+
+
+async def count_votes_of(session: AsyncSession, polls: list[Poll]) -> dict[uuid.UUID, list[int]]:
+    """The votes per choice of several polls, in one query (ended polls keep theirs)."""
+    counts = {p.id: list(p.final_tallies or [0] * len(p.choices)) for p in polls}
+    running = [p.id for p in polls if p.final_tallies is None]
+    if running:
+        rows = await session.execute(
+            select(PollVote.poll_id, PollVote.choice, func.count())
+            .where(PollVote.poll_id.in_(running))
+            .group_by(PollVote.poll_id, PollVote.choice)
+        )
+        for poll_id, choice, votes in rows.all():
+            counts[poll_id][choice] = int(votes)
     return counts
 
 
@@ -304,7 +309,8 @@ async def channel_polls(
     rows, info = await paginate(
         session, query, keys=[SortKey(Poll.id, lambda p: p.id)], params=params
     )
-    return [present_poll(p, await count_votes(session, p), now=now) for p in rows], info
+    counts = await count_votes_of(session, rows)
+    return [present_poll(p, counts[p.id], now=now) for p in rows], info
 
 
 # --- reactions --------------------------------------------------------------------------------
