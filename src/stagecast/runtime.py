@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.cluster import ClusterBus
     from stagecast.realtime.server import RealtimeServer
+    from stagecast.vods.service import VodMediaHook
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Runtime:
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
+    # Run before a recording's media leaves the store (the clips package keeps its clips').
+    before_vod_media_removed: list[VodMediaHook] = field(default_factory=list)
 
     @property
     def db(self) -> Database:

@@ -169,6 +169,8 @@ class ChannelSettings(BaseModel):
     reconnect_window_seconds: int = Field(default=30, ge=0, le=600)
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
+    # Days a recording is kept (its clips stay); None: the platform's default, 0: forever.
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class ChatSettingsUpdate(Input):
@@ -189,6 +191,7 @@ class ChannelSettingsUpdate(Input):
     reconnect_window_seconds: int | None = Field(default=None, ge=0, le=600)
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class FollowState(BaseModel):

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +56,9 @@ log = structlog.get_logger(__name__)
 
 Disconnect = Callable[[str], Awaitable[None]]
 END_COMMAND = "media.end"
+# How long a node takes a stream's media to be open to everyone (no recording hides it)
+# without asking the database again; a visibility change on another node shows within it.
+OPEN_MEDIA_SECONDS = 2.0
 # How long ending a stream packaged by another node may take before the answer gives up.
 REMOTE_END_SECONDS = 20.0
 
@@ -124,6 +128,9 @@ class LiveMedia:
         self._sweeper: asyncio.Task[None] | None = None
         self._ffmpeg: str | None = None
         self._placeholder: bytes | None = None
+        self._open_media: TTLCache[uuid.UUID, bool] = TTLCache(
+            maxsize=20_000, ttl=OPEN_MEDIA_SECONDS
+        )
 
     async def start(self) -> None:
         """Join the nodes: end what a previous run of this node (or a gone node) left live,
@@ -185,6 +192,17 @@ class LiveMedia:
                 raise ServiceUnavailable(f"ffmpeg could not draw a thumbnail: {errors[-300:]!r}")
             self._placeholder = data
         return self._placeholder
+
+    def media_is_open(self, stream_id: uuid.UUID) -> bool:
+        """Whether this node lately found the stream's files open to everyone."""
+        return stream_id in self._open_media
+
+    def remember_open_media(self, stream_id: uuid.UUID) -> None:
+        self._open_media[stream_id] = True
+
+    def forget_open_media(self, stream_id: uuid.UUID) -> None:
+        """A recording's visibility changed (or it was deleted): ask the database again."""
+        self._open_media.pop(stream_id, None)
 
     def packager(self, stream_id: uuid.UUID, rendition: str) -> Packager | None:
         """Return the packager of a rendition live on this node, if any."""
