@@ -3,7 +3,7 @@ cues point into it (`sprite.jpg#xywh=x,y,w,h`), the form players' seek bars read
 
 ffmpeg reads the recording's lowest rendition as one fragmented MP4 (its init segment, then
 its media segments, in playlist order) on stdin, so the store can be a local directory or S3;
-the `fps` and `tile` filters draw the whole sprite in one pass.
+the `select` and `tile` filters draw the whole sprite in one pass.
 """
 
 from __future__ import annotations
@@ -50,9 +50,12 @@ def preview_layout(
 def sprite_args(ffmpeg: str, layout: PreviewLayout) -> list[str]:
     """ffmpeg reading fragmented MP4 on stdin, writing the sprite JPEG to stdout."""
     w, h = layout.width, layout.height
+    gap = f"{layout.interval - 0.01:.3f}"
     filters = ",".join(
         [
-            f"fps=1/{layout.interval:.3f}:round=down",
+            # The first frame, then each frame at least an interval after the last one taken
+            # (less a frame's jitter); `fps` would round a short recording down to none.
+            f"select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,{gap})'",
             f"scale={w}:{h}:force_original_aspect_ratio=decrease",
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2",
             f"tile={layout.columns}x{layout.rows}",
@@ -61,7 +64,7 @@ def sprite_args(ffmpeg: str, layout: PreviewLayout) -> list[str]:
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-f", "mp4", "-i", "pipe:0",
-        "-an", "-vf", filters, "-frames:v", "1", "-q:v", "5",
+        "-an", "-vf", filters, "-fps_mode", "passthrough", "-frames:v", "1", "-q:v", "5",
         "-f", "image2", "-c:v", "mjpeg", "pipe:1",
     ]  # fmt: skip
 
