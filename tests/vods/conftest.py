@@ -16,8 +16,12 @@ from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
 from stagecast.vods import service as vods
 from tests.factories import Account, go_live, make_channel, register
-from tests.media.conftest import H264_AAC, TEST_PATTERN, run_ffmpeg
-from tests.media.conftest import media_server  # noqa: F401 (the fixture, for these tests)
+from tests.media.conftest import (
+    H264_AAC,
+    TEST_PATTERN,
+    media_server,  # noqa: F401 (the fixture, for these tests)
+    run_ffmpeg,
+)
 
 RENDITION = "240p"
 
