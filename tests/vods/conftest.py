@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from stagecast.chat.models import ChatMessage
 from stagecast.media.pipeline import MASTER_PLAYLIST, THUMBNAIL, media_prefix
 from stagecast.media.store import LocalMediaStore
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
+from stagecast.streams.models import Stream
 from stagecast.vods import service as vods
 from tests.factories import Account, go_live, make_channel, register
 from tests.media.conftest import (
@@ -93,3 +96,23 @@ async def make_recording(
     answer = await client.get(f"/api/v1/vods/{vod_id}")
     assert answer.status_code == 200, answer.text
     return Recording(owner, channel, stream_id, answer.json())
+
+
+async def say_in_chat(
+    app: FastAPI, recording: Recording, user_id: str, body: str, at: float
+) -> str:
+    """A chat message of the recorded stream, sent `at` seconds after it went live."""
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stream = await session.get_one(Stream, uuid.UUID(recording.stream_id))
+        assert stream.started_at is not None
+        message = ChatMessage(
+            channel_id=stream.channel_id,
+            stream_id=stream.id,
+            user_id=uuid.UUID(user_id),
+            body=body,
+            created_at=stream.started_at + timedelta(seconds=at),
+        )
+        session.add(message)
+        await session.flush()
+        return str(message.id)

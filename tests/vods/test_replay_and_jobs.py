@@ -14,33 +14,13 @@ from sqlalchemy import select
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
 from stagecast.chat import service as chat
-from stagecast.chat.models import ChatMessage
 from stagecast.db.base import utcnow
 from stagecast.media.pipeline import media_prefix
 from stagecast.runtime import Runtime
-from stagecast.streams.models import Stream
 from stagecast.vods import jobs
 from stagecast.vods.models import Vod
 from tests.factories import register
-from tests.vods.conftest import Recording, make_recording, store_of
-
-
-async def _say(app: FastAPI, recording: Recording, user_id: str, body: str, at: float) -> str:
-    """A message sent `at` seconds after the stream went live."""
-    runtime: Runtime = app.state.runtime
-    async with runtime.db.session() as session, session.begin():
-        stream = await session.get_one(Stream, uuid.UUID(recording.stream_id))
-        assert stream.started_at is not None
-        message = ChatMessage(
-            channel_id=stream.channel_id,
-            stream_id=stream.id,
-            user_id=uuid.UUID(user_id),
-            body=body,
-            created_at=stream.started_at + timedelta(seconds=at),
-        )
-        session.add(message)
-        await session.flush()
-        return str(message.id)
+from tests.vods.conftest import make_recording, say_in_chat, store_of
 
 
 async def test_chat_replay_gives_offsets_and_leaves_removed_messages_out(
@@ -49,16 +29,16 @@ async def test_chat_replay_gives_offsets_and_leaves_removed_messages_out(
     recording = await make_recording(app, client, seconds=6)
     fan, troll = await register(client), await register(client)
     runtime: Runtime = app.state.runtime
-    await _say(app, recording, fan.id, "before the clear", 0.2)
+    await say_in_chat(app, recording, fan.id, "before the clear", 0.2)
     async with runtime.db.session() as session, session.begin():
         owner = await session.get_one(User, uuid.UUID(recording.owner.id))
         channel = await session.get_one(Channel, uuid.UUID(recording.channel["id"]))
         await chat.clear_chat(session, actor=owner, channel=channel)
-    hello = await _say(app, recording, fan.id, "hello", 1.0)
-    deleted = await _say(app, recording, fan.id, "oops", 1.5)
-    await _say(app, recording, troll.id, "spam spam", 2.0)
-    middle = await _say(app, recording, fan.id, "nice play", 3.25)
-    late = await _say(app, recording, fan.id, "gg", 5.5)
+    hello = await say_in_chat(app, recording, fan.id, "hello", 1.0)
+    deleted = await say_in_chat(app, recording, fan.id, "oops", 1.5)
+    await say_in_chat(app, recording, troll.id, "spam spam", 2.0)
+    middle = await say_in_chat(app, recording, fan.id, "nice play", 3.25)
+    late = await say_in_chat(app, recording, fan.id, "gg", 5.5)
     async with runtime.db.session() as session, session.begin():
         owner = await session.get_one(User, uuid.UUID(recording.owner.id))
         await chat.delete_message(session, actor=owner, message_id=uuid.UUID(deleted))
