@@ -25,6 +25,7 @@ from tests.media.conftest import (
     media_server,  # noqa: F401 (the fixture, for these tests)
     run_ffmpeg,
 )
+from tests.realtime.conftest import live  # noqa: F401 (the fixture, for these tests)
 
 RENDITION = "240p"
 

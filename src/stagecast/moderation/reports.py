@@ -8,8 +8,9 @@ count grows, the latest reason and details are kept) instead of filing another o
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,12 +61,19 @@ async def file_report(
                 raise
         else:
             return report, True
-    pending.count += 1
-    pending.reason = reason.value
+    # One statement, so that concurrent duplicates all count.
+    changes: dict[str, Any] = {
+        "count": Report.count + 1,
+        "reason": reason.value,
+        "updated_at": utcnow(),
+    }
     if details:
-        pending.details = details
-    pending.updated_at = utcnow()
-    await session.flush()
+        changes["details"] = details
+    await session.execute(
+        update(Report).where(Report.id == pending.id).values(**changes),
+        execution_options={"synchronize_session": False},
+    )
+    await session.refresh(pending)
     return pending, False
 
 

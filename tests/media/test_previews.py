@@ -1,0 +1,69 @@
+"""Seek previews' pure parts: the layout, the WebVTT track, the recording's file order, and
+ffmpeg's arguments."""
+
+from __future__ import annotations
+
+from stagecast.media.previews import (
+    preview_layout,
+    recording_files,
+    sprite_args,
+    webvtt,
+)
+
+
+def test_the_layout_spaces_thumbnails_wider_past_the_maximum() -> None:
+    short = preview_layout(12, every=5, max_count=400, width=160)
+    assert (short.interval, short.count, short.columns, short.rows) == (5, 3, 3, 1)
+    assert (short.width, short.height) == (160, 90)
+    hour = preview_layout(3600, every=5, max_count=400, width=160)
+    assert (hour.interval, hour.count, hour.columns, hour.rows) == (9, 400, 10, 40)
+    empty = preview_layout(0, every=5, max_count=400, width=160)
+    assert (empty.count, empty.columns, empty.rows) == (1, 1, 1)
+
+
+def test_the_track_names_a_region_of_the_sprite_per_cue() -> None:
+    layout = preview_layout(23.5, every=2, max_count=400, width=160)
+    lines = webvtt(layout, 23.5).splitlines()
+    assert lines[0] == "WEBVTT"
+    cues = [(line, lines[i + 1]) for i, line in enumerate(lines) if "-->" in line]
+    assert len(cues) == 12
+    assert cues[0] == ("00:00:00.000 --> 00:00:02.000", "sprite.jpg#xywh=0,0,160,90")
+    assert cues[10] == ("00:00:20.000 --> 00:00:22.000", "sprite.jpg#xywh=0,90,160,90")
+    assert cues[11] == ("00:00:22.000 --> 00:00:23.500", "sprite.jpg#xywh=160,90,160,90")
+    long = preview_layout(4000, every=5, max_count=400, width=160)
+    assert webvtt(long, 4000).splitlines()[-2] == "01:06:30.000 --> 01:06:40.000"
+
+
+def test_the_recording_files_follow_the_playlist_with_each_init_where_it_starts() -> None:
+    playlist = "\n".join(
+        [
+            "#EXTM3U",
+            "#EXT-X-VERSION:9",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+            '#EXT-X-MAP:URI="init.mp4"',
+            "#EXT-X-PROGRAM-DATE-TIME:2026-12-02T00:00:00.000Z",
+            "#EXTINF:1.000,",
+            "seg_0.m4s",
+            "#EXTINF:1.000,",
+            "seg_1.m4s",
+            "#EXT-X-DISCONTINUITY",
+            '#EXT-X-MAP:URI="init_2.mp4"',
+            "#EXTINF:1.000,",
+            "seg_2.m4s",
+            "#EXT-X-ENDLIST",
+        ]
+    )
+    assert recording_files(playlist) == [
+        "init.mp4", "seg_0.m4s", "seg_1.m4s", "init_2.mp4", "seg_2.m4s"
+    ]  # fmt: skip
+    assert recording_files("#EXTM3U\n#EXT-X-ENDLIST\n") == []
+
+
+def test_ffmpeg_reads_stdin_and_writes_one_tiled_jpeg() -> None:
+    args = sprite_args("ffmpeg", preview_layout(30, every=5, max_count=400, width=160))
+    assert args[args.index("-i") + 1] == "pipe:0"
+    assert args[-1] == "pipe:1"
+    filters = args[args.index("-vf") + 1]
+    assert filters.startswith("select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,4.990)'")
+    assert filters.endswith("tile=6x1")
+    assert args[args.index("-frames:v") + 1] == "1"
