@@ -1,8 +1,9 @@
-"""Seek previews' pure parts: the layout, the WebVTT track, the recording's file order, and
-ffmpeg's arguments."""
+"""Seek previews' pure parts (the layout, the WebVTT track, the recording's file order, ffmpeg's
+arguments) and the recording's spans of wall time."""
 
 from __future__ import annotations
 
+from stagecast.media.playlists import recorded_spans
 from stagecast.media.previews import (
     preview_layout,
     recording_files,
@@ -67,3 +68,30 @@ def test_ffmpeg_reads_stdin_and_writes_one_tiled_jpeg() -> None:
     assert filters.startswith("select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,4.990)'")
     assert filters.endswith("tile=6x1")
     assert args[args.index("-frames:v") + 1] == "1"
+
+
+def test_recorded_spans_split_where_the_wall_clock_jumps() -> None:
+    playlist = "\n".join(
+        [
+            "#EXTM3U",
+            '#EXT-X-MAP:URI="init.mp4"',
+            "#EXT-X-PROGRAM-DATE-TIME:2026-12-02T00:00:00.000Z",
+            "#EXTINF:1.000,",
+            "seg_0.m4s",
+            "#EXT-X-PROGRAM-DATE-TIME:2026-12-02T00:00:01.000Z",
+            "#EXTINF:1.500,",
+            "seg_1.m4s",
+            # The publisher dropped for 10 s and came back within the reconnect window.
+            "#EXT-X-DISCONTINUITY",
+            "#EXT-X-PROGRAM-DATE-TIME:2026-12-02T00:00:12.500Z",
+            "#EXTINF:2.000,",
+            "seg_2.m4s",
+            "#EXT-X-ENDLIST",
+        ]
+    )
+    spans = recorded_spans(playlist)
+    assert [(s.offset, s.wall_clock.isoformat(), s.duration) for s in spans] == [
+        (0.0, "2026-12-02T00:00:00+00:00", 2.5),
+        (2.5, "2026-12-02T00:00:12.500000+00:00", 2.0),
+    ]
+    assert recorded_spans("#EXTM3U\n#EXTINF:1.0,\nseg_0.m4s\n") == []

@@ -9,6 +9,7 @@ from typing import Any
 
 from stagecast.media.pipeline import media_prefix
 from stagecast.vods import jobs
+from stagecast.vods.models import Vod
 from tests.media.conftest import MediaServer, eventually, start_publisher
 from tests.vods.test_replay_and_jobs import _jpeg_size
 
@@ -33,6 +34,15 @@ async def test_a_published_stream_gets_previews_and_follows_its_visibility(
     vod = (await eventually(lambda: _vods(server), within=40))[0]
     assert vod["stream_id"] == stream_id
     assert vod["previews_url"] is None
+
+    # The recording's wall-clock span (no reconnect: one), for chat replay.
+    async with server.runtime.db.read_session() as session, session.begin():
+        row = await session.get_one(Vod, uuid.UUID(vod["id"]))
+        timeline = row.timeline
+    assert timeline is not None
+    assert len(timeline) == 1
+    assert timeline[0][0] == 0
+    assert abs(float(str(timeline[0][2])) - vod["duration_seconds"]) < 0.01
 
     await jobs.run_once(server.runtime)
     shown = (await http.get(f"/api/v1/vods/{vod['id']}")).json()

@@ -16,8 +16,11 @@ from stagecast.channels.models import Channel
 from stagecast.chat import service as chat
 from stagecast.db.base import utcnow
 from stagecast.media.pipeline import media_prefix
+from stagecast.media.playlists import RecordedSpan
 from stagecast.runtime import Runtime
+from stagecast.streams.models import Stream
 from stagecast.vods import jobs
+from stagecast.vods import service as vods
 from stagecast.vods.models import Vod
 from tests.factories import register
 from tests.vods.conftest import make_recording, say_in_chat, store_of
@@ -222,3 +225,43 @@ async def test_a_recording_without_media_fails_its_previews_once(
         vod = await session.get_one(Vod, uuid.UUID(recording.id))
         assert vod.previews_failed_at is not None
         assert vod.previews_key is None
+
+
+async def test_chat_replay_skips_the_gap_a_reconnect_left(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    recording = await make_recording(app, client, seconds=8)
+    fan = await register(client)
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stream = await session.get_one(Stream, uuid.UUID(recording.stream_id))
+        assert stream.started_at is not None
+        began = stream.started_at
+        # 4 s recorded, the publisher away for 10 s, then 4 s more.
+        await vods.record_vod(
+            session, stream=stream, duration_seconds=8, size_bytes=1,
+            playlist_key=f"{media_prefix(recording.stream_id)}/master.m3u8",
+            thumbnail_key=None, renditions=["240p"],
+            timeline=[
+                RecordedSpan(0.0, began, 4.0),
+                RecordedSpan(4.0, began + timedelta(seconds=14), 4.0),
+            ],
+        )  # fmt: skip
+    before = await say_in_chat(app, recording, fan.id, "before the drop", 2.0)
+    away = await say_in_chat(app, recording, fan.id, "are you there?", 9.0)
+    back = await say_in_chat(app, recording, fan.id, "welcome back", 16.0)
+
+    url = f"/api/v1/vods/{recording.id}/chat"
+    rows = (await client.get(url)).json()["data"]
+    # Said during the gap: shown where the recording resumes.
+    assert [(m["id"], m["offset_seconds"]) for m in rows] == [
+        (before, 2.0),
+        (away, 4.0),
+        (back, 6.0),
+    ]
+    after_gap = (await client.get(url, params={"from": 5, "to": 8})).json()["data"]
+    assert [m["id"] for m in after_gap] == [back]
+    at_the_seam = (await client.get(url, params={"from": 3, "to": 4})).json()["data"]
+    assert [m["id"] for m in at_the_seam] == [away]
+    from_the_seam = (await client.get(url, params={"from": 4})).json()["data"]
+    assert [m["id"] for m in from_the_seam] == [away, back]

@@ -44,8 +44,9 @@ from stagecast.media.pipeline import (
     SourceInfo,
     media_prefix,
 )
+from stagecast.media.playlists import RecordedSpan, recorded_spans
 from stagecast.media.recovery import close_stored_stream
-from stagecast.media.store import LocalMediaStore, MediaStore
+from stagecast.media.store import LocalMediaStore, MediaNotFound, MediaStore
 from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -469,6 +470,7 @@ class LiveMedia:
         )
         ended_at = stored.ended_at or orphan.last_heard or started_at
         ended_at = min(max(ended_at, started_at), utcnow())
+        timeline = await self._timeline(stored.renditions)
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.scalar(
                 select(Stream).where(Stream.id == orphan.stream_id).with_for_update()
@@ -476,7 +478,7 @@ class LiveMedia:
             if stream is None or stream.status != StreamStatus.LIVE.value:
                 return False
             await streams.mark_stream_ended(session, stream=stream, now=ended_at, reason=reason)
-            await self._record_vod(session, stream, stored.renditions, prefix)
+            await self._record_vod(session, stream, stored.renditions, prefix, timeline)
         log.warning(
             "stream_recovered",
             stream_id=str(orphan.stream_id),
@@ -510,10 +512,11 @@ class LiveMedia:
         if pipeline is None or broadcast.stream_id is None:
             return
         summaries = await pipeline.finish()
+        timeline = await self._timeline(summaries)
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.get_one(Stream, broadcast.stream_id)
             await streams.mark_stream_ended(session, stream=stream, reason=reason)
-            await self._record_vod(session, stream, summaries, pipeline.prefix)
+            await self._record_vod(session, stream, summaries, pipeline.prefix, timeline)
         log.info("broadcast_ended", stream_id=str(broadcast.stream_id), reason=reason)
 
     async def _record_vod(
@@ -522,6 +525,7 @@ class LiveMedia:
         stream: Stream,
         summaries: dict[str, RecordingSummary],
         prefix: str,
+        timeline: list[RecordedSpan] | None,
     ) -> None:
         recorded = {name: s for name, s in summaries.items() if s.vod_playlist_key}
         if not recorded:
@@ -535,7 +539,18 @@ class LiveMedia:
             playlist_key=f"{prefix}/{MASTER_PLAYLIST}",
             thumbnail_key=thumbnail if await self.store.exists(thumbnail) else None,
             renditions=list(recorded),
+            timeline=timeline,
         )
+
+    async def _timeline(self, summaries: dict[str, RecordingSummary]) -> list[RecordedSpan] | None:
+        """The recording's spans of wall time (read before the transaction that records it)."""
+        key = next((s.vod_playlist_key for s in summaries.values() if s.vod_playlist_key), None)
+        if key is None:
+            return None
+        try:
+            return recorded_spans((await self.store.read(key)).decode()) or None
+        except MediaNotFound:
+            return None
 
     async def disconnect_channel(self, channel_id: uuid.UUID, *, reason: str) -> bool:
         """Kick the channel's publisher (its key was regenerated); the window then runs."""

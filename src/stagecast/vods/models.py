@@ -43,6 +43,9 @@ class Vod(TimestampMixin, Base):
     # attempt is remembered so that the job does not retry it forever.
     previews_key: Mapped[str | None] = mapped_column(String(300))
     previews_failed_at: Mapped[datetime | None]
+    # The recording's spans of continuous wall time, `[offset, wall clock, duration]` each
+    # (from the playlist's program date-times): chat replay places messages with them.
+    timeline: Mapped[list[list[object]] | None] = mapped_column(JSONType)
 
 
 class VodProgress(Base):

@@ -17,6 +17,7 @@ from stagecast.channels.models import Channel
 from stagecast.chat import service as chat
 from stagecast.db.base import utcnow
 from stagecast.errors import NotFound, PermissionDenied, ValidationFailed
+from stagecast.media.playlists import RecordedSpan
 from stagecast.media.store import MediaStore
 from stagecast.moderation import reports
 from stagecast.moderation.models import Report, ReportedType
@@ -49,8 +50,10 @@ async def record_vod(
     playlist_key: str,
     thumbnail_key: str | None,
     renditions: list[str],
+    timeline: list[RecordedSpan] | None = None,
 ) -> Vod:
-    """The recording of an ended stream (one per stream: a second call updates it)."""
+    """The recording of an ended stream (one per stream: a second call updates it);
+    `timeline`: its spans of continuous wall time (chat replay places messages with them)."""
     vod = await session.scalar(select(Vod).where(Vod.stream_id == stream.id))
     if vod is None:
         vod = Vod(stream_id=stream.id, channel_id=stream.channel_id)
@@ -61,6 +64,11 @@ async def record_vod(
     vod.playlist_key = playlist_key
     vod.thumbnail_key = thumbnail_key
     vod.renditions = renditions
+    vod.timeline = (
+        [[span.offset, span.wall_clock.isoformat(), span.duration] for span in timeline]
+        if timeline
+        else None
+    )
     # A recording made again (recovery after a crash) gets its previews made again too.
     vod.previews_key, vod.previews_failed_at = None, None
     await session.flush()
@@ -199,6 +207,44 @@ async def report_vod(
     )
 
 
+def spans_of(vod: Vod, began: datetime) -> list[RecordedSpan]:
+    """The recording's spans of wall time; one from `began` if none were recorded."""
+    spans = []
+    for offset, wall, duration in vod.timeline or []:
+        moment = datetime.fromisoformat(str(wall))
+        spans.append(RecordedSpan(float(str(offset)), moment, float(str(duration))))
+    return spans or [RecordedSpan(0.0, began, vod.duration_seconds)]
+
+
+def offset_of(spans: list[RecordedSpan], moment: datetime) -> float:
+    """Where a wall-clock moment is in the recording (a moment in a gap: where it resumes)."""
+    offset = 0.0
+    for span in spans:
+        if moment < span.wall_clock:
+            break
+        into = (moment - span.wall_clock).total_seconds()
+        offset = span.offset + min(into, span.duration)
+    return offset
+
+
+def _wall_from(spans: list[RecordedSpan], offset: float) -> datetime:
+    """The first moment whose offset is at least `offset`."""
+    for span in spans:
+        if offset <= span.offset + span.duration:
+            return span.wall_clock + timedelta(seconds=max(0.0, offset - span.offset))
+    last = spans[-1]
+    return last.wall_clock + timedelta(seconds=offset - last.offset)
+
+
+def _wall_to(spans: list[RecordedSpan], offset: float) -> datetime:
+    """The last moment whose offset is at most `offset`."""
+    found = spans[0]
+    for span in spans:
+        if span.offset <= offset:
+            found = span
+    return found.wall_clock + timedelta(seconds=max(0.0, offset - found.offset))
+
+
 async def chat_replay(
     session: AsyncSession,
     *,
@@ -208,23 +254,22 @@ async def chat_replay(
     params: PageParams,
 ) -> tuple[list[ReplayMessage], PageInfo]:
     """The stream's chat from `start` to `end` seconds into the recording, oldest first,
-    each message with its offset (seconds since the stream went live)."""
+    each message with its offset into the recording."""
     if start is not None and end is not None and end < start:
         raise ValidationFailed(
             "'to' must not be before 'from'",
             errors=[{"field": "to", "in": "query", "message": "must be at least 'from'"}],
         )
     stream = await session.get_one(Stream, vod.stream_id)
-    began = stream.started_at or vod.created_at
-    since = began + timedelta(seconds=start or 0)
-    until = began + timedelta(seconds=end) if end is not None else None
+    spans = spans_of(vod, stream.started_at or vod.created_at)
+    since = _wall_from(spans, start or 0.0)
+    until = _wall_to(spans, end) if end is not None else None
     messages, cursor = await chat.replay(
         session, stream_id=vod.stream_id, since=since, until=until, params=params
     )
     replayed = [
         ReplayMessage(
-            **message.model_dump(),
-            offset_seconds=round(max(0.0, (message.created_at - began).total_seconds()), 3),
+            **message.model_dump(), offset_seconds=round(offset_of(spans, message.created_at), 3)
         )
         for message in messages
     ]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import stagecast.db.base
 
@@ -91,10 +92,18 @@ def upgrade() -> None:
                 "previews_failed_at", stagecast.db.base.UTCDateTime(timezone=True), nullable=True
             )
         )
+        batch_op.add_column(
+            sa.Column(
+                "timeline",
+                sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+                nullable=True,
+            )
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("vods", schema=None) as batch_op:
+        batch_op.drop_column("timeline")
         batch_op.drop_column("previews_failed_at")
         batch_op.drop_column("previews_key")
         batch_op.drop_column("visibility")
