@@ -3,15 +3,18 @@ step with the video, and shows seek previews on its seek bar."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
 from stagecast.accounts.models import User
 from stagecast.chat import service as chat
+from stagecast.moderation.models import Report
 from stagecast.runtime import Runtime
-from tests.factories import register, unique_name
+from tests.factories import PASSWORD, register, unique_name
 from tests.realtime.conftest import LiveServer
 from tests.vods.conftest import make_recording, say_in_chat
 from tests.web.conftest import Browsing
@@ -123,3 +126,62 @@ async def test_the_vod_page_resumes_replays_chat_and_previews(
     await expect(replay.filter(has_text="said at 15.0")).to_have_count(0)
     assert await _saved_progress(viewer, recording.id) > paused_at  # saved as it played
     browsing.assert_no_errors()
+
+
+async def _sign_in(page: Page, login: str) -> None:
+    await page.goto("/login")
+    await page.locator("input[name=login]").fill(login)
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+async def test_the_owner_hides_and_deletes_a_recording_that_a_viewer_reports(
+    web: LiveServer, browsing: Browsing
+) -> None:
+    recording = await make_recording(web.app, web.http, seconds=4)
+    owner = await browsing.person()
+    await _sign_in(owner, recording.owner.username)
+    await owner.goto(f"/vods/{recording.id}")
+    await owner.get_by_label("Who can watch").select_option("private")
+    await expect(owner.locator(".toast").filter(has_text="Who can watch: Only me")).to_be_visible()
+    hidden = await web.http.get(f"/api/v1/vods/{recording.id}")
+    assert hidden.status_code == 404
+
+    viewer = await browsing.person()
+    await sign_up(viewer, unique_name("vodreporter"))
+    await viewer.goto(f"/vods/{recording.id}")
+    await expect(viewer.get_by_role("heading", name="Nothing here")).to_be_visible()
+
+    await owner.get_by_label("Who can watch").select_option("public")
+    await expect(owner.locator(".toast").filter(has_text="Who can watch: Everyone")).to_be_visible()
+    await viewer.reload()
+    await expect(viewer.get_by_role("heading", name=recording.vod["title"])).to_be_visible()
+    await viewer.get_by_role("button", name="Report").click()
+    await viewer.get_by_label("Reason").select_option("spam")
+    await viewer.get_by_label("Details (optional)").fill("Links in every message")
+    await browsing.screenshot(viewer, "vod-report")
+    await viewer.get_by_role("button", name="Send report").click()
+    await expect(
+        viewer.locator(".toast").filter(has_text="the moderators will look")
+    ).to_be_visible()
+    runtime: Runtime = web.app.state.runtime
+    async with runtime.db.read_session() as session, session.begin():
+        reports = (
+            await session.scalars(
+                select(Report).where(Report.content_id == uuid.UUID(recording.id))
+            )
+        ).all()
+    assert [(r.reason, r.details, r.content_type) for r in reports] == [
+        ("spam", "Links in every message", "vod")
+    ]
+
+    await owner.get_by_role("button", name="Delete recording").click()
+    await owner.get_by_role("button", name="Delete for good").click()
+    await expect(
+        owner.locator(".toast").filter(has_text="The recording was deleted")
+    ).to_be_visible()
+    await expect(owner).to_have_url(re.compile(rf"/{recording.channel['slug']}$"))
+    gone = await web.http.get(f"/api/v1/vods/{recording.id}")
+    assert gone.status_code == 404
+    browsing.assert_no_errors("status of 404 (Not Found)")  # the viewer's hidden recording

@@ -1,9 +1,9 @@
 // A past broadcast: the recording in the same player, resumed where the viewer stopped (and
 // saved as it plays), its chat replayed in step with the video, seek previews on the seek bar,
 // and the channel's other recordings.
-import { get, post } from "../api.js";
+import { del, get, patch, post } from "../api.js";
 import { accessToken, currentUser } from "../auth.js";
-import { h, replace, formatDuration, formatDate } from "../dom.js";
+import { h, replace, formatDuration, formatDate, errorBox, toast } from "../dom.js";
 import { createPlayer } from "../player.js";
 import { grid, vodCard } from "../cards.js";
 import { badges, fragmentNode } from "../chat.js";
@@ -14,8 +14,27 @@ const REPLAY_BEHIND_S = 30; // shown from before the playhead after a seek
 const REPLAY_PAGE = 100;
 const PREVIEW_POLLS = 10;
 const RESUME_IF_LEFT_S = 3; // a recording watched to its last seconds starts again
+const VISIBILITIES = [
+  ["public", "Everyone"],
+  ["subscribers", "Subscribers"],
+  ["private", "Only me"],
+];
+const REPORT_REASONS = [
+  ["spam", "Spam"],
+  ["harassment", "Harassment or bullying"],
+  ["hate", "Hateful content"],
+  ["violence", "Violence"],
+  ["sexual_content", "Sexual content"],
+  ["self_harm", "Self-harm"],
+  ["minor_safety", "A minor's safety"],
+  ["illegal", "Illegal content"],
+  ["copyright", "Copyright"],
+  ["misinformation", "Misinformation"],
+  ["impersonation", "Impersonation"],
+  ["other", "Something else"],
+];
 
-export async function render({ main, params }) {
+export async function render({ main, params, navigate }) {
   const me = currentUser();
   let token = me ? await accessToken() : null;
   const vodId = encodeURIComponent(params[0]);
@@ -37,7 +56,7 @@ export async function render({ main, params }) {
   const resumeAt = progress && progress.position_seconds < vod.duration_seconds - RESUME_IF_LEFT_S
     ? progress.position_seconds
     : 0;
-  const saver = me ? createProgressSaver(vodId, video, resumeAt) : null;
+  const saver = me ? createProgressSaver(vodId, video, resumeAt, vod.duration_seconds) : null;
 
   replace(
     main,
@@ -60,6 +79,11 @@ export async function render({ main, params }) {
             ` · ${formatDate(vod.created_at)} · ${formatDuration(vod.duration_seconds)}`,
             resumeAt ? h("span", { class: "resumed" }, ` · resumed at ${formatDuration(resumeAt)}`) : null,
           ),
+          me && me.id === channel.owner.id
+            ? ownerControls(vod, channel, navigate)
+            : me
+              ? reportControls(vodId)
+              : null,
         ),
         replay.element,
       ),
@@ -95,13 +119,86 @@ export async function render({ main, params }) {
   };
 }
 
+/** The owner's controls: who may watch, and deleting the recording. */
+function ownerControls(vod, channel, navigate) {
+  const visibility = h(
+    "select",
+    { name: "visibility", "aria-label": "Who can watch" },
+    VISIBILITIES.map(([value, label]) => h("option", { value, selected: value === vod.visibility }, label)),
+  );
+  visibility.addEventListener("change", async () => {
+    try {
+      const changed = await patch(`vods/${vod.id}`, { visibility: visibility.value });
+      vod.visibility = changed.visibility;
+      toast(`Who can watch: ${VISIBILITIES.find(([v]) => v === changed.visibility)[1]}`);
+    } catch (error) {
+      visibility.value = vod.visibility;
+      toast(error.message, "error");
+    }
+  });
+  const confirm = h("button", { type: "button", class: "button danger small", hidden: true }, "Delete for good");
+  const remove = h("button", { type: "button", class: "button small" }, "Delete recording");
+  remove.addEventListener("click", () => {
+    confirm.hidden = false;
+    confirm.focus();
+  });
+  confirm.addEventListener("click", async () => {
+    try {
+      await del(`vods/${vod.id}`);
+      toast("The recording was deleted");
+      navigate(`/${channel.slug}`);
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  });
+  return h("div", { class: "channel-actions vod-owner" }, h("label", {}, "Who can watch ", visibility), remove, confirm);
+}
+
+/** Report the recording to the moderators. */
+function reportControls(vodId) {
+  const panel = h("div", { class: "action-panel" });
+  const open = h("button", { type: "button", class: "button small" }, "Report");
+  open.addEventListener("click", () => {
+    if (panel.childElementCount) {
+      panel.replaceChildren();
+      return;
+    }
+    const reason = h("select", { name: "reason", "aria-label": "Reason" },
+      REPORT_REASONS.map(([value, label]) => h("option", { value }, label)));
+    const details = h("textarea", { name: "details", maxlength: 2000, rows: 3, "aria-label": "Details (optional)", placeholder: "What is wrong? (optional)" });
+    const errors = h("div");
+    const form = h(
+      "form",
+      { class: "stack" },
+      h("h2", {}, "Report this recording"),
+      reason,
+      details,
+      errors,
+      h("button", { type: "submit", class: "button primary small" }, "Send report"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const report = await post(`vods/${vodId}/report`, { reason: reason.value, details: details.value || null });
+        panel.replaceChildren();
+        toast(report.count > 1 ? "Your report was updated" : "Thanks: the moderators will look at it");
+      } catch (error) {
+        replace(errors, errorBox(error));
+      }
+    });
+    panel.replaceChildren(form);
+  });
+  return h("div", { class: "vod-report" }, h("div", { class: "channel-actions" }, open), panel);
+}
+
 /** Save the playhead: every SAVE_EVERY_S seconds of playback, on pause, seek and leaving. */
-function createProgressSaver(vodId, video, resumeAt) {
+function createProgressSaver(vodId, video, resumeAt, duration) {
   let lastSaved = resumeAt;
   let stopped = false;
   function save() {
     if (stopped || !Number.isFinite(video.currentTime)) return;
-    const position = Math.max(0, video.currentTime);
+    // The media may run a frame past the recorded duration, which the server would refuse.
+    const position = Math.min(duration, Math.max(0, video.currentTime));
     if (Math.abs(position - lastSaved) < 0.5) return;
     lastSaved = position;
     post(`vods/${vodId}/progress`, { position_seconds: Math.round(position * 1000) / 1000 }).catch(() => {});
