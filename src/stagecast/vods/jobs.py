@@ -26,15 +26,25 @@ log = structlog.get_logger(__name__)
 
 # New recordings get their previews from the job; older ones when someone asks.
 NEW_VOD_WINDOW = timedelta(days=1)
+# Retention counts in days: looking through the recordings once an hour is soon enough.
+RETENTION_EVERY = timedelta(hours=1)
 
 
-async def run_once(runtime: Runtime, *, now: datetime | None = None) -> None:
+async def run_once(
+    runtime: Runtime, *, now: datetime | None = None, retention: bool = True
+) -> None:
     """One pass: previews of new recordings, then retention (`now`: tests move it)."""
     now = now or utcnow()
     async with runtime.db.read_session() as session, session.begin():
         waiting = await vods.needing_previews(session, since=now - NEW_VOD_WINDOW)
     for vod_id in waiting:
         await make_previews(runtime, vod_id)
+    if retention:
+        await apply_retention(runtime, now=now)
+
+
+async def apply_retention(runtime: Runtime, *, now: datetime) -> None:
+    """Delete the recordings older than their channel's retention."""
     async with runtime.db.read_session() as session, session.begin():
         expired = await vods.expired_vods(
             session, default_days=runtime.settings.vods.retention_days, now=now
@@ -49,12 +59,17 @@ async def run_once(runtime: Runtime, *, now: datetime | None = None) -> None:
 
 
 async def run_forever(runtime: Runtime) -> None:
+    last_retention: datetime | None = None
     while True:
         await asyncio.sleep(runtime.settings.vods.jobs_interval_seconds)
+        now = utcnow()
+        due = last_retention is None or now - last_retention >= RETENTION_EVERY
         try:
-            await run_once(runtime)
+            await run_once(runtime, now=now, retention=due)
         except Exception:
             log.exception("vod_jobs_failed")
+        if due:
+            last_retention = now
 
 
 async def delete_vod(runtime: Runtime, vod_id: uuid.UUID) -> bool:
