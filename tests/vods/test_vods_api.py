@@ -284,3 +284,20 @@ async def test_deleting_a_recording_removes_its_media_after_the_hooks(
     assert (await client.get(f"/hls/{recording.stream_id}/master.m3u8")).status_code == 404
     again = await client.delete(f"/api/v1/vods/{recording.id}", headers=recording.owner.headers)
     assert again.status_code == 404
+
+
+async def test_seed_000_paths_reach_the_vod_routes(client: httpx.AsyncClient, app: FastAPI) -> None:
+    recording = await make_recording(app, client, seconds=3)
+    viewer = await register(client)
+    saved = await client.post(
+        f"/api/vods/{recording.id}/progress",
+        json={"position_seconds": 1.5},
+        headers=viewer.headers,
+    )
+    assert saved.status_code == 200, saved.text
+    read = await client.get(f"/api/vods/{recording.id}/progress", headers=viewer.headers)
+    assert read.json()["position_seconds"] == 1.5
+    reported = await client.post(
+        f"/api/vods/{recording.id}/report", json={"reason": "other"}, headers=viewer.headers
+    )
+    assert reported.status_code == 201, reported.text
