@@ -99,7 +99,10 @@ async def save_progress(
     status_code=status.HTTP_201_CREATED,
     dependencies=[_report_limit],
     responses={
-        200: {"description": "Merged into the caller's pending report of this recording"},
+        200: {
+            "model": ReportOut,
+            "description": "Merged into the caller's pending report of this recording",
+        },
         **problem_responses(401, 403, 404, 422, 429),
     },
 )
@@ -145,7 +148,10 @@ async def chat_replay(
 @router.post(
     "/vods/{vod_id}/previews",
     responses={
-        202: {"description": "The previews are being drawn; the VOD shows them once made"},
+        202: {
+            "model": VodOut,
+            "description": "The previews are being drawn; the VOD shows them once made",
+        },
         **problem_responses(403, 404),
     },
 )
