@@ -46,8 +46,9 @@ class Runtime:
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
-    # Run before a recording's media leaves the store (the clips package keeps its clips').
-    before_vod_media_removed: list[VodMediaHook] = field(default_factory=list)
+    # Run before a recording's media is withdrawn: deleted, or no longer public (the clips
+    # package registers clips.service.detach_clips_of_stream; see vods.service.VodMediaHook).
+    before_vod_media_withdrawn: list[VodMediaHook] = field(default_factory=list)
 
     @property
     def db(self) -> Database:

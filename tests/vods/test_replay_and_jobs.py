@@ -108,10 +108,10 @@ async def test_retention_removes_old_recordings_by_channel_setting_and_default(
     store = store_of(app)
     hooked: list[str] = []
 
-    async def keep_clips(session: object, hook_store: object, vod: Vod) -> None:
-        hooked.append(str(vod.id))
+    async def keep_clips(session: object, hook_store: object, stream_id: uuid.UUID) -> None:
+        hooked.append(str(stream_id))
 
-    runtime.before_vod_media_removed.append(keep_clips)
+    runtime.before_vod_media_withdrawn.append(keep_clips)
     everyone = {short.id, default.id, forever.id}
     try:
         # The platform default (0: keep) leaves the default channel's recording.
@@ -121,7 +121,7 @@ async def test_retention_removes_old_recordings_by_channel_setting_and_default(
         left = await _vod_ids(app)
         assert short.id not in left
         assert {default.id, forever.id} <= left
-        assert hooked == [short.id]
+        assert hooked == [short.stream_id]
         assert await store.list_keys(f"{media_prefix(short.stream_id)}/") == []
         assert await store.list_keys(f"{media_prefix(default.stream_id)}/")
 
@@ -130,9 +130,9 @@ async def test_retention_removes_old_recordings_by_channel_setting_and_default(
         left = await _vod_ids(app)
         assert default.id not in left
         assert forever.id in left
-        assert hooked == [short.id, default.id]
+        assert hooked == [short.stream_id, default.stream_id]
     finally:
-        runtime.before_vod_media_removed.remove(keep_clips)
+        runtime.before_vod_media_withdrawn.remove(keep_clips)
         runtime.settings.vods.retention_days = 0
 
 

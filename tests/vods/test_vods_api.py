@@ -259,12 +259,12 @@ async def test_deleting_a_recording_removes_its_media_after_the_hooks(
 
     seen: list[tuple[str, int]] = []
 
-    async def keep_clips(session: Any, hook_store: Any, vod: Vod) -> None:
+    async def keep_clips(session: Any, hook_store: Any, stream_id: uuid.UUID) -> None:
         # What a clip would copy is still there when the hook runs.
-        seen.append((str(vod.id), len(await hook_store.list_keys(f"{prefix}/"))))
+        seen.append((str(stream_id), len(await hook_store.list_keys(f"{prefix}/"))))
 
     runtime: Runtime = app.state.runtime
-    runtime.before_vod_media_removed.append(keep_clips)
+    runtime.before_vod_media_withdrawn.append(keep_clips)
     try:
         refused = await client.delete(f"/api/v1/vods/{recording.id}", headers=viewer.headers)
         assert refused.status_code == 403
@@ -276,8 +276,8 @@ async def test_deleting_a_recording_removes_its_media_after_the_hooks(
         )
         assert deleted.status_code == 204, deleted.text
     finally:
-        runtime.before_vod_media_removed.remove(keep_clips)
-    assert seen == [(recording.id, len(files))]
+        runtime.before_vod_media_withdrawn.remove(keep_clips)
+    assert seen == [(recording.stream_id, len(files))]
     assert await store.list_keys(f"{prefix}/") == []
     gone = await client.get(f"/api/v1/vods/{recording.id}")
     assert (gone.status_code, gone.json()["code"]) == (404, "VOD_NOT_FOUND")
@@ -301,3 +301,35 @@ async def test_seed_000_paths_reach_the_vod_routes(client: httpx.AsyncClient, ap
         f"/api/vods/{recording.id}/report", json={"reason": "other"}, headers=viewer.headers
     )
     assert reported.status_code == 201, reported.text
+
+
+async def test_a_recording_that_stops_being_public_lets_its_clips_keep_their_media(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    recording = await make_recording(app, client, seconds=2)
+    stranger = await register(client)
+    url = f"/api/v1/vods/{recording.id}"
+    seen: list[tuple[str, str]] = []
+
+    async def keep_clips(session: Any, hook_store: Any, stream_id: uuid.UUID) -> None:
+        vod = await session.scalar(select(Vod).where(Vod.stream_id == stream_id))
+        seen.append((str(stream_id), vod.visibility))  # run before the change
+
+    runtime: Runtime = app.state.runtime
+    runtime.before_vod_media_withdrawn.append(keep_clips)
+    try:
+        owner = recording.owner.headers
+        refused = await client.patch(url, json={"visibility": "private"}, headers=stranger.headers)
+        assert refused.status_code == 403
+        assert (await client.patch(url, json={"title": "Renamed"}, headers=owner)).is_success
+        assert seen == []
+        assert (
+            await client.patch(url, json={"visibility": "subscribers"}, headers=owner)
+        ).is_success
+        assert seen == [(recording.stream_id, "public")]
+        # Already withdrawn from the public: nothing more to copy.
+        assert (await client.patch(url, json={"visibility": "private"}, headers=owner)).is_success
+        assert (await client.patch(url, json={"visibility": "public"}, headers=owner)).is_success
+        assert seen == [(recording.stream_id, "public")]
+    finally:
+        runtime.before_vod_media_withdrawn.remove(keep_clips)

@@ -80,7 +80,7 @@ async def delete_vod(runtime: Runtime, vod_id: uuid.UUID) -> bool:
         if vod is None:
             return False
         prefix = await vods.remove_vod(
-            session, vod=vod, store=store, hooks=runtime.before_vod_media_removed
+            session, vod=vod, store=store, hooks=runtime.before_vod_media_withdrawn
         )
     await vods.remove_media(store, prefix)
     return True

@@ -40,13 +40,20 @@ async def update_vod(
     vod_id: uuid.UUID, data: VodUpdate, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
 ) -> VodOut:
     """Retitle a recording or set who may watch it: `public`, `subscribers` (the channel's
-    paid-up subscribers) or `private` (the owner); its media follows at once."""
+    paid-up subscribers) or `private` (the owner); its media follows at once (its clips keep
+    playing: they get their own copy of the segments first)."""
+    media = media_of(runtime)
     async with session.begin():
         vod = await vods.update_vod(
-            session, actor=user, vod=await vods.get_vod(session, vod_id), data=data
+            session,
+            actor=user,
+            vod=await vods.get_vod(session, vod_id),
+            data=data,
+            store=media.store,
+            hooks=runtime.before_vod_media_withdrawn,
         )
         out = vods.present_vod(vod)
-    media_of(runtime).forget_open_media(vod.stream_id)
+    media.forget_open_media(vod.stream_id)
     return out
 
 
@@ -65,7 +72,7 @@ async def delete_vod(
         channels.ensure_owner(user, await session.get_one(Channel, vod.channel_id))
         stream_id = vod.stream_id
         prefix = await vods.remove_vod(
-            session, vod=vod, store=media.store, hooks=runtime.before_vod_media_removed
+            session, vod=vod, store=media.store, hooks=runtime.before_vod_media_withdrawn
         )
     media.forget_open_media(stream_id)
     await vods.remove_media(media.store, prefix)

@@ -28,9 +28,11 @@ from stagecast.streams.models import Stream
 from stagecast.vods.models import Visibility, Vod, VodProgress
 from stagecast.vods.schemas import ProgressOut, ReplayMessage, VodOut, VodUpdate
 
-# Called before a recording's media leaves the store (DELETE, retention), inside the
-# transaction that deletes its row: clips copy the segments they play (clips/service.py).
-VodMediaHook = Callable[[AsyncSession, MediaStore, Vod], Awaitable[None]]
+# Called with the stream's id before a recording's media is withdrawn: before it leaves the
+# store (DELETE, retention), inside the transaction that deletes the row, and when the VOD stops
+# being public (PATCH), inside the transaction that changes it. Clips that play the stream's
+# segments copy them then (clips.service.detach_clips_of_stream), so that they keep playing.
+VodMediaHook = Callable[[AsyncSession, MediaStore, uuid.UUID], Awaitable[object]]
 
 
 class VodNotFound(NotFound):
@@ -140,8 +142,17 @@ async def list_channel_vods(
     return await paginate(session, query, keys=[SortKey(Vod.id, lambda v: v.id)], params=params)
 
 
-async def update_vod(session: AsyncSession, *, actor: User, vod: Vod, data: VodUpdate) -> Vod:
-    """The owner (or an admin) retitles a recording or changes who may watch it."""
+async def update_vod(
+    session: AsyncSession,
+    *,
+    actor: User,
+    vod: Vod,
+    data: VodUpdate,
+    store: MediaStore,
+    hooks: list[VodMediaHook],
+) -> Vod:
+    """The owner (or an admin) retitles a recording or changes who may watch it (the hooks
+    run when it stops being public)."""
     channels.ensure_owner(actor, await session.get_one(Channel, vod.channel_id))
     changes = data.model_dump(exclude_unset=True)
     for name in ("title", "visibility"):
@@ -153,6 +164,9 @@ async def update_vod(session: AsyncSession, *, actor: User, vod: Vod, data: VodU
     if data.title is not None:
         vod.title = data.title
     if data.visibility is not None:
+        if vod.visibility == Visibility.PUBLIC.value and data.visibility is not Visibility.PUBLIC:
+            for hook in hooks:
+                await hook(session, store, vod.stream_id)
         vod.visibility = data.visibility.value
     await session.flush()
     return vod
@@ -283,7 +297,7 @@ async def remove_vod(
     (clips keep their media); returns the store prefix whose files the caller removes once
     the transaction has committed."""
     for hook in hooks:
-        await hook(session, store, vod)
+        await hook(session, store, vod.stream_id)
     prefix = vod.playlist_key.rpartition("/")[0]
     await session.execute(delete(VodProgress).where(VodProgress.vod_id == vod.id))
     await session.delete(vod)
