@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from stagecast.media.playlists import recorded_spans
 from stagecast.media.previews import (
+    longest_segment,
     preview_layout,
     recording_files,
     sprite_args,
@@ -61,13 +62,24 @@ def test_the_recording_files_follow_the_playlist_with_each_init_where_it_starts(
 
 
 def test_ffmpeg_reads_stdin_and_writes_one_tiled_jpeg() -> None:
-    args = sprite_args("ffmpeg", preview_layout(30, every=5, max_count=400, width=160))
+    layout = preview_layout(30, every=5, max_count=400, width=160)
+    args = sprite_args("ffmpeg", layout)
     assert args[args.index("-i") + 1] == "pipe:0"
     assert args[-1] == "pipe:1"
+    assert "-skip_frame" not in args
     filters = args[args.index("-vf") + 1]
-    assert filters.startswith("select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,4.990)'")
+    assert filters.startswith("setpts=PTS-STARTPTS,select='gte(t\\,selected_n*5.000-0.01)'")
     assert filters.endswith("tile=6x1")
     assert args[args.index("-frames:v") + 1] == "1"
+    fast = sprite_args("ffmpeg", layout, keyframes_only=True)
+    assert fast[fast.index("-skip_frame") + 1] == "nokey"
+    assert fast.index("-skip_frame") < fast.index("-i")
+
+
+def test_the_longest_segment_bounds_the_keyframe_spacing() -> None:
+    playlist = "#EXTM3U\n#EXTINF:1.001,\nseg_0.m4s\n#EXTINF:2.500,\nseg_1.m4s\n"
+    assert longest_segment(playlist) == 2.5
+    assert longest_segment("#EXTM3U\n") == 0.0
 
 
 def test_recorded_spans_split_where_the_wall_clock_jumps() -> None:

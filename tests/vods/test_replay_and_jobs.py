@@ -265,3 +265,20 @@ async def test_chat_replay_skips_the_gap_a_reconnect_left(
     assert [m["id"] for m in at_the_seam] == [away]
     from_the_seam = (await client.get(url, params={"from": 4})).json()["data"]
     assert [m["id"] for m in from_the_seam] == [away, back]
+
+
+async def test_previews_closer_than_the_keyframes_decode_every_frame(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    recording = await make_recording(app, client, seconds=4)
+    runtime: Runtime = app.state.runtime
+    runtime.settings.vods.preview_seconds = 1  # keyframes every second: too sparse to skip to
+    try:
+        assert await jobs.make_previews(runtime, uuid.UUID(recording.id))
+    finally:
+        runtime.settings.vods.preview_seconds = 5
+    shown = (await client.get(f"/api/v1/vods/{recording.id}")).json()
+    track = (await client.get(shown["previews_url"])).text
+    assert track.count("-->") == 4
+    sprite = await client.get(shown["preview_sprite_url"])
+    assert _jpeg_size(sprite.content) == (640, 90)
