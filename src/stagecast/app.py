@@ -55,6 +55,7 @@ from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
 from stagecast.vods import routes as vods_routes
+from stagecast.vods.jobs import run_forever as run_vod_jobs
 from stagecast.web import routes as web_routes
 
 log = structlog.get_logger(__name__)
@@ -178,6 +179,11 @@ def _lifespan(
             if settings.money.jobs_enabled
             else None
         )
+        vod_jobs = (
+            asyncio.create_task(run_vod_jobs(runtime), name="vod-jobs")
+            if settings.vods.jobs_enabled
+            else None
+        )
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -195,6 +201,8 @@ def _lifespan(
             runtime.shutting_down = True
             if money_jobs is not None:
                 money_jobs.cancel()
+            if vod_jobs is not None:
+                vod_jobs.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()

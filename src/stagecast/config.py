@@ -40,6 +40,8 @@ class RateLimits(BaseSettings):
     socket_events: str = "100/minute"
     # Reactions per user (each goes to the room inside a burst, not on its own).
     reactions: str = "10/5 seconds"
+    # Reports of content (a VOD, later clips, messages, users), per user.
+    reports: str = "10/minute"
 
 
 class MediaSettings(BaseSettings):
@@ -92,6 +94,23 @@ class InteractionSettings(BaseSettings):
     reaction_cache_seconds: float = Field(default=5.0, ge=0)
     # The windows and the sweep run in the background; in-process tests run them by hand.
     background: bool = True
+class VodSettings(BaseSettings):
+    """Recordings: retention, seek previews, their jobs (`STAGECAST_VODS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_VODS_", extra="ignore")
+
+    # VODs older than this many days are removed (their clips kept); 0 keeps them forever.
+    # A channel's `vod_retention_days` setting overrides it.
+    retention_days: int = Field(default=0, ge=0, le=36500)
+    # Seek previews: one thumbnail every `preview_seconds` of the recording (more for long
+    # ones: at most `max_previews` thumbnails a VOD), `preview_width` pixels wide.
+    preview_seconds: float = Field(default=5, ge=1, le=600)
+    max_previews: int = Field(default=400, ge=1, le=2000)
+    preview_width: int = Field(default=160, ge=32, le=640)
+    # Retention and the seek previews of new VODs run in-process this often (tests run them by
+    # hand with `stagecast.vods.jobs.run_once`).
+    jobs_enabled: bool = True
+    jobs_interval_seconds: float = Field(default=10, gt=0)
 
 
 class MoneySettings(BaseSettings):
@@ -219,6 +238,7 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    vods: VodSettings = Field(default_factory=VodSettings)
     money: MoneySettings = Field(default_factory=MoneySettings)
     interactions: InteractionSettings = Field(default_factory=InteractionSettings)
 

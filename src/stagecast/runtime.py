@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.cluster import ClusterBus
     from stagecast.realtime.server import RealtimeServer
+    from stagecast.vods.service import VodMediaHook
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Runtime:
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
+    # Run before a recording's media is withdrawn: deleted, or no longer public (the clips
+    # package registers clips.service.detach_clips_of_stream; see vods.service.VodMediaHook).
+    before_vod_media_withdrawn: list[VodMediaHook] = field(default_factory=list)
 
     @property
     def db(self) -> Database:

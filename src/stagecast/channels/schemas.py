@@ -192,6 +192,8 @@ class ChannelSettings(BaseModel):
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
     reactions: ReactionSettings = Field(default_factory=ReactionSettings)
+    # Days a recording is kept (its clips stay); None: the platform's default, 0: forever.
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class ChatSettingsUpdate(Input):
@@ -213,6 +215,7 @@ class ChannelSettingsUpdate(Input):
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
     reactions: ReactionSettingsUpdate | None = None
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class FollowState(BaseModel):
