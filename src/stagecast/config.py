@@ -94,6 +94,8 @@ class InteractionSettings(BaseSettings):
     reaction_cache_seconds: float = Field(default=5.0, ge=0)
     # The windows and the sweep run in the background; in-process tests run them by hand.
     background: bool = True
+
+
 class VodSettings(BaseSettings):
     """Recordings: retention, seek previews, their jobs (`STAGECAST_VODS_*`)."""
 
