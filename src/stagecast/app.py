@@ -24,6 +24,8 @@ from stagecast.db.engine import Database
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
 from stagecast.health import service as health
+from stagecast.leaderboards import routes as leaderboards_routes
+from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
@@ -77,6 +79,7 @@ def _api_router() -> APIRouter:
     api.include_router(vods_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(leaderboards_routes.router)
     return api
 
 
@@ -109,6 +112,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     _install_money(runtime)
     lifespan = _lifespan(runtime, cluster, realtime, media, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
+    runtime.leaderboards = LeaderboardFeed(runtime)
+    realtime.bus.on_commit.append(runtime.leaderboards.on_commit)
 
     app = FastAPI(
         title="Stagecast",
@@ -191,6 +196,8 @@ def _lifespan(
                 await rtmp.close()
             await media.stop()
             await realtime.stop()
+            if runtime.leaderboards is not None:
+                await runtime.leaderboards.stop()
             await cluster.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
