@@ -53,6 +53,8 @@ from stagecast.realtime.cluster import ClusterBus
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
+from stagecast.tournaments import events as tournament_events
+from stagecast.tournaments import routes as tournaments_routes
 from stagecast.vods import routes as vods_routes
 from stagecast.web import routes as web_routes
 
@@ -80,6 +82,7 @@ def _api_router() -> APIRouter:
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
     api.include_router(leaderboards_routes.router)
+    api.include_router(tournaments_routes.router)
     return api
 
 
@@ -103,7 +106,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
     realtime = RealtimeServer(runtime)
-    for domain in (realtime_events, chat_events, moderation_events):
+    for domain in (realtime_events, chat_events, moderation_events, tournament_events):
         domain.register(realtime)
     runtime.realtime = realtime
     media = LiveMedia(runtime)
