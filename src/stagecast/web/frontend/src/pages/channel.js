@@ -7,6 +7,7 @@ import { openSocket } from "../realtime.js";
 import { createPlayer } from "../player.js";
 import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
+import { createSupporters } from "../leaderboard.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
@@ -30,6 +31,7 @@ export async function render({ main, params }) {
   const live = openSocket();
   const player = createPlayer({ label: `${channel.name}'s stream` });
   const chat = createChat({ live, channel, me, canModerate });
+  const supporters = createSupporters({ live, channel });
   let streamId = stream?.status === "live" ? stream.id : null;
   let loaded = false;
   let vodTimer = null;
@@ -362,6 +364,7 @@ export async function render({ main, params }) {
           panel,
           channel.description ? h("p", { class: "channel-description" }, channel.description) : null,
         ),
+        supporters.element,
         h("section", { class: "page", "aria-labelledby": "vods-title" }, h("h2", { id: "vods-title" }, "Past broadcasts"), vodList),
       ),
       chat.element,
@@ -373,6 +376,7 @@ export async function render({ main, params }) {
 
   return () => {
     clearTimeout(vodTimer);
+    supporters.destroy();
     player.destroy();
     live.close();
   };
