@@ -24,9 +24,9 @@ export async function render({ main, params }) {
   }
 
   function player(p, match) {
-    if (!p) return h("span", { class: "player muted" }, match.status === "bye" ? "bye" : "to be decided");
+    if (!p) return h("span", { class: "bracket-player muted" }, match.status === "bye" ? "bye" : "to be decided");
     const won = match.winner_id === p.user_id;
-    return h("span", { class: `player${won ? " winner" : ""}` }, `${p.seed ? `(${p.seed}) ` : ""}${p.display_name || p.username}`, won ? " ✓" : "");
+    return h("span", { class: `bracket-player${won ? " winner" : ""}` }, `${p.seed ? `(${p.seed}) ` : ""}${p.display_name || p.username}`, won ? " ✓" : "");
   }
 
   function matchActions(match) {
