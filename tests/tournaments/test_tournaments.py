@@ -3,6 +3,7 @@ prizes out of it, refunds, and every bad input changing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -529,3 +530,21 @@ async def test_the_tournament_room_sees_the_bracket_advance(
         assert done["payload"]["winner_id"] == a.id
         last = watcher.received("tournament:updated")[-1]["payload"]
         assert (last["status"], last["winner_id"]) == ("completed", a.id)
+
+
+async def test_concurrent_joins_never_overfill(tmp_path: Path, committed_database_url: str) -> None:
+    """Twelve players join a four-place tournament at once: four get in, eight are told it is
+    full, and the pool holds four fees (SQLite's write lock; PostgreSQL's row lock)."""
+    async with serving(make_settings(tmp_path, committed_database_url)) as live:
+        organiser = await live.account()
+        players = [await live.account() for _ in range(12)]
+        for p in players:
+            await fund(live.http, p, 1000)
+        tournament = await create(live.http, organiser, max_participants=4, entry_fee_tokens=100)
+        answers = await asyncio.gather(*(join(live.http, tournament, p) for p in players))
+        codes = sorted((a.status_code, a.json().get("code")) for a in answers)
+        assert codes == [(200, None)] * 4 + [(409, "TOURNAMENT_FULL")] * 8
+        shown = (await live.http.get(f"{API}/{tournament['id']}")).json()
+        assert (shown["participant_count"], shown["prize_pool_tokens"]) == (4, 400)
+        assert sorted([await balance(live.http, p) for p in players]) == [900] * 4 + [1000] * 8
+        await books(live.app)
