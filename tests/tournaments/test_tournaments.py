@@ -548,3 +548,29 @@ async def test_concurrent_joins_never_overfill(tmp_path: Path, committed_databas
         assert (shown["participant_count"], shown["prize_pool_tokens"]) == (4, 400)
         assert sorted([await balance(live.http, p) for p in players]) == [900] * 4 + [1000] * 8
         await books(live.app)
+
+
+async def test_the_routes_and_their_errors_are_in_the_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    wanted = {
+        ("post", "/api/v1/tournaments"): {"201", "401", "422"},
+        ("get", "/api/v1/tournaments"): {"200", "422"},
+        ("get", "/api/v1/tournaments/{tournament_id}"): {"200", "404"},
+        ("post", "/api/v1/tournaments/{tournament_id}/join"): {"200", "401", "402", "404", "409"},
+        ("post", "/api/v1/tournaments/{tournament_id}/leave"): {"200", "402", "409"},
+        ("post", "/api/v1/tournaments/{tournament_id}/start"): {"200", "403", "409", "422"},
+        ("post", "/api/v1/tournaments/{tournament_id}/cancel"): {"200", "403", "409"},
+        ("post", "/api/v1/tournaments/{tournament_id}/matches/{match_id}/result"): {
+            "200", "403", "404", "409", "422",
+        },
+        ("patch", "/api/v1/tournaments/{tournament_id}/matches/{match_id}"): {"200", "403", "404"},
+        ("get", "/api/v1/leaderboards/{name}"): {"200", "404", "422"},
+        ("get", "/api/v1/leaderboards/{name}/entries/{user_id}"): {"200", "404", "422"},
+    }  # fmt: skip
+    for (method, path), statuses in wanted.items():
+        responses = paths[path][method]["responses"]
+        assert statuses <= set(responses), (method, path, sorted(responses))
+        for status in statuses - {"200", "201"}:
+            assert "application/problem+json" in responses[status]["content"], (path, status)

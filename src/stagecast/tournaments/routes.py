@@ -29,6 +29,8 @@ from stagecast.tournaments.schemas import (
 router = APIRouter(prefix="/tournaments", tags=["tournaments"])
 
 _WRITE = problem_responses(401, 403, 404, 409, 422)
+# Money-moving and limited to the organiser (or a match's players).
+_GUARDED_MOVES = problem_responses(401, 402, 403, 404, 409, 422, 429)
 
 
 @router.post("", status_code=201, responses=problem_responses(401, 422))
@@ -120,7 +122,7 @@ async def start(
     )  # fmt: skip
 
 
-@router.post("/{tournament_id}/cancel", responses=MOVES, response_model=TournamentOut)
+@router.post("/{tournament_id}/cancel", responses=_GUARDED_MOVES, response_model=TournamentOut)
 async def cancel(
     tournament_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep,
     key: IdempotencyKey = None,
@@ -133,7 +135,9 @@ async def cancel(
 
 
 @router.post(
-    "/{tournament_id}/matches/{match_id}/result", responses=MOVES, response_model=TournamentOut
+    "/{tournament_id}/matches/{match_id}/result",
+    responses=_GUARDED_MOVES,
+    response_model=TournamentOut,
 )
 async def report_result(
     tournament_id: uuid.UUID, match_id: uuid.UUID, body: ResultIn, request: Request,
