@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
-from stagecast.config import MediaSettings, MoneySettings, RateLimits, Settings
+from stagecast.config import InteractionSettings, MediaSettings, MoneySettings, RateLimits, Settings
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
@@ -118,6 +118,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # the media nodes' heartbeat would interleave its savepoints with a test's. Tests of
         # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).
         "media": MediaSettings(node_heartbeat_seconds=3600),
+        # Likewise the polls' sweep and the rooms' windows: tests run them (Pulse.flush/sweep);
+        # tests/interactions/test_live_rooms.py runs a real server with them on.
+        "interactions": InteractionSettings(background=False),
         "rate_limits": RateLimits(
             auth="1000/minute",
             anonymous="10000/minute",

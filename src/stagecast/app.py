@@ -24,6 +24,9 @@ from stagecast.db.engine import Database
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
 from stagecast.health import service as health
+from stagecast.interactions import events as interaction_events
+from stagecast.interactions import routes as interaction_routes
+from stagecast.interactions.pulse import Pulse
 from stagecast.leaderboards import routes as leaderboards_routes
 from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
@@ -79,6 +82,7 @@ def _api_router() -> APIRouter:
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
+    api.include_router(interaction_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
     api.include_router(leaderboards_routes.router)
@@ -106,14 +110,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
     realtime = RealtimeServer(runtime)
-    for domain in (realtime_events, chat_events, moderation_events, tournament_events):
+    for domain in (
+        realtime_events,
+        chat_events,
+        moderation_events,
+        interaction_events,
+        tournament_events,
+    ):
         domain.register(realtime)
     runtime.realtime = realtime
     media = LiveMedia(runtime)
     runtime.media = media
     media_events.register(realtime, media)
+    pulse = Pulse(runtime)
+    runtime.pulse = pulse
+    realtime.bus.on_commit.append(pulse.forget)
     _install_money(runtime)
-    lifespan = _lifespan(runtime, cluster, realtime, media, database)
+    lifespan = _lifespan(runtime, cluster, realtime, media, pulse, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
     runtime.leaderboards = LeaderboardFeed(runtime)
     realtime.bus.on_commit.append(runtime.leaderboards.on_commit)
@@ -150,6 +163,7 @@ def _lifespan(
     cluster: ClusterBus,
     realtime: RealtimeServer,
     media: LiveMedia,
+    pulse: Pulse,
     database: Database | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Open everything the app holds (database, Redis, sockets, RTMP, jobs) and close it."""
@@ -168,6 +182,7 @@ def _lifespan(
         await realtime.start()
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
+        pulse.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -198,6 +213,7 @@ def _lifespan(
             if rtmp is not None:
                 await rtmp.close()
             await media.stop()
+            await pulse.stop()
             await realtime.stop()
             if runtime.leaderboards is not None:
                 await runtime.leaderboards.stop()

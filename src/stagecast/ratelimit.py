@@ -39,6 +39,7 @@ CATEGORIES = (
     "livestream_stream",
     "socket_connections",
     "socket_events",
+    "reactions",
 )
 
 

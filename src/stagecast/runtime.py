@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stagecast.cache import ResponseCache
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
+    from stagecast.interactions.pulse import Pulse
     from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
     from stagecast.money.providers import PaymentProvider, PayoutProvider
@@ -39,6 +40,7 @@ class Runtime:
     realtime: RealtimeServer | None = None
     cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
+    pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
     leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None

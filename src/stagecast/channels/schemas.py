@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from stagecast.accounts.schemas import AvatarUrl, Input, Output, UserPublic
+from stagecast.chat.emotes import EMOTES
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
 # Paths of the web app and API, and names that would impersonate the platform.
@@ -164,6 +165,27 @@ class ChatSettings(BaseModel):
     blocked_terms: list[BlockedTerm] = Field(default_factory=list, max_length=200)
 
 
+def _emote_code(value: str) -> str:
+    if value not in EMOTES:
+        raise ValueError(f"not an emote of the platform's list ({', '.join(EMOTES)})")
+    return value
+
+
+EmoteCode = Annotated[str, AfterValidator(_emote_code)]
+
+
+class ReactionSettings(BaseModel):
+    """What viewers may react with; an empty `allowed` means the platform's emote list."""
+
+    enabled: bool = True
+    allowed: list[EmoteCode] = Field(default_factory=list, max_length=50)
+
+
+class ReactionSettingsUpdate(Input):
+    enabled: bool | None = None
+    allowed: list[EmoteCode] | None = Field(default=None, max_length=50)
+
+
 class ChannelSettings(BaseModel):
     title_template: Annotated[str, StringConstraints(max_length=140)] = "{channel} is live"
     category: str | None = None
@@ -173,6 +195,7 @@ class ChannelSettings(BaseModel):
     reconnect_window_seconds: int = Field(default=30, ge=0, le=600)
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
+    reactions: ReactionSettings = Field(default_factory=ReactionSettings)
 
 
 class ChatSettingsUpdate(Input):
@@ -193,6 +216,7 @@ class ChannelSettingsUpdate(Input):
     reconnect_window_seconds: int | None = Field(default=None, ge=0, le=600)
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
+    reactions: ReactionSettingsUpdate | None = None
 
 
 class FollowState(BaseModel):

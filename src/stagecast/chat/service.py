@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
+from stagecast.chat.emotes import EMOTES
 from stagecast.chat.models import ChatMessage
 from stagecast.chat.schemas import ChatAuthor, ChatMessageOut, Fragment
 from stagecast.db.base import utcnow
@@ -23,19 +24,6 @@ from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.realtime.bus import channel_room, publish
 
 MAX_MESSAGE_CHARS = 500
-# The platform's own emotes (code -> what a client without images shows).
-EMOTES = {
-    "scHype": "🎉",
-    "scLove": "❤️",
-    "scLol": "😂",
-    "scWave": "👋",
-    "scGG": "🏆",
-    "scClap": "👏",
-    "scPog": "😮",
-    "scSad": "😢",
-    "scFire": "🔥",
-    "scWow": "🤩",
-}
 _LINK = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
 _MENTION = re.compile(r"^@([A-Za-z0-9_]{3,25})[.,!?:;]?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")

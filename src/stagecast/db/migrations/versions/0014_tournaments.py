@@ -1,7 +1,7 @@
 """tournaments, their participants and matches (fees and prizes go through the ledger)
 
 Revision ID: 0014_tournaments
-Revises: 0010_checkout_attempts
+Revises: 0013_interactions
 Create Date: 2026-12-02 00:54:48.379743
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import stagecast.db.base
 
 revision: str = "0014_tournaments"
-down_revision: str | None = "0010_checkout_attempts"
+down_revision: str | None = "0013_interactions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
