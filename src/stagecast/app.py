@@ -27,6 +27,8 @@ from stagecast.health import service as health
 from stagecast.interactions import events as interaction_events
 from stagecast.interactions import routes as interaction_routes
 from stagecast.interactions.pulse import Pulse
+from stagecast.leaderboards import routes as leaderboards_routes
+from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
@@ -54,6 +56,8 @@ from stagecast.realtime.cluster import ClusterBus
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
+from stagecast.tournaments import events as tournament_events
+from stagecast.tournaments import routes as tournaments_routes
 from stagecast.vods import routes as vods_routes
 from stagecast.vods.jobs import run_forever as run_vod_jobs
 from stagecast.web import routes as web_routes
@@ -82,6 +86,8 @@ def _api_router() -> APIRouter:
     api.include_router(interaction_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(leaderboards_routes.router)
+    api.include_router(tournaments_routes.router)
     return api
 
 
@@ -105,7 +111,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
     realtime = RealtimeServer(runtime)
-    for domain in (realtime_events, chat_events, moderation_events, interaction_events):
+    for domain in (
+        realtime_events,
+        chat_events,
+        moderation_events,
+        interaction_events,
+        tournament_events,
+    ):
         domain.register(realtime)
     runtime.realtime = realtime
     media = LiveMedia(runtime)
@@ -117,6 +129,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     _install_money(runtime)
     lifespan = _lifespan(runtime, cluster, realtime, media, pulse, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
+    runtime.leaderboards = LeaderboardFeed(runtime)
+    realtime.bus.on_commit.append(runtime.leaderboards.on_commit)
 
     app = FastAPI(
         title="Stagecast",
@@ -209,6 +223,8 @@ def _lifespan(
             await media.stop()
             await pulse.stop()
             await realtime.stop()
+            if runtime.leaderboards is not None:
+                await runtime.leaderboards.stop()
             await cluster.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()

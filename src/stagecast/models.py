@@ -13,4 +13,5 @@ def import_all_models() -> None:
     import stagecast.notifications.models
     import stagecast.search
     import stagecast.streams.models
+    import stagecast.tournaments.models
     import stagecast.vods.models  # noqa: F401

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.interactions.pulse import Pulse
+    from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
     from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
@@ -41,6 +42,7 @@ class Runtime:
     cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
     pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
+    leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).

@@ -8,6 +8,7 @@ import { createPlayer } from "../player.js";
 import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
 import { createPolls, createReactions } from "../interactions.js";
+import { createSupporters } from "../leaderboard.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
@@ -33,6 +34,7 @@ export async function render({ main, params }) {
   const chat = createChat({ live, channel, me, canModerate });
   const polls = createPolls({ live, channel, me, canModerate });
   const reactions = createReactions({ live, channel, me, overlayOn: player.element });
+  const supporters = createSupporters({ live, channel });
   let streamId = stream?.status === "live" ? stream.id : null;
   let loaded = false;
   let vodTimer = null;
@@ -371,6 +373,7 @@ export async function render({ main, params }) {
           polls.element,
           channel.description ? h("p", { class: "channel-description" }, channel.description) : null,
         ),
+        supporters.element,
         h("section", { class: "page", "aria-labelledby": "vods-title" }, h("h2", { id: "vods-title" }, "Past broadcasts"), vodList),
       ),
       chat.element,
@@ -384,6 +387,7 @@ export async function render({ main, params }) {
   return () => {
     clearTimeout(vodTimer);
     polls.destroy();
+    supporters.destroy();
     player.destroy();
     live.close();
   };
