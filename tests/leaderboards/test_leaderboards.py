@@ -155,6 +155,10 @@ async def test_chat_and_followers_boards(client: httpx.AsyncClient, app: FastAPI
     assert ours[0] == (sorted([creators[1].id, creators[2].id])[0], 2)
 
 
+# Fixed, not uuid4(): pytest-xdist workers must collect the same parameters.
+MISSING_ID = "00000000-0000-4000-8000-000000000000"
+
+
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
@@ -162,11 +166,11 @@ async def test_chat_and_followers_boards(client: httpx.AsyncClient, app: FastAPI
         ("channel:no-such-channel:supporters", 404, "LEADERBOARD_NOT_FOUND"),
         ("channel:{channel}:bananas", 404, "LEADERBOARD_NOT_FOUND"),
         ("tournament:not-a-uuid:standings", 404, "LEADERBOARD_NOT_FOUND"),
-        (f"tournament:{uuid.uuid4()}:standings", 404, "LEADERBOARD_NOT_FOUND"),
+        (f"tournament:{MISSING_ID}:standings", 404, "LEADERBOARD_NOT_FOUND"),
         ("channel:{channel}:supporters?period=year", 422, "VALIDATION_ERROR"),
         ("channel:{channel}:supporters?limit=0", 422, "VALIDATION_ERROR"),
         ("channel:{channel}:supporters?limit=101", 422, "VALIDATION_ERROR"),
-        (f"channel:{{channel}}:supporters/entries/{uuid.uuid4()}", 404, "USER_NOT_FOUND"),
+        (f"channel:{{channel}}:supporters/entries/{MISSING_ID}", 404, "USER_NOT_FOUND"),
         ("channel:{channel}:supporters/entries/someone", 422, "VALIDATION_ERROR"),
         ("creators:followers/entries/{user}?period=fortnight", 422, "VALIDATION_ERROR"),
     ],
