@@ -18,6 +18,8 @@ from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
 from stagecast.chat import routes as chat_routes
+from stagecast.clips import routes as clips_routes
+from stagecast.clips.jobs import ClipRenderer
 from stagecast.config import Settings
 from stagecast.crypto import SecretBox, load_or_create_secret
 from stagecast.db.engine import Database
@@ -75,6 +77,7 @@ def _api_router() -> APIRouter:
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
+    api.include_router(clips_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
     return api
@@ -106,6 +109,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     media = LiveMedia(runtime)
     runtime.media = media
     media_events.register(realtime, media)
+    runtime.clips = ClipRenderer(runtime)
     _install_money(runtime)
     lifespan = _lifespan(runtime, cluster, realtime, media, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health_routes.router, deprecated=True, include_in_schema=False)
     app.include_router(health_routes.probes_router)
     app.include_router(accounts_routes.jwks_router)
+    app.include_router(clips_routes.media_router)  # before /hls/{stream_id}/…
     app.include_router(media_routes.router)
     app.mount("/socket.io", realtime.asgi_app())
     app.include_router(web_routes.router)  # last: its `/{slug}` channel pages match the rest
@@ -160,6 +165,9 @@ def _lifespan(
         await realtime.start()
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
+        clip_renders = runtime.clips
+        if clip_renders is not None:
+            await clip_renders.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -189,6 +197,8 @@ def _lifespan(
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
+            if clip_renders is not None:
+                await clip_renders.stop()
             await media.stop()
             await realtime.stop()
             await cluster.stop()

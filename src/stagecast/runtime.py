@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from stagecast.accounts.security import Passwords, TokenSigner
     from stagecast.cache import ResponseCache
+    from stagecast.clips.jobs import ClipRenderer
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.media.service import LiveMedia
@@ -38,6 +39,7 @@ class Runtime:
     realtime: RealtimeServer | None = None
     cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
+    clips: ClipRenderer | None = None  # renders clips' MP4s in the background
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).

@@ -160,6 +160,13 @@ class ChatSettings(BaseModel):
     blocked_terms: list[BlockedTerm] = Field(default_factory=list, max_length=200)
 
 
+class ClipSettings(BaseModel):
+    """Who may clip the channel's streams, and how often one person may."""
+
+    allowed: Literal["signed_in", "followers", "subscribers", "nobody"] = "signed_in"
+    per_user_per_hour: int = Field(default=20, ge=1, le=1000)
+
+
 class ChannelSettings(BaseModel):
     title_template: Annotated[str, StringConstraints(max_length=140)] = "{channel} is live"
     category: str | None = None
@@ -169,6 +176,7 @@ class ChannelSettings(BaseModel):
     reconnect_window_seconds: int = Field(default=30, ge=0, le=600)
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
+    clips: ClipSettings = Field(default_factory=ClipSettings)
 
 
 class ChatSettingsUpdate(Input):
@@ -180,6 +188,11 @@ class ChatSettingsUpdate(Input):
     blocked_terms: list[BlockedTerm] | None = Field(default=None, max_length=200)
 
 
+class ClipSettingsUpdate(Input):
+    allowed: Literal["signed_in", "followers", "subscribers", "nobody"] | None = None
+    per_user_per_hour: int | None = Field(default=None, ge=1, le=1000)
+
+
 class ChannelSettingsUpdate(Input):
     title_template: Annotated[str, StringConstraints(min_length=1, max_length=140)] | None = None
     category: CategorySlug | None = None
@@ -189,6 +202,7 @@ class ChannelSettingsUpdate(Input):
     reconnect_window_seconds: int | None = Field(default=None, ge=0, le=600)
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
+    clips: ClipSettingsUpdate | None = None
 
 
 class FollowState(BaseModel):

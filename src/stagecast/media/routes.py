@@ -125,6 +125,12 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
     return Response(body, status_code=206, media_type=content_type, headers=headers)
 
 
+async def serve_media_file(request: Request, runtime: Runtime, key: str) -> Response:
+    """Answer a stored media file as /hls does (types, caching, ranges), for other domains'
+    media (clips)."""
+    return await _serve(request, runtime, key)
+
+
 _HLS_RESPONSES = problem_responses(400, 404, 416, 422, 503)
 
 
