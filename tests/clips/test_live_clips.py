@@ -26,7 +26,8 @@ async def _hls_seconds(http: httpx.AsyncClient, base: str, playlist_url: str) ->
     variant_url = playlist_url.rsplit("/", 1)[0] + "/" + variant
     media = await http.get(variant_url)
     assert media.status_code == 200
-    assert "#EXT-X-ENDLIST" in media.text and "PRECISE=YES" in media.text
+    assert "#EXT-X-ENDLIST" in media.text
+    assert "PRECISE=YES" in media.text
     uris = [line for line in media.text.splitlines() if line and not line.startswith("#")]
     maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', media.text)
     for uri in [*maps, *uris]:
@@ -55,8 +56,10 @@ async def test_a_live_clip_plays_at_once_then_renders_a_frame_exact_mp4(
         )
         assert answer.status_code == 201, answer.text
         clip = answer.json()
-        assert clip["title"] == "Nice" and clip["duration"] == 6
-        assert clip["mp4_state"] == "pending" and clip["media_state"] == "referencing"
+        assert clip["title"] == "Nice"
+        assert clip["duration"] == 6
+        assert clip["mp4_state"] == "pending"
+        assert clip["media_state"] == "referencing"
         assert clip["creator"]["id"] == viewer.id
         # Playable now: the playlist and every segment it names are there.
         listed = await _hls_seconds(http, server.live.url, clip["playlist_url"])
@@ -74,14 +77,16 @@ async def test_a_live_clip_plays_at_once_then_renders_a_frame_exact_mp4(
         assert done["mp4_state"] == "ready"
         assert done["thumbnail_url"]
         mp4 = await http.get(done["mp4_url"])
-        assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
+        assert mp4.status_code == 200
+        assert mp4.headers["content-type"] == "video/mp4"
         path = tmp_path / "clip.mp4"
         path.write_bytes(mp4.content)
         frames = await mp4_frames(path)
         assert frames == 6 * 30  # the test pattern's 30 fps, to the frame
         assert abs(done["mp4_duration"] - 6) <= 1 / 30
         thumbnail = await http.get(done["thumbnail_url"])
-        assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+        assert thumbnail.status_code == 200
+        assert thumbnail.content[:2] == b"\xff\xd8"
     finally:
         publisher.kill()
         await publisher.wait()
@@ -103,7 +108,9 @@ async def test_a_clip_keeps_its_media_when_the_vod_media_is_removed(
     )
     assert made.status_code == 201, made.text
     clip = made.json()
-    assert clip["vod_id"] == vod["id"] and clip["start"] == 1 and clip["duration"] == 7
+    assert clip["vod_id"] == vod["id"]
+    assert clip["start"] == 1
+    assert clip["duration"] == 7
     await wait_for_mp4(http, clip["id"])
 
     # What the VOD deletion does: detach the clips, then remove the stream's media.
@@ -133,7 +140,8 @@ async def test_a_clip_keeps_its_media_when_the_vod_media_is_removed(
     path = tmp_path / "trimmed.mp4"
     path.write_bytes((await http.get(done["mp4_url"])).content)
     assert await mp4_frames(path) == round(5.2 * 30)
-    assert done["duration"] == 5.2 and done["trim_start"] == 0.5
+    assert done["duration"] == 5.2
+    assert done["trim_start"] == 0.5
     # Clipping the stream again is refused: its recording is gone.
     refused = await http.post(
         "/api/v1/clips",
