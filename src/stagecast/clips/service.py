@@ -231,9 +231,14 @@ class ClipSource:
     live: bool
     title: str
 
+    def ensure_clippable(self) -> None:
+        if not self.live and self.vod_id is None:
+            raise ClipSourceUnavailable()
+
 
 async def resolve_source(session: AsyncSession, data: ClipCreate) -> ClipSource:
-    """The stream (live, or ended with a recording) a clip request names."""
+    """The stream a clip request names (live, or ended with a recording: see
+    `ClipSource.ensure_clippable`)."""
     vod: Vod | None
     if data.vod_id is not None:
         vod = await session.get(Vod, data.vod_id)
@@ -247,8 +252,6 @@ async def resolve_source(session: AsyncSession, data: ClipCreate) -> ClipSource:
         stream = found
         vod = await session.scalar(select(Vod).where(Vod.stream_id == stream.id))
     live = stream.status == StreamStatus.LIVE.value and data.vod_id is None
-    if not live and vod is None:
-        raise ClipSourceUnavailable()
     return ClipSource(
         stream_id=stream.id,
         channel_id=stream.channel_id,
@@ -648,6 +651,7 @@ async def make_clip(runtime: Runtime, *, user: User, data: ClipCreate) -> uuid.U
         source = await resolve_source(session, data)
         channel = await session.get_one(Channel, source.channel_id)
         await check_may_clip(session, channel=channel, user=user, now=now)
+    source.ensure_clippable()
     renditions, kept = await load_recording(media, source)
     start, end = choose_range(
         data,
