@@ -5,6 +5,7 @@ import { currentUser } from "../auth.js";
 import { h, replace, formatNumber, formatTokens, formatDate, errorBox, toast, field } from "../dom.js";
 import { openSocket } from "../realtime.js";
 import { createPlayer } from "../player.js";
+import { clipButton, clipCard, liveClipSource } from "../clips.js";
 import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
 
@@ -42,6 +43,19 @@ export async function render({ main, params }) {
   const viewers = h("span", { class: "viewer-count", "aria-live": "polite" });
   const status = h("p", { class: "stream-status muted", role: "status" });
   const vodList = h("div", { id: "vods" }, grid(vods.data.map(vodCard), "No past broadcasts yet."));
+  const clipper = clipButton({ video: player.video, source: (video) => liveClipSource(streamId)(video) });
+  const clipBar = h("div", { class: "clip-bar", hidden: !streamId }, clipper.button);
+  const clipList = h("div", { id: "clips" });
+  const clipSort = h("select", { "aria-label": "Sort clips" },
+    h("option", { value: "views" }, "Most viewed"),
+    h("option", { value: "likes" }, "Most liked"),
+    h("option", { value: "recent" }, "Newest"));
+  async function loadClips() {
+    const page = await get(`channels/${channel.id}/clips`, { sort: clipSort.value, limit: 12 }).catch(() => ({ data: [] }));
+    replace(clipList, grid(page.data.map(clipCard), "No clips yet."));
+  }
+  clipSort.addEventListener("change", loadClips);
+  live.on("clip:created", () => loadClips());
   const followers = h("span", { class: "muted" }, followerText(channel.follower_count));
 
   function showCategory(slugOrNull) {
@@ -67,6 +81,7 @@ export async function render({ main, params }) {
       showViewers(joined.viewer_count);
       if (joined.is_live && joined.stream_id !== streamId) {
         streamId = joined.stream_id;
+        clipBar.hidden = false;
         loaded = false;
         player.setState("loading");
         showTipMode();
@@ -84,6 +99,7 @@ export async function render({ main, params }) {
     status.textContent = "";
     player.setState("loading");
     showTipMode();
+    clipBar.hidden = false;
     chat.notice(`${channel.name} went live`);
   });
   // Segments are on the server: the playlist can be loaded without a 404.
@@ -103,6 +119,8 @@ export async function render({ main, params }) {
     loaded = false;
     const ended = streamId;
     streamId = null;
+    clipBar.hidden = true;
+    clipper.editor.hidden = true;
     showViewers(0);
     showTipMode();
     chat.notice("The stream has ended");
@@ -349,6 +367,8 @@ export async function render({ main, params }) {
         "section",
         { class: "channel-main", "aria-labelledby": "channel-name" },
         player.element,
+        clipBar,
+        clipper.editor,
         h(
           "div",
           { class: "channel-info" },
@@ -362,11 +382,13 @@ export async function render({ main, params }) {
           panel,
           channel.description ? h("p", { class: "channel-description" }, channel.description) : null,
         ),
+        h("section", { class: "page", "aria-labelledby": "clips-title" }, h("div", { class: "section-head" }, h("h2", { id: "clips-title" }, "Clips"), clipSort), clipList),
         h("section", { class: "page", "aria-labelledby": "vods-title" }, h("h2", { id: "vods-title" }, "Past broadcasts"), vodList),
       ),
       chat.element,
     ),
   );
+  loadClips();
   if (streamId) await chat.loadHistory(streamId);
   // A stream that has been on air a while has segments already; a new one waits for them.
   if (streamId && Date.now() - new Date(stream.started_at).getTime() > 10_000) startPlayback();

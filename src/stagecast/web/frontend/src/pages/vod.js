@@ -3,6 +3,7 @@ import { get } from "../api.js";
 import { h, replace, formatDuration, formatDate } from "../dom.js";
 import { createPlayer } from "../player.js";
 import { grid, vodCard } from "../cards.js";
+import { clipButton, vodClipSource } from "../clips.js";
 
 export async function render({ main, params }) {
   const vod = await get(`vods/${encodeURIComponent(params[0])}`);
@@ -12,12 +13,15 @@ export async function render({ main, params }) {
   ]);
   document.title = `${vod.title} · ${channel.name} · Stagecast`;
   const player = createPlayer({ label: `Recording: ${vod.title}` });
+  const clipper = clipButton({ video: player.video, source: vodClipSource(vod.id) });
   replace(
     main,
     h(
       "section",
       { class: "page vod-page" },
       player.element,
+      h("div", { class: "clip-bar" }, clipper.button),
+      clipper.editor,
       h("h1", {}, vod.title),
       h(
         "p",
