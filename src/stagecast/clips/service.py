@@ -363,9 +363,9 @@ def choose_range(
     else:
         start, end = data.start, data.start + data.duration
     if start < earliest - _EPSILON or end > recorded + _EPSILON:
-        where = "the DVR window" if live else "the recording"
+        where = "The DVR window" if live else "The recording"
         raise ClipRangeUnavailable(
-            f"{where.capitalize()} holds {earliest:.1f}-{recorded:.1f} s; "
+            f"{where} holds {earliest:.1f}-{recorded:.1f} s; "
             f"the clip asks for {start:.1f}-{end:.1f} s",
             extra={"available_start": round(earliest, 3), "available_end": round(recorded, 3)},
         )

@@ -15,7 +15,7 @@ function behindLiveEdge(video) {
 }
 
 // `source()` answers the clip request's source: {stream_id} live, {vod_id, start} recorded.
-export function clipButton({ video, source }) {
+export function clipButton({ video, source, onSaved = () => {} }) {
   const editor = h("div", { class: "clip-editor", hidden: true });
   const button = h("button", { type: "button", class: "button", "data-action": "clip" }, "✂ Clip");
   button.addEventListener("click", async () => {
@@ -26,7 +26,7 @@ export function clipButton({ video, source }) {
     button.disabled = true;
     try {
       const clip = await makeClip(source(video));
-      showEditor(editor, clip);
+      showEditor(editor, clip, onSaved);
     } catch (error) {
       editor.hidden = false;
       replace(editor, errorBox(error));
@@ -60,11 +60,11 @@ export function vodClipSource(vodId) {
   return (video) => ({ vod_id: vodId, start: Math.max(0, Math.round((video.currentTime - DEFAULT_SECONDS) * 1000) / 1000) });
 }
 
-function showEditor(editor, clip) {
+function showEditor(editor, clip, onSaved) {
   editor.hidden = false;
   const title = h("input", { name: "title", maxlength: 140, value: clip.title, required: true });
-  const start = h("input", { type: "number", name: "start", min: 0, max: clip.original_duration, step: 0.1, value: clip.trim_start });
-  const end = h("input", { type: "number", name: "end", min: 0, max: clip.original_duration, step: 0.1, value: clip.trim_start + clip.duration });
+  const start = h("input", { type: "number", name: "start", min: 0, max: clip.original_duration, step: "any", value: clip.trim_start });
+  const end = h("input", { type: "number", name: "end", min: 0, max: clip.original_duration, step: "any", value: clip.trim_start + clip.duration });
   const errors = h("div");
   const link = h("a", { href: clip.url, class: "button small", "data-clip-link": clip.id }, "Open the clip");
   const form = h(
@@ -81,6 +81,7 @@ function showEditor(editor, clip) {
             end: Number(end.value),
           });
           replace(errors, h("p", { class: "notice", role: "status" }, `Saved: ${formatDuration(saved.duration)}`));
+          onSaved(saved);
         } catch (error) {
           replace(errors, errorBox(error));
         }

@@ -43,7 +43,11 @@ export async function render({ main, params }) {
   const viewers = h("span", { class: "viewer-count", "aria-live": "polite" });
   const status = h("p", { class: "stream-status muted", role: "status" });
   const vodList = h("div", { id: "vods" }, grid(vods.data.map(vodCard), "No past broadcasts yet."));
-  const clipper = clipButton({ video: player.video, source: (video) => liveClipSource(streamId)(video) });
+  const clipper = clipButton({
+    video: player.video,
+    source: (video) => liveClipSource(streamId)(video),
+    onSaved: () => loadClips(),
+  });
   const clipBar = h("div", { class: "clip-bar", hidden: !streamId }, clipper.button);
   const clipList = h("div", { id: "clips" });
   const clipSort = h("select", { "aria-label": "Sort clips" },
