@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from tests.clips.conftest import mp4_frames
 from tests.factories import make_channel, register, unique_name
@@ -67,20 +67,24 @@ async def test_a_viewer_clips_a_live_stream_plays_it_and_downloads_the_mp4(
         assert clip["view_count"] == 1
         assert await mp4_frames(saved) == round(clip["duration"] * 30)
 
-        # The embed page: the player alone, framable anywhere.
-        embed = await web.http.get(f"/embed/clips/{clip_id}")
-        assert "frame-ancestors *" in embed.headers["content-security-policy"]
-        assert "x-frame-options" not in embed.headers
-        assert (await web.http.get(f"/clips/{clip_id}")).headers["x-frame-options"] == "DENY"
-        await viewer.goto(f"/embed/clips/{clip_id}")
-        await expect(viewer.locator("#site-header")).to_be_hidden()
-        await video_advances(viewer, beyond=1)
-
-        await viewer.goto("/clips")
-        await expect(viewer.get_by_role("heading", name="Trending clips")).to_be_visible()
-        await expect(viewer.get_by_text("What a moment")).to_be_visible()
+        await _embed_and_trending(web, viewer, clip_id)
         await browsing.screenshot(viewer, "trending")
         browsing.assert_no_errors(tolerated=YOUNG_STREAM)
     finally:
         publisher.kill()
         await publisher.wait()
+
+
+async def _embed_and_trending(web: LiveServer, viewer: Page, clip_id: str) -> None:
+    # The embed page: the player alone, framable anywhere.
+    embed = await web.http.get(f"/embed/clips/{clip_id}")
+    assert "frame-ancestors *" in embed.headers["content-security-policy"]
+    assert "x-frame-options" not in embed.headers
+    assert (await web.http.get(f"/clips/{clip_id}")).headers["x-frame-options"] == "DENY"
+    await viewer.goto(f"/embed/clips/{clip_id}")
+    await expect(viewer.locator("#site-header")).to_be_hidden()
+    await video_advances(viewer, beyond=1)
+
+    await viewer.goto("/clips")
+    await expect(viewer.get_by_role("heading", name="Trending clips")).to_be_visible()
+    await expect(viewer.get_by_text("What a moment")).to_be_visible()
