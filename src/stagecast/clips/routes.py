@@ -169,7 +169,7 @@ async def list_channel_clips(
         return make_page(await clips.present_clips(session, rows, viewer=user), info)
 
 
-@media_router.get("/hls/clips/{clip_id}/{path:path}", responses=problem_responses(404, 416))
+@media_router.get("/hls/clips/{clip_id}/{path:path}", responses=problem_responses(404, 416, 422))
 @media_router.head("/hls/clips/{clip_id}/{path:path}", include_in_schema=False)
 async def clip_file(
     clip_id: uuid.UUID, path: str, request: Request, runtime: RuntimeDep
