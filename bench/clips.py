@@ -48,6 +48,8 @@ import httpx
 import imageio_ffmpeg
 from serving import clean_env, free_port, launched, source_version, stagecast_command
 
+from stagecast.clips.render import build_render_args
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RESULTS = Path(__file__).parent / "results"
 FRAME_RATE = 30
@@ -61,6 +63,7 @@ class ClipTiming:
     mp4_seconds: float | None = None
     frames: int | None = None
     copy_seconds: float | None = None
+    encode_seconds: float | None = None
 
 
 @dataclass
@@ -169,8 +172,9 @@ def count_frames(data: bytes) -> int:
     return int(frames[-1]) if frames else -1
 
 
-async def copy_floor(http: httpx.AsyncClient, urls: list[str], work: Path) -> float:
-    """ffmpeg copying the clip's segments into an MP4 (the segments fetched beforehand)."""
+async def copy_floor(http: httpx.AsyncClient, urls: list[str], work: Path) -> tuple[float, float]:
+    """ffmpeg copying the clip's segments into an MP4 (the segments fetched beforehand), and
+    the render job's encode of the same segments run alone: (copy seconds, encode seconds)."""
     parts = [(await http.get(url)).content for url in urls]
     source, target = work / "source.mp4", work / "copy.mp4"
     source.write_bytes(b"".join(parts))
@@ -180,7 +184,17 @@ async def copy_floor(http: httpx.AsyncClient, urls: list[str], work: Path) -> fl
         "-c", "copy", "-movflags", "+faststart", str(target),
     )  # fmt: skip
     await process.wait()
-    return time.perf_counter() - began
+    copied = time.perf_counter() - began
+    args = build_render_args(
+        FFMPEG, source=source, concat=False, seek=0.5, duration=CLIP_SECONDS - 1,
+        mp4=work / "encoded.mp4", thumbnail=work / "thumbnail.jpg",
+    )  # fmt: skip
+    began = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    await process.wait()
+    return copied, time.perf_counter() - began
 
 
 async def publisher(rtmp_url: str, seconds: float) -> asyncio.subprocess.Process:
@@ -243,7 +257,7 @@ async def measure(base_url: str, args: argparse.Namespace, work: Path) -> Run:
             code = await process.wait()
             print(f"publisher exited {code} (killed at the end: -9)")
         for timing, urls in made:
-            timing.copy_seconds = await copy_floor(http, urls, work)
+            timing.copy_seconds, timing.encode_seconds = await copy_floor(http, urls, work)
     return run
 
 
@@ -261,11 +275,13 @@ def report(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     hls = [c.hls_seconds for c in run.clips]
     mp4 = [c.mp4_seconds for c in run.clips if c.mp4_seconds is not None]
     copies = [c.copy_seconds for c in run.clips if c.copy_seconds is not None]
+    encodes = [c.encode_seconds for c in run.clips if c.encode_seconds is not None]
     errors = [abs(c.frames - CLIP_SECONDS * FRAME_RATE) for c in run.clips if c.frames is not None]
     rows = [
         ("POST -> playable HLS (playlists + first segment)", hls),
         ("POST -> MP4 ready (30 s of 720p, re-encoded)", mp4),
         ("floor: ffmpeg -c copy of the same segments", copies),
+        ("the job's re-encode of the same segments, alone", encodes),
         ("live latency before clipping", run.latency_before),
         ("live latency while clipping", run.latency_during),
     ]
