@@ -83,6 +83,12 @@ def build_render_args(
     ]  # fmt: skip
 
 
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+    await asyncio.shield(process.wait())
+
+
 def _lower_priority() -> None:
     os.nice(RENDER_NICENESS)
 
@@ -126,9 +132,11 @@ async def render_clip_files(
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), RENDER_TIMEOUT)
     except TimeoutError as error:
-        process.kill()
-        await process.wait()
+        await _kill(process)
         raise RenderFailed("ffmpeg took too long") from error
+    except BaseException:
+        await _kill(process)  # the server stops: no ffmpeg outlives it
+        raise
     report = stderr.decode(errors="replace")
     if process.returncode != 0 or not mp4.is_file():
         raise RenderFailed(f"ffmpeg exited {process.returncode}: {report[-500:]!r}")
