@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 
 from tests.clips.conftest import mp4_frames
 from tests.factories import make_channel, register, unique_name
-from tests.media.conftest import start_publisher
+from tests.media.conftest import eventually, start_publisher
 from tests.realtime.conftest import LiveServer
 from tests.web.conftest import Browsing
 from tests.web.test_story import sign_up, video_advances
@@ -88,3 +88,37 @@ async def _embed_and_trending(web: LiveServer, viewer: Page, clip_id: str) -> No
     await viewer.goto("/clips")
     await expect(viewer.get_by_role("heading", name="Trending clips")).to_be_visible()
     await expect(viewer.get_by_text("What a moment")).to_be_visible()
+
+
+@pytest.mark.timeout(300)
+async def test_a_viewer_clips_a_recording_where_they_are_watching(
+    web: LiveServer, browsing: Browsing
+) -> None:
+    creator = await register(web.http)
+    channel = await make_channel(web.http, creator, slug=unique_name("recorded"))
+    key = (await web.http.get("/api/v1/live/streams/me/key", headers=creator.headers)).json()
+    publisher = await start_publisher(key["rtmp_url"], seconds=10)
+    await publisher.wait()
+
+    async def recorded() -> list[dict[str, object]]:
+        page = await web.http.get(f"/api/v1/channels/{channel['id']}/vods")
+        data: list[dict[str, object]] = page.json()["data"]
+        return data
+
+    vods = await eventually(recorded)
+    viewer = await browsing.person()
+    await sign_up(viewer, unique_name("vodclipper"))
+    await viewer.goto(f"/vods/{vods[0]['id']}")
+    await video_advances(viewer, beyond=7)
+    await viewer.get_by_role("button", name="✂ Clip").click()
+    await expect(viewer.get_by_text("Clipped! It plays now")).to_be_visible(timeout=15_000)
+    await viewer.get_by_role("link", name="Open the clip").click()
+    await expect(viewer.get_by_role("heading", name=re.compile(".+"))).to_be_visible()
+    clip_id = viewer.url.rsplit("/", 1)[-1]
+    clip = (await web.http.get(f"/api/v1/clips/{clip_id}")).json()
+    assert clip["vod_id"] == vods[0]["id"]
+    # The clip ends where the viewer was: past 7 s, so it is at least 7 s long.
+    assert clip["duration"] >= 7
+    assert clip["start"] == 0
+    await video_advances(viewer, beyond=1)
+    browsing.assert_no_errors()

@@ -56,8 +56,15 @@ export function liveClipSource(streamId) {
   return (video) => ({ stream_id: streamId, offset: Math.round(behindLiveEdge(video) * 1000) / 1000 });
 }
 
+const thousandths = (seconds) => Math.round(seconds * 1000) / 1000;
+
+// On a recording: the 30 s that end where the viewer is (less near its start).
 export function vodClipSource(vodId) {
-  return (video) => ({ vod_id: vodId, start: Math.max(0, Math.round((video.currentTime - DEFAULT_SECONDS) * 1000) / 1000) });
+  return (video) => {
+    const end = Math.max(MIN_SECONDS, video.currentTime);
+    const duration = Math.min(DEFAULT_SECONDS, end);
+    return { vod_id: vodId, start: thousandths(end - duration), duration: thousandths(duration) };
+  };
 }
 
 function showEditor(editor, clip, onSaved) {
