@@ -113,7 +113,8 @@ async def test_a_viewer_clips_a_recording_where_they_are_watching(
     await viewer.get_by_role("button", name="✂ Clip").click()
     await expect(viewer.get_by_text("Clipped! It plays now")).to_be_visible(timeout=15_000)
     await viewer.get_by_role("link", name="Open the clip").click()
-    await expect(viewer.get_by_role("heading", name=re.compile(".+"))).to_be_visible()
+    await viewer.wait_for_url(re.compile(r"/clips/[0-9a-f-]+$"))
+    await expect(viewer.locator(".clip-page h1")).to_be_visible()
     clip_id = viewer.url.rsplit("/", 1)[-1]
     clip = (await web.http.get(f"/api/v1/clips/{clip_id}")).json()
     assert clip["vod_id"] == vods[0]["id"]
