@@ -86,7 +86,7 @@ async def test_out_of_bounds_fields_are_refused(
 async def test_one_source_exactly(client: httpx.AsyncClient, app: FastAPI) -> None:
     _, channel, viewer = await _setup(client)
     stream_id = await go_live(app, channel["id"])
-    for body in ({}, {"stream_id": stream_id, "vod_id": stream_id}):
+    for body in ({}, {"stream_id": stream_id, "vod_id": stream_id}, {"vod_id": stream_id}):
         answer = await client.post("/api/v1/clips", json=body, headers=viewer.headers)
         assert answer.status_code == 422, answer.text
 

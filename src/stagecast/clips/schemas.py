@@ -38,6 +38,8 @@ class ClipCreate(Input):
     def _one_source(self) -> Self:
         if (self.stream_id is None) == (self.vod_id is None):
             raise ValueError("give exactly one of stream_id and vod_id")
+        if self.vod_id is not None and self.start is None:
+            raise ValueError("a clip of a recording (vod_id) needs its start")
         return self
 
 
