@@ -23,6 +23,7 @@ from stagecast.clips.models import Clip, Mp4State
 from stagecast.clips.ranges import Segment
 from stagecast.clips.render import RenderFailed, render_clip_files, source_groups
 from stagecast.clips.service import ClipMediaPlan, clip_prefix
+from stagecast.errors import ServiceUnavailable
 from stagecast.media.service import media_of
 from stagecast.media.store import MediaNotFound, MediaStore
 from stagecast.runtime import Runtime
@@ -96,7 +97,7 @@ async def render_clip(runtime: Runtime, clip_id: uuid.UUID) -> bool:
     work_dir = runtime.settings.data_dir / "work" / "clips" / f"{clip_id}-{version}"
     try:
         mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
-    except (RenderFailed, MediaNotFound) as error:
+    except (RenderFailed, MediaNotFound, ServiceUnavailable) as error:
         log.warning("clip_render_failed", clip_id=str(clip_id), error=str(error)[:500])
         async with runtime.db.session() as session, session.begin():
             clip = await session.get(Clip, clip_id)
