@@ -65,7 +65,8 @@ async def test_a_viewer_clips_a_live_stream_plays_it_and_downloads_the_mp4(
         clip_id = viewer.url.rsplit("/", 1)[-1]
         clip = (await web.http.get(f"/api/v1/clips/{clip_id}")).json()
         assert clip["view_count"] == 1
-        assert await mp4_frames(saved) == round(clip["duration"] * 30)
+        # Within one frame of the clip (its range need not fall on frame boundaries).
+        assert abs(await mp4_frames(saved) - clip["duration"] * 30) <= 1
 
         await _embed_and_trending(web, viewer, clip_id)
         await browsing.screenshot(viewer, "trending")
