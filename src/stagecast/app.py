@@ -18,6 +18,9 @@ from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
 from stagecast.chat import routes as chat_routes
+from stagecast.clips import routes as clips_routes
+from stagecast.clips import service as clips_service
+from stagecast.clips.jobs import ClipRenderer
 from stagecast.config import Settings
 from stagecast.crypto import SecretBox, load_or_create_secret
 from stagecast.db.engine import Database
@@ -84,6 +87,7 @@ def _api_router() -> APIRouter:
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
     api.include_router(interaction_routes.router)
+    api.include_router(clips_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
     api.include_router(leaderboards_routes.router)
@@ -126,6 +130,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     pulse = Pulse(runtime)
     runtime.pulse = pulse
     realtime.bus.on_commit.append(pulse.forget)
+    runtime.clips = ClipRenderer(runtime)
+    # A clip keeps its media when its VOD's goes (deleted, expired or hidden): copied first.
+    runtime.before_vod_media_withdrawn.append(clips_service.detach_clips_of_stream)
     _install_money(runtime)
     lifespan = _lifespan(runtime, cluster, realtime, media, pulse, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
@@ -150,6 +157,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health_routes.router, deprecated=True, include_in_schema=False)
     app.include_router(health_routes.probes_router)
     app.include_router(accounts_routes.jwks_router)
+    app.include_router(clips_routes.media_router)  # before /hls/{stream_id}/…
     app.include_router(media_routes.router)
     app.mount("/socket.io", realtime.asgi_app())
     app.include_router(web_routes.router)  # last: its `/{slug}` channel pages match the rest
@@ -184,6 +192,9 @@ def _lifespan(
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
         pulse.start()
+        clip_renders = runtime.clips
+        if clip_renders is not None:
+            await clip_renders.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -220,6 +231,8 @@ def _lifespan(
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
+            if clip_renders is not None:
+                await clip_renders.stop()
             await media.stop()
             await pulse.stop()
             await realtime.stop()

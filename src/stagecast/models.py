@@ -6,6 +6,7 @@ def import_all_models() -> None:
     import stagecast.accounts.models
     import stagecast.channels.models
     import stagecast.chat.models
+    import stagecast.clips.models
     import stagecast.interactions.models
     import stagecast.media.models
     import stagecast.moderation.models

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from stagecast.accounts.security import Passwords, TokenSigner
     from stagecast.cache import ResponseCache
+    from stagecast.clips.jobs import ClipRenderer
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.interactions.pulse import Pulse
@@ -43,6 +44,7 @@ class Runtime:
     media: LiveMedia | None = None
     pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
     leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
+    clips: ClipRenderer | None = None  # renders clips' MP4s in the background
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).

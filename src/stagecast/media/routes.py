@@ -146,6 +146,12 @@ async def _ensure_media_access(
     media.remember_open_media(stream_id)
 
 
+async def serve_media_file(request: Request, runtime: Runtime, key: str) -> Response:
+    """Answer a stored media file as /hls does (types, caching, ranges), for other domains'
+    media (clips)."""
+    return await _serve(request, runtime, key)
+
+
 async def _wait_for_live_media(
     media: LiveMedia, stream_id: uuid.UUID, path: str, msn: int | None, part: int | None
 ) -> None:

@@ -21,6 +21,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.schemas import SLUG_PATTERN
 from stagecast.deps import ReadSessionDep
 from stagecast.errors import AppError, NotFound
+from stagecast.middleware import DEFAULT_CSP
 
 DIST = Path(__file__).parent / "static" / "dist"
 PAGES = (
@@ -34,6 +35,7 @@ PAGES = (
     "/dashboard",
     "/dashboard/live",
     "/tournaments",
+    "/clips",
 )
 # Names esbuild writes: `app-HASH.js`, `hls.light-HASH.js`, their maps and CSS.
 _ASSET = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
@@ -128,6 +130,22 @@ async def vod_page(vod_id: str) -> HTMLResponse:
 async def tournament_page(tournament_id: str) -> HTMLResponse:
     """A tournament's bracket page (the app asks the API whether it exists)."""
     return _shell()
+
+
+@router.get("/clips/{clip_id}", response_class=HTMLResponse)
+async def clip_page(clip_id: str) -> HTMLResponse:
+    """A clip's page (the app asks the API whether it exists)."""
+    return _shell()
+
+
+@router.get("/embed/clips/{clip_id}", response_class=HTMLResponse)
+async def clip_embed(clip_id: str) -> HTMLResponse:
+    """A clip's player alone, for other sites' iframes: the one page any origin may frame."""
+    shell = _shell()
+    shell.headers["Content-Security-Policy"] = DEFAULT_CSP.replace(
+        "frame-ancestors 'none'", "frame-ancestors *"
+    )
+    return shell
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -1,7 +1,7 @@
 """vods: visibility, seek previews, watch progress; reports of content
 
 Revision ID: 0012_vods
-Revises: 0010_checkout_attempts
+Revises: 0011_clips
 Create Date: 2026-12-02 00:53:23.509936
 """
 
@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql
 import stagecast.db.base
 
 revision: str = "0012_vods"
-# MERGE: down_revision 0011_clips (the clips branch's migration comes first)
-down_revision: str | None = "0010_checkout_attempts"
+down_revision: str | None = "0011_clips"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,6 +8,8 @@ import * as account from "./pages/account.js";
 import * as search from "./pages/search.js";
 import * as channel from "./pages/channel.js";
 import * as vod from "./pages/vod.js";
+import * as clip from "./pages/clip.js";
+import * as clips from "./pages/clips.js";
 import * as golive from "./pages/golive.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as wallet from "./pages/wallet.js";
@@ -29,6 +31,9 @@ const ROUTES = [
   [/^\/vods\/([^/]+)$/, vod],
   [/^\/tournaments$/, tournaments],
   [/^\/tournaments\/([^/]+)$/, tournament],
+  [/^\/clips$/, clips],
+  [/^\/clips\/([^/]+)$/, clip],
+  [/^\/embed\/clips\/([^/]+)$/, clip, { embed: true }],
   [/^\/([A-Za-z0-9][A-Za-z0-9_-]{2,31})$/, channel],
 ];
 
@@ -153,6 +158,7 @@ function renderHeader() {
       { "aria-label": "Main" },
       link("/browse", "Browse"),
       link("/tournaments", "Tournaments"),
+      link("/clips", "Clips"),
       user
         ? [
             link("/dashboard/live", "Go live"),

@@ -7,6 +7,7 @@ import { h, replace, formatDuration, formatDate, errorBox, toast } from "../dom.
 import { createPlayer } from "../player.js";
 import { grid, vodCard } from "../cards.js";
 import { badges, fragmentNode } from "../chat.js";
+import { clipButton, vodClipSource } from "../clips.js";
 
 const SAVE_EVERY_S = 10; // of playback
 const REPLAY_WINDOW_S = 60; // chat fetched ahead of the playhead
@@ -57,6 +58,7 @@ export async function render({ main, params, navigate }) {
     ? progress.position_seconds
     : 0;
   const saver = me ? createProgressSaver(vodId, video, resumeAt, vod.duration_seconds) : null;
+  const clipper = clipButton({ video, source: vodClipSource(vod.id) });
 
   replace(
     main,
@@ -71,6 +73,8 @@ export async function render({ main, params, navigate }) {
           { class: "channel-main" },
           player.element,
           seek.element,
+          h("div", { class: "clip-bar" }, clipper.button),
+          clipper.editor,
           h("h1", {}, vod.title),
           h(
             "p",
