@@ -14,6 +14,12 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.admin import routes as admin_routes
+from stagecast.admin import system as system_routes
+from stagecast.admin.audit import AuditMiddleware, AuditWriter
+from stagecast.admin.jobs import run_forever as run_admin_jobs
+from stagecast.admin.maintenance import MaintenanceMiddleware
+from stagecast.admin.switches import Switches
 from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
@@ -81,6 +87,9 @@ def _api_router() -> APIRouter:
     api.include_router(interaction_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(admin_routes.router)
+    api.include_router(admin_routes.public_router)
+    api.include_router(system_routes.router)
     return api
 
 
@@ -103,6 +112,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
+    runtime.switches = Switches(runtime)
+    runtime.switches.install()
+    runtime.audit = AuditWriter(runtime)
     realtime = RealtimeServer(runtime)
     for domain in (realtime_events, chat_events, moderation_events, interaction_events):
         domain.register(realtime)
@@ -169,6 +181,14 @@ def _lifespan(
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
         pulse.start()
+        audit_writer = runtime.audit
+        if audit_writer is not None:
+            audit_writer.start()
+        admin_jobs = (
+            asyncio.create_task(run_admin_jobs(runtime), name="admin-jobs")
+            if settings.admin.background
+            else None
+        )
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -195,6 +215,8 @@ def _lifespan(
             runtime.shutting_down = True
             if money_jobs is not None:
                 money_jobs.cancel()
+            if admin_jobs is not None:
+                admin_jobs.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
@@ -202,6 +224,8 @@ def _lifespan(
             await pulse.stop()
             await realtime.stop()
             await cluster.stop()
+            if audit_writer is not None:
+                await audit_writer.stop()  # the last records, before the database closes
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
@@ -237,6 +261,11 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    # Outside the cached pages (none is served during maintenance); the audit outside it, so
+    # that refused writes are recorded too. Both inside the seed path rewrite: they see the
+    # scope the router fills in (the matched route).
+    app.add_middleware(MaintenanceMiddleware, runtime=runtime)
+    app.add_middleware(AuditMiddleware, runtime=runtime)
     if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -249,6 +278,7 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
                 "X-API-Key",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-CSRF-Token",
             ],
             expose_headers=[
                 "X-Request-ID",

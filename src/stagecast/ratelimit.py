@@ -40,6 +40,7 @@ CATEGORIES = (
     "socket_connections",
     "socket_events",
     "reactions",
+    "validation",
 )
 
 
