@@ -145,18 +145,33 @@ class AuditWriter:
             while self.pending:
                 size = self.runtime.settings.admin.audit_batch_size
                 batch = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
-                try:
-                    async with self.runtime.db.session() as session, session.begin():
-                        await session.execute(insert(AuditEvent), [r.row() for r in batch])
-                except Exception:
-                    log.exception("audit_write_failed", records=len(batch))
-                    self._keep(batch)
+                if await self._insert(batch):
+                    written += len(batch)
+                    continue
+                log.exception("audit_write_failed", records=len(batch))
+                # One bad record must not hold the others back: each is tried on its own,
+                # and those that fail again wait for the next flush.
+                failed = []
+                for record in batch:
+                    if await self._insert([record]):
+                        written += 1
+                    else:
+                        failed.append(record)
+                self._keep(failed)
+                if failed:
                     break
-                written += len(batch)
         return written
 
-    def _keep(self, batch: list[AuditRecord]) -> None:
-        for record in reversed(batch):
+    async def _insert(self, batch: list[AuditRecord]) -> bool:
+        try:
+            async with self.runtime.db.session() as session, session.begin():
+                await session.execute(insert(AuditEvent), [r.row() for r in batch])
+        except Exception:
+            return False
+        return True
+
+    def _keep(self, failed: list[AuditRecord]) -> None:
+        for record in reversed(failed):
             record.tries += 1
             if record.tries >= MAX_TRIES:
                 _log_dropped(record, reason="write_failed")

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 AnnouncementType = Literal["info", "warning", "error"]
 Outcome = Literal["success", "denied", "rejected", "error"]
@@ -33,7 +33,7 @@ class AuditEventOut(BaseModel):
 
 class FlagOut(BaseModel):
     name: str
-    enabled: bool
+    enabled: StrictBool
     default: bool
     description: str
     updated_at: datetime | None = None
@@ -47,19 +47,19 @@ class FlagsOut(BaseModel):
 class FlagIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool
 
 
 class MaintenanceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool
     message: str | None = Field(default=None, max_length=500)
     ends_at: datetime | None = Field(default=None, description="when it should be over")
 
 
 class MaintenanceOut(BaseModel):
-    enabled: bool
+    enabled: StrictBool
     message: str | None = None
     ends_at: datetime | None = None
     started_at: datetime | None = None
