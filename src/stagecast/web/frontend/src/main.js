@@ -13,6 +13,7 @@ import * as dashboard from "./pages/dashboard.js";
 import * as wallet from "./pages/wallet.js";
 import * as settings from "./pages/settings.js";
 import { createBell } from "./bell.js";
+import { currentMaintenance, onMaintenanceChange, renderMaintenance, startAnnouncements } from "./announcements.js";
 
 const ROUTES = [
   [/^\/$/, home],
@@ -73,6 +74,8 @@ async function render() {
   const url = new URL(location.href);
   const route = match(url.pathname);
   renderHeader();
+  const maintenance = currentMaintenance();
+  if (maintenance && currentUser()?.role !== "admin") return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -190,9 +193,13 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
+// Maintenance beginning or ending changes the page (admins keep theirs).
+onMaintenanceChange(() => render());
+
 async function start() {
   // A session from an earlier visit whose access token expired: refresh it once, quietly.
   if (currentUser()) await refresh().catch(() => null);
+  startAnnouncements();
   render();
 }
 
