@@ -51,7 +51,8 @@ async def _by_day(
         if day is None:
             continue
         for name, value in zip(names, row[1:], strict=True):
-            setattr(day, name, getattr(day, name) + (value or 0))
+            # PostgreSQL sums integers as numerics: back to int.
+            setattr(day, name, getattr(day, name) + int(value or 0))
 
 
 async def overview(
