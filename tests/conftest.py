@@ -129,8 +129,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # tests/interactions/test_live_rooms.py runs a real server with them on.
         "interactions": InteractionSettings(background=False),
         # Likewise the audit writer and its retention: tests flush (runtime.audit.flush) and
-        # run them (stagecast.admin.jobs.run_once); switches are read fresh on every request.
-        "admin": AdminSettings(background=False, switches_cache_seconds=0),
+        # run them (stagecast.admin.jobs.run_once).
+        "admin": AdminSettings(background=False),
         "rate_limits": RateLimits(
             auth="1000/minute",
             anonymous="10000/minute",

@@ -57,9 +57,8 @@ def value_in(snapshot: Snapshot, name: str) -> bool:
 
 async def enabled(runtime: Runtime, name: str) -> bool:
     """Whether the feature `name` is on (cached per node; see switches.py)."""
-    if runtime.switches is None:
-        return FLAGS[name].default
-    return value_in(await runtime.switches.current(), name)
+    snapshot = await runtime.switches.current() if runtime.switches is not None else Snapshot()
+    return value_in(snapshot, name)
 
 
 async def require(runtime: Runtime, name: str) -> None:
