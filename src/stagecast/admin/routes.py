@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from stagecast.accounts.deps import AdminUser
 from stagecast.admin import analytics, announcements, audit, flags, maintenance
+from stagecast.admin.models import FeatureFlag
 from stagecast.admin.schemas import (
     ActiveAnnouncements,
     AnalyticsOverview,
@@ -176,31 +177,24 @@ async def active_announcements(runtime: RuntimeDep, session: ReadSessionDep) -> 
     )
 
 
-async def _flags_out(runtime: RuntimeDep, session: ReadSessionDep) -> list[FlagOut]:
-    async with session.begin():
-        stored = await flags.stored_flags(session)
-    out = []
-    for name, flag in sorted(flags.FLAGS.items()):
-        row = stored.get(name)
-        out.append(
-            FlagOut(
-                name=name,
-                enabled=row.enabled if row is not None else flag.default,
-                default=flag.default,
-                description=flag.description,
-                updated_at=row.updated_at if row is not None else None,
-                updated_by_id=row.updated_by_id if row is not None else None,
-            )
-        )
-    return out
+def _flag_out(name: str, row: FeatureFlag | None) -> FlagOut:
+    flag = flags.FLAGS[name]
+    return FlagOut(
+        name=name,
+        enabled=row.enabled if row is not None else flag.default,
+        default=flag.default,
+        description=flag.description,
+        updated_at=row.updated_at if row is not None else None,
+        updated_by_id=row.updated_by_id if row is not None else None,
+    )
 
 
 @router.get("/feature-flags")
-async def list_feature_flags(
-    _admin: AdminUser, runtime: RuntimeDep, session: ReadSessionDep
-) -> FlagsOut:
+async def list_feature_flags(_admin: AdminUser, session: ReadSessionDep) -> FlagsOut:
     """Every feature flag with its value, default and what it gates."""
-    return FlagsOut(data=await _flags_out(runtime, session))
+    async with session.begin():
+        stored = await flags.stored_flags(session)
+    return FlagsOut(data=[_flag_out(name, stored.get(name)) for name in sorted(flags.FLAGS)])
 
 
 @router.put("/feature-flags/{name}", responses=problem_responses(404, 422))
@@ -212,15 +206,7 @@ async def set_feature_flag(
         row = await flags.set_flag(session, name=name, enabled=body.enabled, actor_id=admin.id)
     if runtime.switches is not None:
         await runtime.switches.announce_change()
-    flag = flags.FLAGS[name]
-    return FlagOut(
-        name=name,
-        enabled=row.enabled,
-        default=flag.default,
-        description=flag.description,
-        updated_at=row.updated_at,
-        updated_by_id=row.updated_by_id,
-    )
+    return _flag_out(name, row)
 
 
 @router.get("/maintenance")
