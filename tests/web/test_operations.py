@@ -48,6 +48,16 @@ async def test_announcement_banner_and_maintenance_page(
     await expect(viewer.get_by_role("heading", name="Down for maintenance")).to_be_visible()
     await expect(viewer.locator("main")).to_contain_text("Moving to a bigger server")
     await browsing.screenshot(viewer, "maintenance")
+    # An admin keeps the app, with a reminder that nobody else has it.
+    staff = await browsing.person()
+    await staff.goto("/login?next=/browse")
+    await staff.get_by_label("Email or username").fill(admin.email)
+    await staff.get_by_label("Password").fill(admin.password)
+    await staff.get_by_role("button", name="Sign in").click()
+    await expect(staff.get_by_role("button", name="Sign out")).to_be_visible()
+    await staff.goto("/browse")
+    await expect(staff.locator(".announcement").first).to_contain_text("Maintenance mode is on")
+    await expect(staff.get_by_role("heading", name="Down for maintenance")).to_have_count(0)
     # The API says so too, with its Retry-After.
     refused = await web.http.get("/api/v1/streams")
     assert refused.status_code == 503

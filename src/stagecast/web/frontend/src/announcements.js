@@ -35,12 +35,21 @@ function dismiss(id) {
   sessionStorage.setItem(DISMISSED, JSON.stringify([...ids]));
 }
 
-function draw(list) {
+function draw(list, state) {
   const box = document.getElementById("announcements");
   if (!box) return;
   const hidden = dismissed();
+  // Admins keep the app during maintenance: they are reminded that nobody else has it.
+  const notice = state?.enabled
+    ? h("div", { class: "announcement announcement-warning", role: "status" },
+        h("strong", { class: "announcement-title" }, "Maintenance mode is on"),
+        " ",
+        h("span", { class: "announcement-content" }, state.message || "Only admins can use the platform."),
+      )
+    : null;
   replace(
     box,
+    notice,
     list
       .filter((a) => !hidden.has(a.id))
       .map((a) => {
@@ -70,7 +79,7 @@ async function poll() {
     const response = await fetch("/api/v1/announcements/active", { headers: { Accept: "application/json" } });
     if (!response.ok) return;
     const body = await response.json();
-    draw(body.data || []);
+    draw(body.data || [], body.maintenance);
     setMaintenance(body.maintenance);
   } catch {
     // offline for a moment: the next poll tries again

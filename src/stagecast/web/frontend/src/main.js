@@ -75,7 +75,9 @@ async function render() {
   const route = match(url.pathname);
   renderHeader();
   const maintenance = currentMaintenance();
-  if (maintenance && currentUser()?.role !== "admin") return renderMaintenance(main, maintenance);
+  // The sign-in page stays: admins sign in during maintenance (others are told why not).
+  const admin = currentUser()?.role === "admin";
+  if (maintenance && !admin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
