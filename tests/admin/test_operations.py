@@ -194,7 +194,15 @@ async def test_validate(client: httpx.AsyncClient) -> None:
     assert odd.json()["username"]["valid"] is False
     assert odd.json()["username"]["errors"] == ["3 to 25 letters, digits or underscores"]
     assert odd.json()["email"]["valid"] is False
-    for bad in ({}, {"colour": "red"}, {"username": 5}, {"password": "x" * 2000}):
+    seed_form = await client.post("/api/v1/validate", json={"type": "email", "value": taken.email})
+    assert seed_form.json()["email"]["available"] is False
+    assert seed_form.json()["username"] is None
+    bad_bodies = [
+        {}, {"colour": "red"}, {"username": 5}, {"password": "x" * 2000},
+        {"type": "email"}, {"type": "phone", "value": "1"},
+        {"type": "email", "value": "a@b.c", "email": "d@e.f"},
+    ]  # fmt: skip
+    for bad in bad_bodies:
         refused = await client.post("/api/v1/validate", json=bad)
         assert refused.status_code == 422, bad
 

@@ -150,9 +150,18 @@ class ValidateIn(BaseModel):
     username: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=1024)
+    # The seed's "body varies by validation type": `{type, value}` names one of the three.
+    type: Literal["username", "email", "password"] | None = None
+    value: str | None = Field(default=None, max_length=1024)
 
     @model_validator(mode="after")
     def _something(self) -> Self:
+        if (self.type is None) != (self.value is None):
+            raise ValueError("type and value go together")
+        if self.type is not None:
+            if getattr(self, self.type) is not None:
+                raise ValueError(f"give {self.type} once")
+            setattr(self, self.type, self.value)
         if self.username is None and self.email is None and self.password is None:
             raise ValueError("give at least one of username, email, password")
         return self

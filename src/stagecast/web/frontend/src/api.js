@@ -40,7 +40,10 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (moves) headers["Idempotency-Key"] = key || uuid();
   // Routes that may read the refresh cookie (logout) want the CSRF token beside it.
-  if (method !== "GET" && path.startsWith("auth/")) headers["X-CSRF-Token"] = await csrfToken();
+  if (method !== "GET" && path.startsWith("auth/")) {
+    const csrf = await csrfToken();
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+  }
 
   for (let attempt = 0; ; attempt++) {
     const token = await accessToken();
