@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from stagecast.accounts.deps import CurrentUser
 from stagecast.admin import audit, flags, jobs
 from stagecast.admin.audit import AuditRecord
 from stagecast.admin.maintenance import MaintenanceMode
@@ -350,3 +351,33 @@ async def test_audit_write_failure_is_logged_not_lost_silently(
         "/api/v1/admin/audit", params={"actor": account.id}, headers=admin.headers
     )
     assert [e["action"] for e in rows.json()["data"]] == ["register"]
+
+
+async def test_a_sensitive_read_is_recorded(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The seam the KYC documents use: a route records its read after its checks."""
+
+    async def read_document(request: Request, user: CurrentUser) -> dict[str, str]:
+        audit.record_access(
+            request,
+            action="kyc_document_read",
+            resource="kyc",
+            resource_ids={"document_id": "d1"},
+            details={"owner": user.username},
+        )
+        return {"ok": "yes"}
+
+    app.add_api_route("/api/v1/test-read", read_document, methods=["GET"])
+    admin = await make_admin(client, app)
+    assert (await client.get("/api/v1/test-read", headers=admin.headers)).status_code == 200
+    await flush(app)
+    rows = await client.get(
+        "/api/v1/admin/audit", params={"action": "kyc_document_read"}, headers=admin.headers
+    )
+    (row,) = rows.json()["data"]
+    assert row["actor_id"] == admin.id
+    assert row["method"] == "GET"
+    assert row["resource"] == "kyc"
+    assert row["resource_ids"] == {"document_id": "d1"}
+    assert row["details"] == {"owner": admin.username}
+    assert row["ip_hash"]
+    assert row["request_id"]
