@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
 from stagecast.config import (
+    AdminSettings,
     InteractionSettings,
     MediaSettings,
     MoneySettings,
@@ -130,6 +131,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # Likewise the polls' sweep and the rooms' windows: tests run them (Pulse.flush/sweep);
         # tests/interactions/test_live_rooms.py runs a real server with them on.
         "interactions": InteractionSettings(background=False),
+        # Likewise the audit writer and its retention: tests flush (runtime.audit.flush) and
+        # run them (stagecast.admin.jobs.run_once).
+        "admin": AdminSettings(background=False),
         "rate_limits": RateLimits(
             auth="1000/minute",
             anonymous="10000/minute",

@@ -14,6 +14,12 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.admin import routes as admin_routes
+from stagecast.admin import system as system_routes
+from stagecast.admin.audit import AuditMiddleware, AuditWriter
+from stagecast.admin.jobs import run_forever as run_admin_jobs
+from stagecast.admin.maintenance import MaintenanceMiddleware
+from stagecast.admin.switches import Switches
 from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
@@ -92,6 +98,9 @@ def _api_router() -> APIRouter:
     api.include_router(money_routes.webhooks)
     api.include_router(leaderboards_routes.router)
     api.include_router(tournaments_routes.router)
+    api.include_router(admin_routes.router)
+    api.include_router(admin_routes.public_router)
+    api.include_router(system_routes.router)
     return api
 
 
@@ -114,6 +123,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
+    runtime.switches = Switches(runtime)
+    runtime.switches.install()
+    runtime.audit = AuditWriter(runtime)
     realtime = RealtimeServer(runtime)
     for domain in (
         realtime_events,
@@ -195,20 +207,14 @@ def _lifespan(
         clip_renders = runtime.clips
         if clip_renders is not None:
             await clip_renders.start()
+        audit_writer = runtime.audit
+        if audit_writer is not None:
+            audit_writer.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
             runtime.rtmp_port = rtmp.port
-        money_jobs = (
-            asyncio.create_task(run_money_jobs(runtime), name="money-jobs")
-            if settings.money.jobs_enabled
-            else None
-        )
-        vod_jobs = (
-            asyncio.create_task(run_vod_jobs(runtime), name="vod-jobs")
-            if settings.vods.jobs_enabled
-            else None
-        )
+        jobs = _start_jobs(runtime)
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -224,10 +230,8 @@ def _lifespan(
             yield
         finally:
             runtime.shutting_down = True
-            if money_jobs is not None:
-                money_jobs.cancel()
-            if vod_jobs is not None:
-                vod_jobs.cancel()
+            for job in jobs:
+                job.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
@@ -239,11 +243,26 @@ def _lifespan(
             if runtime.leaderboards is not None:
                 await runtime.leaderboards.stop()
             await cluster.stop()
+            if audit_writer is not None:
+                await audit_writer.stop()  # the last records, before the database closes
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
 
     return lifespan
+
+
+def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The scheduled work each domain runs in-process (tests turn them off and run them)."""
+    settings = runtime.settings
+    wanted = (
+        ("money-jobs", run_money_jobs, settings.money.jobs_enabled),
+        ("vod-jobs", run_vod_jobs, settings.vods.jobs_enabled),
+        ("admin-jobs", run_admin_jobs, settings.admin.background),
+    )
+    return [
+        asyncio.create_task(run(runtime), name=name) for name, run, enabled in wanted if enabled
+    ]
 
 
 def _install_money(runtime: Runtime) -> None:
@@ -274,6 +293,11 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    # Outside the cached pages (none is served during maintenance); the audit outside it, so
+    # that refused writes are recorded too. Both inside the seed path rewrite: they see the
+    # scope the router fills in (the matched route).
+    app.add_middleware(MaintenanceMiddleware, runtime=runtime)
+    app.add_middleware(AuditMiddleware, runtime=runtime)
     if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -286,6 +310,7 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
                 "X-API-Key",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-CSRF-Token",
             ],
             expose_headers=[
                 "X-Request-ID",

@@ -42,6 +42,8 @@ class RateLimits(BaseSettings):
     reactions: str = "10/5 seconds"
     # Reports of content (a VOD, later clips, messages, users), per user.
     reports: str = "10/minute"
+    # Seed 003's `POST /validate` (availability checks), per IP: it must not enumerate users.
+    validation: str = "30/minute"
 
 
 class MediaSettings(BaseSettings):
@@ -147,6 +149,31 @@ class MoneySettings(BaseSettings):
     resume_after_seconds: int = Field(default=300, ge=1)
 
 
+class AdminSettings(BaseSettings):
+    """Audit log, feature flags, maintenance mode (`STAGECAST_ADMIN_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_ADMIN_", extra="ignore")
+
+    # Every POST/PUT/PATCH/DELETE is recorded; rows older than the retention are deleted.
+    audit_enabled: bool = True
+    audit_retention_days: int = Field(default=365, ge=1)
+    # Records are written in batches after their responses: at most this often, or sooner
+    # when a batch fills; a node keeps at most `audit_buffer_max` unwritten ones.
+    audit_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    audit_batch_size: int = Field(default=500, ge=1, le=10_000)
+    audit_buffer_max: int = Field(default=20_000, ge=100)
+    # How often each node deletes audit rows past their retention.
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    # How long a node trusts what it read of the flags and maintenance mode; changes reach
+    # every node at once through the cluster bus, this bounds a missed message.
+    switches_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Maintenance answers `Retry-After` with this when the operator gave no end time.
+    maintenance_retry_after_seconds: int = Field(default=300, ge=1, le=86_400)
+    # The audit writer and the retention job run in the background; in-process tests flush
+    # and run them by hand.
+    background: bool = True
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
 
@@ -243,6 +270,7 @@ class Settings(BaseSettings):
     vods: VodSettings = Field(default_factory=VodSettings)
     money: MoneySettings = Field(default_factory=MoneySettings)
     interactions: InteractionSettings = Field(default_factory=InteractionSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @field_validator("access_token_ttl")
     @classmethod

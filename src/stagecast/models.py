@@ -4,6 +4,7 @@
 def import_all_models() -> None:
     """Register every table on `Base.metadata`."""
     import stagecast.accounts.models
+    import stagecast.admin.models
     import stagecast.channels.models
     import stagecast.chat.models
     import stagecast.clips.models

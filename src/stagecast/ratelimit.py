@@ -41,6 +41,7 @@ CATEGORIES = (
     "socket_events",
     "reactions",
     "reports",
+    "validation",
 )
 
 

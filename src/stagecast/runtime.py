@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.admin.audit import AuditWriter
+    from stagecast.admin.switches import Switches
     from stagecast.cache import ResponseCache
     from stagecast.clips.jobs import ClipRenderer
     from stagecast.crypto import SecretBox
@@ -45,6 +47,8 @@ class Runtime:
     pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
     leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
     clips: ClipRenderer | None = None  # renders clips' MP4s in the background
+    switches: Switches | None = None  # feature flags and maintenance mode, cached per node
+    audit: AuditWriter | None = None  # the audit records waiting to be written
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).

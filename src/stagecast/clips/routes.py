@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.deps import CurrentUser, OptionalUser
 from stagecast.accounts.models import User
+from stagecast.admin import flags
 from stagecast.channels import service as channels
 from stagecast.clips import service as clips
 from stagecast.clips.jobs import ClipRenderer
@@ -56,6 +57,7 @@ async def create_clip(
     """Clip a live stream (the last `duration` seconds, `offset` seconds behind the live
     edge) or a recording (from `start`). The answer's `playlist_url` plays at once (HLS over
     the recorded segments); `mp4_url` appears when the MP4 is rendered (`mp4_state`)."""
+    await flags.require(runtime, "clips")
     clip_id = await clips.make_clip(runtime, user=user, data=data)
     renderer_of(runtime).submit(clip_id)
     async with session.begin():

@@ -27,6 +27,7 @@ from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast.admin import flags, maintenance
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
@@ -255,6 +256,11 @@ class LiveMedia:
             broadcast.reconnects += 1
             log.info("publisher_reconnected", channel_id=str(channel.id), kind=kind)
             return broadcast
+        # A new broadcast (a publisher coming back within its window continues its stream):
+        # refused during maintenance, and from browsers while their flag is off.
+        await maintenance.refuse_new_broadcast(self.runtime)
+        if kind == "browser":
+            await flags.require(self.runtime, "browser_broadcasting")
         live = sum(1 for b in self.broadcasts.values() if not b.ended.is_set())
         if live >= self.settings.max_pipelines:
             raise TooManyStreams()

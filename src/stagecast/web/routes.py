@@ -91,6 +91,7 @@ def render_shell(dist: Path = DIST) -> str:
 <body>
 <a class="skip-link" href="#main">Skip to content</a>
 <header class="site-header" id="site-header"></header>
+<div class="announcements" id="announcements" role="region" aria-label="Announcements"></div>
 <main id="main" tabindex="-1"><p class="loading">Loading…</p></main>
 <div class="toasts" id="toasts" role="status" aria-live="polite"></div>
 <noscript><p>Stagecast's web app needs JavaScript.

@@ -17,6 +17,7 @@ import * as settings from "./pages/settings.js";
 import * as tournaments from "./pages/tournaments.js";
 import * as tournament from "./pages/tournament.js";
 import { createBell } from "./bell.js";
+import { currentMaintenance, onMaintenanceChange, renderMaintenance, startAnnouncements } from "./announcements.js";
 
 const ROUTES = [
   [/^\/$/, home],
@@ -82,6 +83,10 @@ async function render() {
   const url = new URL(location.href);
   const route = match(url.pathname);
   renderHeader();
+  const maintenance = currentMaintenance();
+  // The sign-in page stays: admins sign in during maintenance (others are told why not).
+  const admin = currentUser()?.role === "admin";
+  if (maintenance && !admin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -201,9 +206,13 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
+// Maintenance beginning or ending changes the page (admins keep theirs).
+onMaintenanceChange(() => render());
+
 async function start() {
   // A session from an earlier visit whose access token expired: refresh it once, quietly.
   if (currentUser()) await refresh().catch(() => null);
+  startAnnouncements();
   render();
 }
 
