@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,18 +74,43 @@ async def _create_missing(session: AsyncSession, keys: Sequence[str]) -> None:
     await session.execute(statement)
 
 
+# Keys of accounts this process saw committed. Accounts are never deleted, so a movement
+# between known accounts skips the existence check and only takes its locks (one statement
+# on the hot path). Bounded: past the limit it is cleared and refills.
+_KNOWN_LIMIT = 200_000
+_known: set[str] = set()
+
+
 async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str, LedgerAccount]:
     """The accounts of `keys` (created when new), locked until the transaction ends.
 
     Missing accounts are created first and only then is anything locked, all in key order:
     creating one after locking others would take locks out of order and could deadlock.
+    Accounts known to exist are locked at once.
     """
     wanted = sorted(set(keys))
-    existing = set(
-        await session.scalars(select(LedgerAccount.key).where(LedgerAccount.key.in_(wanted)))
-    )
-    if len(existing) < len(wanted):
-        await _create_missing(session, [k for k in wanted if k not in existing])
+    if not _known.issuperset(wanted):
+        existing = set(
+            await session.scalars(select(LedgerAccount.key).where(LedgerAccount.key.in_(wanted)))
+        )
+        if len(_known) > _KNOWN_LIMIT:
+            _known.clear()
+        _known.update(existing)
+        if len(existing) < len(wanted):
+            await _create_missing(session, [k for k in wanted if k not in existing])
+    found = await _lock(session, wanted)
+    if len(found) < len(wanted):
+        # Known here but gone (a database restored or rolled back under a running process):
+        # make them again, as above.
+        _known.difference_update(wanted)
+        await _create_missing(session, [k for k in wanted if k not in found])
+        found = await _lock(session, wanted)
+    if len(found) < len(wanted):
+        raise RuntimeError(f"ledger accounts vanished: {sorted(set(wanted) - set(found))}")
+    return found
+
+
+async def _lock(session: AsyncSession, wanted: list[str]) -> dict[str, LedgerAccount]:
     query = (
         select(LedgerAccount)
         .where(LedgerAccount.key.in_(wanted))
@@ -93,10 +118,7 @@ async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str,
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    found = {a.key: a for a in (await session.scalars(query)).all()}
-    if len(found) < len(wanted):
-        raise RuntimeError(f"ledger accounts vanished: {sorted(set(wanted) - set(found))}")
-    return found
+    return {a.key: a for a in (await session.scalars(query)).all()}
 
 
 async def post(
@@ -175,7 +197,12 @@ async def reverse(
     )
 
 
+def balance_query(key: str) -> Select[tuple[int]]:
+    """The query of an account's cached balance (no row: the account never moved)."""
+    return select(LedgerAccount.balance).where(LedgerAccount.key == key)
+
+
 async def balance_of(session: AsyncSession, key: str) -> int:
     """The cached balance of an account (0 when it has never moved)."""
-    found = await session.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == key))
+    found = await session.scalar(balance_query(key))
     return int(found or 0)

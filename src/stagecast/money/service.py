@@ -161,8 +161,9 @@ async def tip_stream(
     is_private: bool,
 ) -> Contribution:
     """A tip on a live stream (an ended or scheduled one takes donations instead)."""
-    stream = await live_stream(session, stream_id)
-    channel = await session.get_one(Channel, stream.channel_id)
+    stream, channel = await streams.get_stream_and_channel(session, stream_id)
+    if stream.status != StreamStatus.LIVE.value:
+        raise StreamNotLive()
     return await contribute(
         session, settings, kind="tip", sender=sender, channel=channel, stream=stream,
         tokens=tokens, message=message, is_private=is_private,
@@ -242,10 +243,20 @@ async def list_contributions(
 async def balances(
     session: AsyncSession, settings: MoneySettings, user_id: uuid.UUID
 ) -> BalanceOut:
+    """The wallet, the earnings and what payouts hold, in one statement (a hot path)."""
+    wallet, earnings, reserved = (
+        await session.execute(
+            select(
+                ledger.balance_query(wallet_of(user_id)).scalar_subquery(),
+                ledger.balance_query(earnings_of(user_id)).scalar_subquery(),
+                payouts.reserved_tokens_query(user_id).scalar_subquery(),
+            )
+        )
+    ).one()
     return BalanceOut(
-        token_balance=await ledger.balance_of(session, wallet_of(user_id)),
-        earnings_balance=await ledger.balance_of(session, earnings_of(user_id)),
-        reserved_balance=await payouts.reserved_tokens(session, user_id),
+        token_balance=int(wallet or 0),
+        earnings_balance=int(earnings or 0),
+        reserved_balance=int(reserved or 0),
         currency_code=settings.currency.upper(),
         conversion_rate=float(settings.tokens_per_unit),
     )

@@ -222,6 +222,22 @@ async def get_stream(session: AsyncSession, stream_id: uuid.UUID) -> Stream:
     return stream
 
 
+async def get_stream_and_channel(
+    session: AsyncSession, stream_id: uuid.UUID
+) -> tuple[Stream, Channel]:
+    """A stream and its channel in one statement."""
+    row = (
+        await session.execute(
+            select(Stream, Channel)
+            .join(Channel, Channel.id == Stream.channel_id)
+            .where(Stream.id == stream_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise StreamNotFound()
+    return row[0], row[1]
+
+
 def _title_for(channel: Channel) -> str:
     template = channels.settings_of(channel).title_template
     return template.replace("{channel}", channel.name)[:140] or channel.name
