@@ -197,7 +197,7 @@ async def reverse(
     )
 
 
-def balance_query(key: str) -> Select[tuple[int]]:
+def balance_query(key: str) -> Select[int]:
     """The query of an account's cached balance (no row: the account never moved)."""
     return select(LedgerAccount.balance).where(LedgerAccount.key == key)
 
