@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import UpdateBase
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
 from stagecast.config import MoneySettings
+from stagecast.db.base import new_id, utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
 from stagecast.money import ledger, payouts
 from stagecast.money.ledger import Leg, earnings_of, wallet_of
@@ -101,39 +102,40 @@ async def contribute(
         legs.append(Leg(AccountKind.PLATFORM_REVENUE.value, fee))
     legs = [leg for leg in legs if leg.amount]
     text = (message or "").strip() or None
-    transaction = await ledger.post(
+    row: dict[str, Any] = {
+        "id": new_id(), "kind": kind, "stream_id": stream.id if stream else None,
+        "channel_id": channel.id, "from_user_id": sender.id, "to_user_id": channel.owner_id,
+        "tokens": tokens, "fee_tokens": fee, "message": text, "is_private": is_private,
+        "gift_slug": gift.slug if gift else None, "created_at": utcnow(),
+    }  # fmt: skip
+    along: list[UpdateBase] = []
+    if stream is not None:
+        # In SQL, not in Python: concurrent tips on one stream must all count.
+        along.append(
+            update(ledger.table_of(Stream))
+            .where(Stream.id == stream.id)
+            # Explicit: Python-side defaults (onupdate) are not applied inside a CTE.
+            .values(
+                total_tokens_received=Stream.total_tokens_received + tokens,
+                updated_at=row["created_at"],
+            )
+        )
+    # The contribution names the ledger transaction, written in the same round trip.
+    transaction_id = new_id()
+    row["transaction_id"] = transaction_id
+    await ledger.post(
         session,
         kind=kind,
         legs=legs,
         description=f"{kind.capitalize()} to {channel.slug}",
         actor_id=sender.id,
         details={"channel_id": str(channel.id), "stream_id": str(stream.id) if stream else None},
+        transaction_id=transaction_id,
+        along=[insert(ledger.table_of(Contribution)).values(row), *along],
     )
-    contribution = Contribution(
-        kind=kind,
-        stream_id=stream.id if stream else None,
-        channel_id=channel.id,
-        from_user_id=sender.id,
-        to_user_id=channel.owner_id,
-        tokens=tokens,
-        fee_tokens=fee,
-        message=text,
-        is_private=is_private,
-        gift_slug=gift.slug if gift else None,
-        transaction_id=transaction.id,
-    )
-    session.add(contribution)
-    await session.flush()
+    contribution = ledger.attach(session, Contribution(**row))
     if stream is not None:
-        # In SQL, not in Python: concurrent tips on one stream must all count.
-        total = await session.scalar(
-            update(Stream)
-            .where(Stream.id == stream.id)
-            .values(total_tokens_received=Stream.total_tokens_received + tokens)
-            .returning(Stream.total_tokens_received)
-            .execution_options(synchronize_session=False)
-        )
-        set_committed_value(stream, "total_tokens_received", total)
+        session.expire(stream, ["total_tokens_received"])  # moved in SQL, read again if needed
     public = present_contribution(contribution, sender, viewer_id=None)
     payload = public.model_dump(mode="json")
     if gift is not None:
