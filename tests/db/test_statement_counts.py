@@ -20,7 +20,7 @@ WALLET_BALANCE = 2  # authentication + the three balances in one statement
 # auth, stream and channel, the locks, then the writes: the ledger transaction, the balances,
 # the entries, the contribution and the stream's total, in one statement on PostgreSQL.
 TIP = {"sqlite": 8, "postgresql": 4}
-CHAT_SEND = 7
+CHAT_SEND = 5  # author and channel, appointed moderator, bans, the insert, subscriber
 BROWSE = 3  # streams, their channels, their tags
 
 
