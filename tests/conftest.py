@@ -19,7 +19,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
-from stagecast.config import MediaSettings, MoneySettings, RateLimits, Settings
+from stagecast.config import (
+    InteractionSettings,
+    MediaSettings,
+    MoneySettings,
+    RateLimits,
+    Settings,
+    VodSettings,
+)
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
@@ -114,10 +121,15 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "rtmp_enabled": False,
         # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
         "money": MoneySettings(jobs_enabled=False),
+        # And the recordings' (previews, retention): stagecast.vods.jobs.run_once.
+        "vods": VodSettings(jobs_enabled=False),
         # An in-process app shares one connection between requests and background work:
         # the media nodes' heartbeat would interleave its savepoints with a test's. Tests of
         # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).
         "media": MediaSettings(node_heartbeat_seconds=3600),
+        # Likewise the polls' sweep and the rooms' windows: tests run them (Pulse.flush/sweep);
+        # tests/interactions/test_live_rooms.py runs a real server with them on.
+        "interactions": InteractionSettings(background=False),
         "rate_limits": RateLimits(
             auth="1000/minute",
             anonymous="10000/minute",
@@ -127,6 +139,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
             livestream_stream="100000/minute",
             socket_connections="10000/minute",
             socket_events="100000/minute",
+            reports="10000/minute",
         ),
     }
     values.update(overrides)

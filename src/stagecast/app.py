@@ -27,6 +27,11 @@ from stagecast.db.retry import DisconnectRetryMiddleware
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
 from stagecast.health import service as health
+from stagecast.interactions import events as interaction_events
+from stagecast.interactions import routes as interaction_routes
+from stagecast.interactions.pulse import Pulse
+from stagecast.leaderboards import routes as leaderboards_routes
+from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
@@ -54,7 +59,10 @@ from stagecast.realtime.cluster import ClusterBus
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
+from stagecast.tournaments import events as tournament_events
+from stagecast.tournaments import routes as tournaments_routes
 from stagecast.vods import routes as vods_routes
+from stagecast.vods.jobs import run_forever as run_vod_jobs
 from stagecast.web import routes as web_routes
 
 log = structlog.get_logger(__name__)
@@ -78,8 +86,11 @@ def _api_router() -> APIRouter:
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
+    api.include_router(interaction_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(leaderboards_routes.router)
+    api.include_router(tournaments_routes.router)
     return api
 
 
@@ -105,15 +116,26 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
     realtime = RealtimeServer(runtime)
-    for domain in (realtime_events, chat_events, moderation_events):
+    for domain in (
+        realtime_events,
+        chat_events,
+        moderation_events,
+        interaction_events,
+        tournament_events,
+    ):
         domain.register(realtime)
     runtime.realtime = realtime
     media = LiveMedia(runtime)
     runtime.media = media
     media_events.register(realtime, media)
+    pulse = Pulse(runtime)
+    runtime.pulse = pulse
+    realtime.bus.on_commit.append(pulse.forget)
     _install_money(runtime)
-    lifespan = _lifespan(runtime, cluster, realtime, media, database)
+    lifespan = _lifespan(runtime, cluster, realtime, media, pulse, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
+    runtime.leaderboards = LeaderboardFeed(runtime)
+    realtime.bus.on_commit.append(runtime.leaderboards.on_commit)
 
     app = FastAPI(
         title="Stagecast",
@@ -147,6 +169,7 @@ def _lifespan(
     cluster: ClusterBus,
     realtime: RealtimeServer,
     media: LiveMedia,
+    pulse: Pulse,
     database: Database | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Open everything the app holds (database, Redis, sockets, RTMP, jobs) and close it."""
@@ -168,6 +191,7 @@ def _lifespan(
         await realtime.start()
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
+        pulse.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
@@ -175,6 +199,11 @@ def _lifespan(
         money_jobs = (
             asyncio.create_task(run_money_jobs(runtime), name="money-jobs")
             if settings.money.jobs_enabled
+            else None
+        )
+        vod_jobs = (
+            asyncio.create_task(run_vod_jobs(runtime), name="vod-jobs")
+            if settings.vods.jobs_enabled
             else None
         )
         runtime.ffmpeg_version = await asyncio.to_thread(
@@ -194,11 +223,16 @@ def _lifespan(
             runtime.shutting_down = True
             if money_jobs is not None:
                 money_jobs.cancel()
+            if vod_jobs is not None:
+                vod_jobs.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
             await media.stop()
+            await pulse.stop()
             await realtime.stop()
+            if runtime.leaderboards is not None:
+                await runtime.leaderboards.stop()
             await cluster.stop()
             if runtime.redis is not None:
                 await runtime.redis.aclose()

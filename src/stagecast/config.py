@@ -38,6 +38,10 @@ class RateLimits(BaseSettings):
     # `stream-data` chunks excepted: the media's own chunk-rate and bitrate limits hold them).
     socket_connections: str = "10/minute"
     socket_events: str = "100/minute"
+    # Reactions per user (each goes to the room inside a burst, not on its own).
+    reactions: str = "10/5 seconds"
+    # Reports of content (a VOD, later clips, messages, users), per user.
+    reports: str = "10/minute"
 
 
 class MediaSettings(BaseSettings):
@@ -75,6 +79,40 @@ class MediaSettings(BaseSettings):
     # any node ends its streams from what they stored.
     node_heartbeat_seconds: float = Field(default=5, gt=0)
     node_stale_seconds: float = Field(default=30, gt=0)
+
+
+class InteractionSettings(BaseSettings):
+    """Polls and reactions (`STAGECAST_INTERACTIONS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_INTERACTIONS_", extra="ignore")
+
+    # A room gets a poll's tallies and its reaction bursts at most once a window.
+    window_ms: int = Field(default=250, ge=50, le=5000)
+    # How often each node ends the polls whose time ran out (and tells their rooms).
+    poll_sweep_seconds: float = Field(default=1.0, gt=0)
+    # How long a node trusts what it read of a channel's reaction set and a user's ban.
+    reaction_cache_seconds: float = Field(default=5.0, ge=0)
+    # The windows and the sweep run in the background; in-process tests run them by hand.
+    background: bool = True
+
+
+class VodSettings(BaseSettings):
+    """Recordings: retention, seek previews, their jobs (`STAGECAST_VODS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_VODS_", extra="ignore")
+
+    # VODs older than this many days are removed (their clips kept); 0 keeps them forever.
+    # A channel's `vod_retention_days` setting overrides it.
+    retention_days: int = Field(default=0, ge=0, le=36500)
+    # Seek previews: one thumbnail every `preview_seconds` of the recording (more for long
+    # ones: at most `max_previews` thumbnails a VOD), `preview_width` pixels wide.
+    preview_seconds: float = Field(default=5, ge=1, le=600)
+    max_previews: int = Field(default=400, ge=1, le=2000)
+    preview_width: int = Field(default=160, ge=32, le=640)
+    # Retention and the seek previews of new VODs run in-process this often (tests run them by
+    # hand with `stagecast.vods.jobs.run_once`).
+    jobs_enabled: bool = True
+    jobs_interval_seconds: float = Field(default=10, gt=0)
 
 
 class MoneySettings(BaseSettings):
@@ -209,7 +247,9 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    vods: VodSettings = Field(default_factory=VodSettings)
     money: MoneySettings = Field(default_factory=MoneySettings)
+    interactions: InteractionSettings = Field(default_factory=InteractionSettings)
 
     @field_validator("access_token_ttl")
     @classmethod

@@ -6,10 +6,12 @@ def import_all_models() -> None:
     import stagecast.accounts.models
     import stagecast.channels.models
     import stagecast.chat.models
+    import stagecast.interactions.models
     import stagecast.media.models
     import stagecast.moderation.models
     import stagecast.money.models
     import stagecast.notifications.models
     import stagecast.search
     import stagecast.streams.models
+    import stagecast.tournaments.models
     import stagecast.vods.models  # noqa: F401

@@ -39,6 +39,8 @@ CATEGORIES = (
     "livestream_stream",
     "socket_connections",
     "socket_events",
+    "reactions",
+    "reports",
 )
 
 

@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from stagecast.cache import ResponseCache
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
+    from stagecast.interactions.pulse import Pulse
+    from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
     from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.cluster import ClusterBus
     from stagecast.realtime.server import RealtimeServer
+    from stagecast.vods.service import VodMediaHook
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Runtime:
     realtime: RealtimeServer | None = None
     cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
+    pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
+    leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).
@@ -47,6 +52,9 @@ class Runtime:
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
+    # Run before a recording's media is withdrawn: deleted, or no longer public (the clips
+    # package registers clips.service.detach_clips_of_stream; see vods.service.VodMediaHook).
+    before_vod_media_withdrawn: list[VodMediaHook] = field(default_factory=list)
 
     @property
     def db(self) -> Database:

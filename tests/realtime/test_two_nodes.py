@@ -28,7 +28,10 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[str, str]]:
         database_url = fresh_database_url(tmp_path, "nodes")
     # One data dir: the same keys and secret on both nodes.
     env = serve_environment(
-        tmp_path / "shared", database_url, key_prefix=f"stagecast-nodes:{tmp_path.name}"
+        tmp_path / "shared",
+        database_url,
+        key_prefix=f"stagecast-nodes:{tmp_path.name}",
+        STAGECAST_RATE_LIMIT_AUTH="1000/minute",  # the poll test signs up 30 voters
     )
     nodes = [ServeProcess(env, tmp_path / f"node{n}.log") for n in (1, 2)]
     try:
@@ -133,3 +136,67 @@ async def test_signing_out_on_one_node_disconnects_the_sockets_on_the_other(
         assert all(n["payload"]["reason"] == "logout_all" for n in notices)
     finally:
         await client.disconnect()
+
+
+async def test_votes_on_both_nodes_reach_the_room_once_a_window(
+    two_nodes: tuple[str, str],
+) -> None:
+    """Each node takes votes; the room hears one `poll:voted` a window across both (the Redis
+    window lock), the tallies count every vote, and one node ends the poll."""
+    first, second = two_nodes
+    owner_token, _ = await _signed_in(first, "poll_owner")
+    owner = {"Authorization": f"Bearer {owner_token}"}
+    async with httpx.AsyncClient(base_url=first) as http:
+        channel = await http.post("/api/v1/channels", json={"slug": "two-polls"}, headers=owner)
+        poll = await http.post(
+            "/api/v1/polls",
+            json={"channel_id": channel.json()["id"], "question": "Q", "choices": ["a", "b"]},
+            headers=owner,
+        )
+        assert poll.status_code == 201, poll.text
+    poll_id = poll.json()["id"]
+    watchers = []
+    clients: list[socketio.AsyncClient] = []
+    try:
+        for url in (first, second):
+            client = socketio.AsyncClient(reconnection=False)
+            listener = Listener(client)
+            await client.connect(url, transports=["websocket"])
+            clients.append(client)
+            assert (await listener.call("stream:join", {"channelId": channel.json()["id"]}))["ok"]
+            watchers.append(listener)
+        voters = [
+            await _signed_in(url, f"poll_voter{i}") for i, url in enumerate([first, second] * 15)
+        ]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def vote(index: int) -> None:
+            url = (first, second)[index % 2]
+            async with httpx.AsyncClient(base_url=url) as http:
+                answer = await http.post(
+                    f"/api/v1/polls/{poll_id}/vote",
+                    json={"choice": index % 2},
+                    headers={"Authorization": f"Bearer {voters[index][0]}"},
+                )
+                assert answer.status_code == 200, answer.text
+
+        await asyncio.gather(*(vote(i) for i in range(len(voters))))
+        for listener in watchers:
+            last = await listener.wait_for(
+                "poll:voted", lambda e: e["payload"]["total_votes"] == 30, within=10
+            )
+            assert [c["votes"] for c in last["payload"]["choices"]] == [15, 15]
+        windows = (loop.time() - began) / 0.25
+        for listener in watchers:
+            # One tally a window for the room, not one per node (nor per vote).
+            assert len(listener.received("poll:voted")) <= windows + 2
+        async with httpx.AsyncClient(base_url=second) as http:
+            ended = await http.post(f"/api/v1/polls/{poll_id}/end", headers=owner)
+            assert ended.status_code == 200, ended.text
+        for listener in watchers:
+            final = await listener.wait_for("poll:ended", within=10)
+            assert final["payload"]["total_votes"] == 30
+    finally:
+        for client in clients:
+            await client.disconnect()

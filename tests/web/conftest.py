@@ -23,6 +23,7 @@ from playwright.async_api import (
     async_playwright,
 )
 
+from stagecast.config import InteractionSettings
 from stagecast.db import migrate
 from tests.conftest import fresh_database_url
 from tests.media.conftest import media_settings
@@ -101,8 +102,11 @@ async def fits_the_screen(page: Page) -> None:
 
 
 def web_settings(tmp_path: Path, database_url: str) -> Any:
-    # The source plus one rung: the quality menu has a choice, the machine is spared.
-    return media_settings(tmp_path, database_url, rung=240)
+    # The source plus one rung: the quality menu has a choice, the machine is spared. The
+    # rooms' windows run, as in production (polls' tallies, reactions' bursts).
+    return media_settings(
+        tmp_path, database_url, rung=240, interactions=InteractionSettings(background=True)
+    )
 
 
 @pytest.fixture(scope="session")

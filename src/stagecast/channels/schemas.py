@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from stagecast.accounts.schemas import AvatarUrl, Input, Output, UserPublic
+from stagecast.chat.emotes import EMOTES
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
 # Paths of the web app and API, and names that would impersonate the platform.
@@ -42,6 +43,8 @@ RESERVED_SLUGS = frozenset(
         "legal",
         "live",
         "livestream",
+        "leaderboard",
+        "leaderboards",
         "login",
         "logout",
         "me",
@@ -72,6 +75,8 @@ RESERVED_SLUGS = frozenset(
         "support",
         "system",
         "terms",
+        "tournament",
+        "tournaments",
         "undefined",
         "user",
         "users",
@@ -160,6 +165,27 @@ class ChatSettings(BaseModel):
     blocked_terms: list[BlockedTerm] = Field(default_factory=list, max_length=200)
 
 
+def _emote_code(value: str) -> str:
+    if value not in EMOTES:
+        raise ValueError(f"not an emote of the platform's list ({', '.join(EMOTES)})")
+    return value
+
+
+EmoteCode = Annotated[str, AfterValidator(_emote_code)]
+
+
+class ReactionSettings(BaseModel):
+    """What viewers may react with; an empty `allowed` means the platform's emote list."""
+
+    enabled: bool = True
+    allowed: list[EmoteCode] = Field(default_factory=list, max_length=50)
+
+
+class ReactionSettingsUpdate(Input):
+    enabled: bool | None = None
+    allowed: list[EmoteCode] | None = Field(default=None, max_length=50)
+
+
 class ChannelSettings(BaseModel):
     title_template: Annotated[str, StringConstraints(max_length=140)] = "{channel} is live"
     category: str | None = None
@@ -169,6 +195,9 @@ class ChannelSettings(BaseModel):
     reconnect_window_seconds: int = Field(default=30, ge=0, le=600)
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
+    reactions: ReactionSettings = Field(default_factory=ReactionSettings)
+    # Days a recording is kept (its clips stay); None: the platform's default, 0: forever.
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class ChatSettingsUpdate(Input):
@@ -189,6 +218,8 @@ class ChannelSettingsUpdate(Input):
     reconnect_window_seconds: int | None = Field(default=None, ge=0, le=600)
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
+    reactions: ReactionSettingsUpdate | None = None
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class FollowState(BaseModel):

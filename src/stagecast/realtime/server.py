@@ -15,7 +15,6 @@ import engineio.payload
 import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import User
@@ -38,7 +37,7 @@ from stagecast.realtime.hostile import MalformedTrafficGuard, QuietLogger, Warni
 from stagecast.realtime.presence import Presence
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
-from stagecast.streams.models import Stream, StreamStatus
+from stagecast.streams.models import Stream
 
 log = structlog.get_logger(__name__)
 
@@ -382,7 +381,7 @@ class RealtimeServer:
             found = await session.get(Channel, channel_id)
             if found is None:
                 raise NotFound("Channel not found")
-            return found, await _live_stream(session, found.id)
+            return found, await streams.live_stream_of(session, found.id)
 
     async def resolve_reference(self, reference: str) -> tuple[Channel, Stream | None]:
         """The channel (and stream) of a public name: a stream id, a channel id or a slug."""
@@ -395,7 +394,7 @@ class RealtimeServer:
                 channel = await channels.get_channel(session, reference)
             except NotFound as exc:
                 raise streams.StreamNotFound("No stream or channel has this name") from exc
-            return channel, await _live_stream(session, channel.id)
+            return channel, await streams.live_stream_of(session, channel.id)
 
     async def join_channel(
         self,
@@ -497,18 +496,9 @@ class RealtimeServer:
 
     async def _record(self, channel_id: uuid.UUID, count: int) -> None:
         async with self.runtime.db.session() as session, session.begin():
-            live = await _live_stream(session, channel_id)
+            live = await streams.live_stream_of(session, channel_id)
             if live is not None:
                 await streams.record_viewer_count(session, stream=live, count=count)
-
-
-async def _live_stream(session: Any, channel_id: uuid.UUID) -> Stream | None:
-    live: Stream | None = await session.scalar(
-        select(Stream).where(
-            Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
-        )
-    )
-    return live
 
 
 def _handshake_dialect(environ: dict[str, Any], auth: Any) -> DialectName:

@@ -317,7 +317,7 @@ async def cancel_or_allow_end(session: AsyncSession, *, actor: User, stream: Str
     return True
 
 
-async def _live_stream_of(session: AsyncSession, channel_id: uuid.UUID) -> Stream | None:
+async def live_stream_of(session: AsyncSession, channel_id: uuid.UUID) -> Stream | None:
     return await session.scalar(
         select(Stream).where(
             Stream.channel_id == channel_id, Stream.status == StreamStatus.LIVE.value
@@ -334,7 +334,7 @@ async def ready_stream(session: AsyncSession, *, actor: User, stream: Stream) ->
         raise StreamAlreadyEnded("This stream has ended; create a new one to go live again")
     if stream.status == StreamStatus.LIVE.value:
         return True
-    if await _live_stream_of(session, channel.id) is not None:
+    if await live_stream_of(session, channel.id) is not None:
         raise ChannelLiveElsewhere("The channel is live with another stream; end that one first")
     stream.ready_at = utcnow()
     await session.flush()
@@ -407,7 +407,7 @@ async def mark_stream_live(
     `node_id`: the media node packaging it.
     """
     now = now or utcnow()
-    live = await _live_stream_of(session, channel.id)
+    live = await live_stream_of(session, channel.id)
     if live is not None:
         return live, False
     stream = await session.scalar(

@@ -33,6 +33,7 @@ PAGES = (
     "/settings",
     "/dashboard",
     "/dashboard/live",
+    "/tournaments",
 )
 # Names esbuild writes: `app-HASH.js`, `hls.light-HASH.js`, their maps and CSS.
 _ASSET = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
@@ -120,6 +121,12 @@ for _path in PAGES:
 @router.get("/vods/{vod_id}", response_class=HTMLResponse)
 async def vod_page(vod_id: str) -> HTMLResponse:
     """A recording's page (the app asks the API whether it exists)."""
+    return _shell()
+
+
+@router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
+async def tournament_page(tournament_id: str) -> HTMLResponse:
+    """A tournament's bracket page (the app asks the API whether it exists)."""
     return _shell()
 
 

@@ -12,6 +12,8 @@ import * as golive from "./pages/golive.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as wallet from "./pages/wallet.js";
 import * as settings from "./pages/settings.js";
+import * as tournaments from "./pages/tournaments.js";
+import * as tournament from "./pages/tournament.js";
 import { createBell } from "./bell.js";
 
 const ROUTES = [
@@ -25,6 +27,8 @@ const ROUTES = [
   [/^\/dashboard$/, dashboard],
   [/^\/dashboard\/live$/, golive],
   [/^\/vods\/([^/]+)$/, vod],
+  [/^\/tournaments$/, tournaments],
+  [/^\/tournaments\/([^/]+)$/, tournament],
   [/^\/([A-Za-z0-9][A-Za-z0-9_-]{2,31})$/, channel],
 ];
 
@@ -148,6 +152,7 @@ function renderHeader() {
       "nav",
       { "aria-label": "Main" },
       link("/browse", "Browse"),
+      link("/tournaments", "Tournaments"),
       user
         ? [
             link("/dashboard/live", "Go live"),

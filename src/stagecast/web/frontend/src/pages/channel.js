@@ -7,6 +7,8 @@ import { openSocket } from "../realtime.js";
 import { createPlayer } from "../player.js";
 import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
+import { createPolls, createReactions } from "../interactions.js";
+import { createSupporters } from "../leaderboard.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
@@ -30,6 +32,9 @@ export async function render({ main, params }) {
   const live = openSocket();
   const player = createPlayer({ label: `${channel.name}'s stream` });
   const chat = createChat({ live, channel, me, canModerate });
+  const polls = createPolls({ live, channel, me, canModerate });
+  const reactions = createReactions({ live, channel, me, overlayOn: player.element });
+  const supporters = createSupporters({ live, channel });
   let streamId = stream?.status === "live" ? stream.id : null;
   let loaded = false;
   let vodTimer = null;
@@ -53,6 +58,7 @@ export async function render({ main, params }) {
   showCategory(stream?.status === "live" ? stream.category : channel.category);
   showViewers(stream?.viewer_count || 0);
   player.setState(streamId ? "loading" : "offline");
+  reactions.setLive(Boolean(streamId));
 
   function startPlayback() {
     if (!streamId || loaded) return;
@@ -69,6 +75,7 @@ export async function render({ main, params }) {
         streamId = joined.stream_id;
         loaded = false;
         player.setState("loading");
+        reactions.setLive(true);
         showTipMode();
       }
     } catch (error) {
@@ -83,6 +90,7 @@ export async function render({ main, params }) {
     showCategory(p.category);
     status.textContent = "";
     player.setState("loading");
+    reactions.setLive(true);
     showTipMode();
     chat.notice(`${channel.name} went live`);
   });
@@ -104,6 +112,7 @@ export async function render({ main, params }) {
     const ended = streamId;
     streamId = null;
     showViewers(0);
+    reactions.setLive(false);
     showTipMode();
     chat.notice("The stream has ended");
     waitForVod(ended);
@@ -349,6 +358,7 @@ export async function render({ main, params }) {
         "section",
         { class: "channel-main", "aria-labelledby": "channel-name" },
         player.element,
+        reactions.element,
         h(
           "div",
           { class: "channel-info" },
@@ -360,19 +370,24 @@ export async function render({ main, params }) {
           status,
           actions,
           panel,
+          polls.element,
           channel.description ? h("p", { class: "channel-description" }, channel.description) : null,
         ),
+        supporters.element,
         h("section", { class: "page", "aria-labelledby": "vods-title" }, h("h2", { id: "vods-title" }, "Past broadcasts"), vodList),
       ),
       chat.element,
     ),
   );
   if (streamId) await chat.loadHistory(streamId);
+  await polls.load();
   // A stream that has been on air a while has segments already; a new one waits for them.
   if (streamId && Date.now() - new Date(stream.started_at).getTime() > 10_000) startPlayback();
 
   return () => {
     clearTimeout(vodTimer);
+    polls.destroy();
+    supporters.destroy();
     player.destroy();
     live.close();
   };
