@@ -53,10 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import platform
 import random
 import shutil
 import subprocess
@@ -65,30 +62,33 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from cpu import cpu_sample, cpu_shares
-from pg import fresh_database
-from serving import clean_env, free_port, launched, source_version, stagecast_command
+from kit import (
+    BENCH_DIR,
+    OTHER_CPU_WARNING_PCT,
+    cpu_sample,
+    cpu_shares,
+    finish_profiler,
+    machine,
+    print_profile,
+    start_profiler,
+    write_json,
+)
+from serving import BENCH_DATABASE, Database, database_for, migrate, running_server, stagecast_env
 from sqlalchemy import Table, insert, select, text
-from sqlalchemy.engine import make_url
 
 import stagecast
 from stagecast.db.base import Base, new_id, utcnow
 from stagecast.db.engine import create_engine
 from stagecast.models import import_all_models
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-BENCH_DATABASE = "stagecast_bench"
 GOAL_RATIO = 0.5
 GOAL_ENDPOINT = "browse"
-OTHER_CPU_WARNING_PCT = 20.0
 
 CHANNELS = 10_000
 LIVE_STREAMS = 1_000
@@ -109,60 +109,6 @@ TAGS = (
 # Most channels are in a few big categories; the rest share what is left.
 CATEGORY_WEIGHTS = {"gaming": 30.0, "just-chatting": 20.0, "music": 8.0, "art": 5.0}
 LANGUAGES = {"en": 75.0, "es": 8.0, "pt": 5.0, "de": 4.0, "fr": 4.0, "ja": 2.0, "ko": 2.0}
-
-
-# --- the database --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """Where the server keeps its data: `url` None means SQLite in the data directory."""
-
-    kind: str
-    url: str | None
-
-    def resolved_url(self, data_dir: Path) -> str:
-        return self.url or f"sqlite+aiosqlite:///{(data_dir / 'stagecast.db').resolve()}"
-
-
-@contextlib.contextmanager
-def database_for(server_url: str | None) -> Iterator[Database]:
-    """SQLite (nothing to prepare), or a fresh `stagecast_bench` on a PostgreSQL server."""
-    if server_url is None:
-        yield Database(kind="sqlite", url=None)
-        return
-    if make_url(server_url).get_backend_name() != "postgresql":
-        raise SystemExit("--database-url must be postgresql+asyncpg://...")
-    with fresh_database(server_url, BENCH_DATABASE) as url:
-        yield Database(kind="postgresql", url=url)
-
-
-def stagecast_env(data_dir: Path, database: Database, extra: list[str]) -> dict[str, str]:
-    """The server's environment: ours minus any STAGECAST_* setting (a developer's .env or
-    shell must not change what is measured), plus the bench's, plus `--server-env`."""
-    env = clean_env()
-    env.update(
-        STAGECAST_DATA_DIR=str(data_dir),
-        STAGECAST_RATE_LIMIT_ENABLED="false",
-        STAGECAST_LOG_LEVEL="WARNING",
-        STAGECAST_RTMP_PORT="0",  # not measured here; never clash with a running server
-    )
-    if database.url:
-        env["STAGECAST_DATABASE_URL"] = database.url
-    for setting in extra:
-        name, _, value = setting.partition("=")
-        env[name] = value
-    return env
-
-
-def migrate(env: dict[str, str], cwd: Path) -> None:
-    """`stagecast db upgrade`, so that the schema is exactly the migrations'."""
-    command = [sys.executable, "-m", "stagecast", "db", "upgrade"]
-    done = subprocess.run(  # noqa: S603 - our own fixed command line
-        command, env=env, cwd=cwd, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"db upgrade failed:\n{done.stdout}{done.stderr}")
 
 
 # --- seeding -------------------------------------------------------------------------------
@@ -358,18 +304,6 @@ async def seed(url: str) -> SeedRows:
 # --- the server ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running_server(env: dict[str, str], work_dir: Path) -> Iterator[tuple[str, int]]:
-    """`stagecast serve` on a free port until the block ends: (base URL, pid)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = work_dir / "server.log"
-    with launched(
-        stagecast_command(port), env=env, cwd=work_dir, log=log, ready_url=f"{base}/readyz"
-    ) as process:
-        yield base, process.pid
-
-
 # --- the load ------------------------------------------------------------------------------
 
 
@@ -502,90 +436,6 @@ def measure(
 # --- profiling (optional) ------------------------------------------------------------------
 
 
-def start_profiler(pid: int, seconds: int) -> tuple[subprocess.Popen[bytes], Path] | None:
-    """`py-spy record` on the server for the measured run, as collapsed stacks.
-
-    `--gil` keeps only samples of the thread holding the GIL: the server is one Python
-    process, so that is where its CPU goes, and the database driver's threads waiting on
-    their queues (aiosqlite has one per connection) do not drown it out.
-    """
-    beside = Path(sys.executable).parent / "py-spy"
-    tool = str(beside) if beside.exists() else shutil.which("py-spy")
-    if tool is None:
-        print("  (py-spy not found: .venv/bin/pip install py-spy)")
-        return None
-    out = Path(tempfile.mkstemp(prefix="api-browse-", suffix=".pyspy.txt")[1])
-    command = [tool, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
-    command += ["--gil", "--format", "raw", "--output", str(out), "--nonblocking"]
-    process = subprocess.Popen(  # noqa: S603 - our own fixed command line
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return process, out
-
-
-def finish_profiler(process: subprocess.Popen[bytes], out: Path) -> dict[str, Any]:
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    try:
-        raw = out.read_text()
-    finally:
-        out.unlink(missing_ok=True)
-    return top_functions(raw) if raw else {"error": f"py-spy wrote nothing ({process.returncode})"}
-
-
-def split_frame(frame: str) -> tuple[str, str]:
-    """`handler (pkg/module.py:123)` -> (`handler`, `pkg/module.py`)."""
-    name, _, where = frame.partition(" (")
-    return name, where.rpartition(":")[0] or where.rstrip(")")
-
-
-def top_functions(raw: str, limit: int = 15) -> dict[str, Any]:
-    """From collapsed stacks: self time by package and by function, and the inclusive time
-    of Stagecast's own functions (which show what each part of a request costs)."""
-    packages: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    ours: Counter[str] = Counter()
-    total = 0
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [split_frame(f) for f in stack.split(";")]
-        total += count
-        leaf, leaf_path = frames[-1]
-        packages[leaf_path.split("/")[0] or "?"] += count
-        own[f"{leaf} ({leaf_path})"] += count
-        for name, path in {f for f in frames if f[1].startswith("stagecast/")}:
-            if not path.endswith(("cli.py", "__main__.py")):  # every sample passes there
-                ours[f"{name} ({path})"] += count
-
-    def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(f, round(100 * n / max(total, 1), 1)) for f, n in counter.most_common(limit)]
-
-    return {
-        "samples": total,
-        "self_by_package_pct": share(packages),
-        "self_pct": share(own),
-        "stagecast_inclusive_pct": share(ours),
-    }
-
-
-def print_profile(profile: dict[str, Any]) -> None:
-    if "error" in profile:
-        print(f"  {profile['error']}")
-        return
-    print(f"\npy-spy --gil during browse ({profile['samples']} samples)")
-    for title, key in (
-        ("self time by package", "self_by_package_pct"),
-        ("self time by function", "self_pct"),
-        ("inclusive time of Stagecast's functions", "stagecast_inclusive_pct"),
-    ):
-        print(f"{title}:")
-        for frame, pct in profile[key]:
-            print(f"  {pct:5.1f}%  {frame}")
-
-
 # --- output --------------------------------------------------------------------------------
 
 
@@ -649,23 +499,8 @@ def wrk_version(wrk: str) -> str:
     return (done.stdout or done.stderr).splitlines()[0].partition(" [")[0].strip()
 
 
-def machine(wrk: str) -> dict[str, Any]:
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "wrk": wrk_version(wrk),
-        "stagecast": source_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def write_json(document: dict[str, Any], database: Database) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"api_browse-{database.kind}.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+def write_results(document: dict[str, Any], database: Database) -> Path:
+    return write_json(f"api_browse-{database.kind}", document)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -701,18 +536,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, wrk: str, database: Database, work_dir: Path) -> dict[str, Any]:
     env = stagecast_env(work_dir, database, args.server_env)
     migrate(env, work_dir)
-    started = time.monotonic()
-    rows = asyncio.run(seed(database.resolved_url(work_dir)))
-    counts = rows.counts()
-    print(
-        f"seeded in {time.monotonic() - started:.1f} s: "
-        + ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items()),
-        flush=True,
-    )
-    stream_ids = random.Random(RANDOM_SEED).sample(rows.live_stream_ids, STREAM_PAGE_IDS)  # noqa: S311
-    chosen = endpoints(stream_ids)
     results: list[Result] = []
     with running_server(env, work_dir) as (base, pid):
+        # Seeded once the server runs: at start a node ends the live streams no node owns
+        # (crash recovery, media/nodes.py), and these rows have no pipeline behind them.
+        started = time.monotonic()
+        rows = asyncio.run(seed(database.resolved_url(work_dir)))
+        counts = rows.counts()
+        print(
+            f"seeded in {time.monotonic() - started:.1f} s: "
+            + ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items()),
+            flush=True,
+        )
+        stream_ids = random.Random(RANDOM_SEED).sample(rows.live_stream_ids, STREAM_PAGE_IDS)  # noqa: S311
+        chosen = endpoints(stream_ids)
         check_endpoints(base, chosen)
         for endpoint in chosen:
             print(f"  {endpoint.name} ...", flush=True)
@@ -729,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     if wrk is None:
         print("wrk is not installed; install it with:\n  apt-get install -y wrk")
         return 2
-    info = machine(wrk)
+    info = machine(wrk=wrk_version(wrk))
     print(
         f"cores: {info['cores']} (usable {info['usable_cores']}); python {info['python']}; "
         f"{info['wrk']}; load average before {info['load_average']}\n"
@@ -753,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.errors:
             print(f"  {result.endpoint}: errors {result.errors}")
         if result.profile:
-            print_profile(result.profile)
+            print_profile(result.profile, during="browse")
     document = {
         "benchmark": "api_browse",
         "database": database.kind,
@@ -763,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": [asdict(r) for r in results],
         "goal": verdict,
     }
-    path = write_json(document, database)
+    path = write_results(document, database)
     print(f"\nJSON: {path.relative_to(BENCH_DIR.parent)}")
     return 0
 

@@ -71,6 +71,7 @@ from typing import Any
 import aiohttp
 import httpx
 import uvloop  # comes with uvicorn[standard]
+from kit import percentile
 from serving import (
     clean_env,
     free_port,
@@ -580,12 +581,6 @@ def run_case(target: Target, pid: int, viewers: int, args: argparse.Namespace) -
     if profiler is not None:
         result.profile = finish_profiler(*profiler)
     return result
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def latencies_of(answers: list[dict[str, Any]], key: str) -> list[float]:

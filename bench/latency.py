@@ -118,12 +118,12 @@ from urllib.parse import urljoin
 import hlsjs
 import httpx
 import imageio_ffmpeg
+from kit import percentile, source_version
 from serving import (
     clean_env,
     free_port,
     launched,
     register_creators,
-    source_version,
     stagecast_command,
     stop_process,
 )
@@ -1243,12 +1243,6 @@ async def wait_idle(target: Target, slots: Sequence[Slot], within: float = 45) -
                 return True
             await asyncio.sleep(0.5)
     return False
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def summarize(result: CaseResult, window: Window, publisher: dict[str, Any]) -> CaseResult:

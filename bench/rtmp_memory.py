@@ -69,12 +69,12 @@ from pathlib import Path
 from typing import Any
 
 import uvloop  # comes with uvicorn[standard]
+from kit import source_version
 from serving import (
     clean_env,
     free_port,
     launched,
     raise_fd_limit,
-    source_version,
     stagecast_command,
 )
 

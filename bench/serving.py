@@ -6,7 +6,6 @@ import contextlib
 import os
 import resource
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-import stagecast
+from pg import fresh_database
+from sqlalchemy.engine import make_url
 
 
 def free_port() -> int:
@@ -39,29 +38,6 @@ def raise_fd_limit() -> None:
     if hard == resource.RLIM_INFINITY or soft < hard:
         wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def source_version() -> str:
-    """The commit of the Stagecast source measured (the one imported), `+dirty` if edited."""
-    root = Path(stagecast.__file__).resolve().parents[2]
-    git = shutil.which("git")
-    if git is None:
-        return "unknown"
-    head = subprocess.run(  # noqa: S603 - our own fixed command line
-        [git, "-C", str(root), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if head.returncode != 0:
-        return "unknown"
-    changes = subprocess.run(  # noqa: S603 - our own fixed command line
-        [git, "-C", str(root), "status", "--porcelain", "--", "src", "pyproject.toml"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -144,3 +120,69 @@ def register_creators(http: httpx.Client, prefix: str, count: int) -> list[Creat
         response.raise_for_status()
         made.append(Creator(name, token, str(response.json()["id"])))
     return made
+
+
+BENCH_DATABASE = "stagecast_bench"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Where the server keeps its data: `url` None means SQLite in the data directory."""
+
+    kind: str
+    url: str | None
+
+    def resolved_url(self, data_dir: Path) -> str:
+        return self.url or f"sqlite+aiosqlite:///{(data_dir / 'stagecast.db').resolve()}"
+
+
+@contextlib.contextmanager
+def database_for(server_url: str | None) -> Iterator[Database]:
+    """SQLite (nothing to prepare), or a fresh `stagecast_bench` on a PostgreSQL server."""
+    if server_url is None:
+        yield Database(kind="sqlite", url=None)
+        return
+    if make_url(server_url).get_backend_name() != "postgresql":
+        raise SystemExit("--database-url must be postgresql+asyncpg://...")
+    with fresh_database(server_url, BENCH_DATABASE) as url:
+        yield Database(kind="postgresql", url=url)
+
+
+def stagecast_env(data_dir: Path, database: Database, extra: list[str]) -> dict[str, str]:
+    """The server's environment: ours minus any STAGECAST_* setting (a developer's .env or
+    shell must not change what is measured), plus the bench's, plus `--server-env`."""
+    env = clean_env()
+    env.update(
+        STAGECAST_DATA_DIR=str(data_dir),
+        STAGECAST_RATE_LIMIT_ENABLED="false",
+        STAGECAST_LOG_LEVEL="WARNING",
+        STAGECAST_RTMP_PORT="0",  # not measured here; never clash with a running server
+    )
+    if database.url:
+        env["STAGECAST_DATABASE_URL"] = database.url
+    for setting in extra:
+        name, _, value = setting.partition("=")
+        env[name] = value
+    return env
+
+
+def migrate(env: dict[str, str], cwd: Path) -> None:
+    """`stagecast db upgrade`, so that the schema is exactly the migrations'."""
+    command = [sys.executable, "-m", "stagecast", "db", "upgrade"]
+    done = subprocess.run(  # noqa: S603 - our own fixed command line
+        command, env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"db upgrade failed:\n{done.stdout}{done.stderr}")
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], work_dir: Path) -> Iterator[tuple[str, int]]:
+    """`stagecast serve` on a free port until the block ends: (base URL, pid)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = work_dir / "server.log"
+    with launched(
+        stagecast_command(port), env=env, cwd=work_dir, log=log, ready_url=f"{base}/readyz"
+    ) as process:
+        yield base, process.pid

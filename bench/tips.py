@@ -64,10 +64,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import multiprocessing
 import os
-import platform
 import random
 import re
 import secrets
@@ -78,7 +77,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -87,11 +86,20 @@ from typing import Any
 import asyncpg
 import httpx
 import uvloop  # comes with uvicorn[standard]
-from api_browse import BENCH_DATABASE, Database, migrate, running_server, source_version
-from api_browse import stagecast_env as browse_stagecast_env
-from cpu import cpu_sample, cpu_shares, interrupt_seconds
+from kit import (
+    BENCH_DIR,
+    OTHER_CPU_WARNING_PCT,
+    CpuWindow,
+    finish_profiler,
+    machine,
+    percentile,
+    print_profile,
+    start_profiler,
+    write_json,
+)
 from pg import asyncpg_dsn, fresh_database
-from sqlalchemy import insert
+from serving import BENCH_DATABASE, Database, migrate, running_server, stagecast_env
+from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 import stagecast
@@ -99,12 +107,11 @@ from stagecast.db.base import Base, new_id, utcnow
 from stagecast.db.engine import create_engine
 from stagecast.models import import_all_models
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
 PGBENCH_DATABASE = "stagecast_pgbench"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-GOAL_RATIO = 0.5
-OTHER_CPU_WARNING_PCT = 20.0
+# Issue 14's goals: the authenticated read at least half of /healthz; tips at least half the
+# read and a fifth of pgbench's TPC-B (PostgreSQL).
+GOALS = {"read_vs_healthz": 0.5, "tips_vs_read": 0.5, "tips_vs_pgbench": 0.2}
 
 PGBENCH_SCALE = 10
 PGBENCH_THREADS = 2
@@ -360,9 +367,8 @@ async def _client(
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
-    if not ordered:
-        return 0.0
-    return round(1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+    """kit.percentile of latencies in seconds, in ms (0 when nothing was answered)."""
+    return round(1000 * percentile(ordered, fraction), 2) if ordered else 0.0
 
 
 async def _drive(plan: LoadPlan) -> LoadOutcome:
@@ -406,25 +412,6 @@ def run_load(plan: LoadPlan) -> LoadOutcome:
     finally:
         process.join()
     return LoadOutcome(**outcome)
-
-
-class CpuWindow:
-    """The CPU shares (`cpu.cpu_shares`) from now until `shares()`, with the kernel's
-    interrupt work (loopback packets and fsyncs, a lot of it here) taken out of `other` and
-    shown on its own. PostgreSQL backends that exit in between still count."""
-
-    def __init__(self, server_pid: int | None) -> None:
-        self._pid = server_pid
-        self._before = cpu_sample(server_pid, include_exited_postgres=True)
-        self._interrupts = interrupt_seconds()
-
-    def shares(self) -> dict[str, float]:
-        after = cpu_sample(self._pid, include_exited_postgres=True)
-        interrupts = interrupt_seconds() - self._interrupts
-        shares = cpu_shares(self._before, after)
-        shares["interrupts"] = round(100 * interrupts / (after.wall - self._before.wall), 1)
-        shares["other"] = round(max(0.0, shares["other"] - shares["interrupts"]), 1)
-        return shares
 
 
 @dataclass(slots=True)
@@ -483,6 +470,28 @@ def measure_tips(
 
 
 FLOORS = {"healthz": "stagecast healthz", "balance": "stagecast balance"}
+PROFILE_SECONDS = 10
+
+
+def profile_tips(
+    base: str, pid: int, population: Population, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One more tips run with py-spy recording the server (not part of the figures: the
+    sampler slows it down); its 201s are counted in the invariants like the others."""
+    plan = replace(load_plan(base, population, args, seconds=PROFILE_SECONDS), seed=RANDOM_SEED + 3)
+    profiler = start_profiler(pid, PROFILE_SECONDS + 2)
+    measured = run_load(plan)
+    profile = finish_profiler(*profiler) if profiler else {"error": "py-spy not found"}
+    return {
+        "tips": measured.tips,
+        "tokens": measured.tipped_tokens,
+        "tips_per_s": round(measured.tips / measured.seconds, 1),
+        **profile,
+    }
+
+
+def print_tip_profile(kind: str, profile: dict[str, Any]) -> None:
+    print_profile(profile, during=f"tips on {kind} ({profile['tips_per_s']} tips/s sampled)")
 
 
 def measure_floors(
@@ -562,19 +571,51 @@ COUNT_QUERIES: dict[str, str] = {
 }
 
 
+# Needs the account key built from the UUID's text, which SQLite stores without dashes.
+POSTGRES_ONLY_RULES = frozenset(
+    {"tip did not move its tokens from the sender's wallet to the creator's earnings"}
+)
+
+
+async def _rows(database_url: str, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Each query's rows, through asyncpg on PostgreSQL or SQLAlchemy on SQLite."""
+    if database_url.startswith("postgresql"):
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            return {
+                name: [dict(r) for r in await connection.fetch(q)] for name, q in queries.items()
+            }
+        finally:
+            await connection.close()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            found = {}
+            for name, query in queries.items():
+                result = await connection.execute(text(query.replace("::bigint", "")))
+                found[name] = [dict(r._mapping) for r in result]
+            return found
+    finally:
+        await engine.dispose()
+
+
 async def check_invariants(database_url: str, tips_seen: int, tokens_seen: int) -> dict[str, Any]:
     """Every rule over the whole ledger; `violations` lists what broke one."""
-    connection = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        violations: list[str] = []
-        for rule, query in INVARIANT_QUERIES.items():
-            rows = await connection.fetch(query)
-            violations += [f"{rule}: {dict(r)}" for r in rows[:SHOWN_PER_CHECK]]
-            if len(rows) > SHOWN_PER_CHECK:
-                violations.append(f"{rule}: ... {len(rows) - SHOWN_PER_CHECK} more")
-        counts = {name: int(await connection.fetchval(q)) for name, q in COUNT_QUERIES.items()}
-    finally:
-        await connection.close()
+    sqlite = database_url.startswith("sqlite")
+    rules = {
+        rule: query
+        for rule, query in INVARIANT_QUERIES.items()
+        if not (sqlite and rule in POSTGRES_ONLY_RULES)
+    }
+    violations: list[str] = []
+    for rule, rows in (await _rows(database_url, rules)).items():
+        violations += [f"{rule}: {r}" for r in rows[:SHOWN_PER_CHECK]]
+        if len(rows) > SHOWN_PER_CHECK:
+            violations.append(f"{rule}: ... {len(rows) - SHOWN_PER_CHECK} more")
+    counts = {
+        name: int(next(iter(rows[0].values())))
+        for name, rows in (await _rows(database_url, COUNT_QUERIES)).items()
+    }
     counts["201s seen"] = tips_seen
     counts["tokens in 201s seen"] = tokens_seen
     for what, names in {
@@ -686,7 +727,7 @@ def table(rows: list[Row]) -> str:
     )
     lines = [header, "-" * len(header)]
     for r in rows:
-        server = f"{r.cpu_pct['server']:.0f}%" if r.name.startswith("stagecast") else "-"
+        server = "-" if r.name.startswith("pgbench") else f"{r.cpu_pct['server']:.0f}%"
         lines.append(
             f"{r.name:<18} {r.tx_per_s:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {server:>10} "
             f"{r.cpu_pct['database']:>6.0f}% {r.cpu_pct['load_generator']:>7.0f}% "
@@ -696,32 +737,68 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def goal(tips: Row, pgbench: Row | None, violations: list[str]) -> dict[str, Any]:
-    if pgbench is None:
-        return {"met": None, "tips_per_s": tips.tx_per_s, "violations": len(violations)}
-    ratio = round(tips.tx_per_s / pgbench.tx_per_s, 3) if pgbench.tx_per_s else 0.0
-    return {
-        "tips_per_s": tips.tx_per_s,
-        "pgbench_tps": pgbench.tx_per_s,
-        "ratio": ratio,
-        "required_ratio": GOAL_RATIO,
-        "violations": len(violations),
-        "met": ratio >= GOAL_RATIO and not violations,
-    }
+def _rate(rows: list[Row], name: str) -> float | None:
+    found = [r.tx_per_s for r in rows if r.name.endswith(name)]
+    return found[0] if found else None
 
 
-def describe_goal(verdict: dict[str, Any]) -> str:
-    title = f"Goal (tips/s >= {GOAL_RATIO}x pgbench tps with zero invariant violations)"
-    if verdict["met"] is None:
-        return f"{title}: not evaluated (--skip-pgbench)"
-    return (
-        f"{title}: {'MET' if verdict['met'] else 'NOT MET'} - {verdict['tips_per_s']:.0f} "
-        f"tips/s vs pgbench {verdict['pgbench_tps']:.0f} tps = {verdict['ratio']:.2f}x, "
-        f"{verdict['violations']} invariant violations"
-    )
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
 
 
-def machine(pgbench: str | None, server_url: str) -> dict[str, Any]:
+def goal(sides: dict[str, dict[str, Any]], pgbench: Row | None) -> dict[str, Any]:
+    """The issue 14 ratios for each database, and whether they are met."""
+    verdict: dict[str, Any] = {"required": GOALS, "databases": {}}
+    pgbench_tps = pgbench.tx_per_s if pgbench else None
+    for kind, side in sides.items():
+        rows: list[Row] = [side["row"], *side["floors"]]
+        healthz, read, tips = (_rate(rows, n) for n in ("healthz", "balance", "tips"))
+        ratios = {
+            "read_vs_healthz": _ratio(read, healthz),
+            "tips_vs_read": _ratio(tips, read),
+            "tips_vs_pgbench": _ratio(tips, pgbench_tps),
+        }
+        violations = len(side["invariants"]["violations"])
+        met = {
+            name: (value >= GOALS[name]) if value is not None else None
+            for name, value in ratios.items()
+        }
+        if kind != "postgresql":  # the pgbench goal is PostgreSQL's; SQLite is shown beside it
+            met.pop("tips_vs_pgbench")
+        verdict["databases"][kind] = {
+            "healthz_per_s": healthz, "read_per_s": read, "tips_per_s": tips,
+            "pgbench_tps": pgbench_tps, **ratios, "violations": violations,
+            "met": all(v is not False for v in met.values()) and not violations,
+        }  # fmt: skip
+    return verdict
+
+
+def side_by_side(verdict: dict[str, Any]) -> str:
+    """The figures and ratios of each database in one column each."""
+    kinds = list(verdict["databases"])
+    lines = [f"{'':<34}" + "".join(f"{k:>12}" for k in kinds)]
+
+    def line(label: str, key: str, fmt: str) -> None:
+        cells = []
+        for kind in kinds:
+            value = verdict["databases"][kind].get(key)
+            cells.append(f"{'-' if value is None else format(value, fmt):>12}")
+        lines.append(f"{label:<34}" + "".join(cells))
+
+    line("GET /healthz req/s", "healthz_per_s", ".0f")
+    line("GET /wallet/balance req/s", "read_per_s", ".0f")
+    line("POST tips/s", "tips_per_s", ".0f")
+    line("pgbench TPC-B tps", "pgbench_tps", ".0f")
+    line(f"read / healthz   (goal >= {GOALS['read_vs_healthz']})", "read_vs_healthz", ".2f")
+    line(f"tips / read      (goal >= {GOALS['tips_vs_read']})", "tips_vs_read", ".2f")
+    line(f"tips / pgbench   (goal >= {GOALS['tips_vs_pgbench']})", "tips_vs_pgbench", ".2f")
+    line("invariant violations", "violations", "d")
+    met = [f"{kind}: {'MET' if verdict['databases'][kind]['met'] else 'NOT MET'}" for kind in kinds]
+    lines.append("Goals (issue 14): " + ", ".join(met))
+    return "\n".join(lines)
+
+
+def describe_machine(pgbench: str | None, server_url: str) -> dict[str, Any]:
     async def database_server() -> dict[str, str]:
         connection = await asyncpg.connect(asyncpg_dsn(server_url))
         try:
@@ -735,23 +812,7 @@ def machine(pgbench: str | None, server_url: str) -> dict[str, Any]:
         return {"version": str(version), **{r["name"]: r["setting"] for r in rows}}
 
     version = _run([pgbench, "--version"], dict(os.environ)).strip() if pgbench else None
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pgbench": version,
-        "postgresql": asyncio.run(database_server()),
-        "stagecast": source_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def write_json(document: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "tips.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return path
+    return machine(pgbench=version, postgresql=asyncio.run(database_server()))
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -765,6 +826,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--viewers", type=int, default=200, help="funded wallets that tip")
     parser.add_argument("--creators", type=int, default=20, help="creators, one live stream each")
     parser.add_argument("--skip-pgbench", action="store_true", help="measure the tips only")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="profile the server during a further tips run (py-spy record) and count the "
+        "database round trips of a tip",
+    )
     parser.add_argument(
         "--skip-floors", action="store_true", help="no GET /healthz and GET balance rows"
     )
@@ -800,37 +868,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_stagecast(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    """The tips side, on a fresh database: setup, load, invariants."""
-    with fresh_database(args.postgres, BENCH_DATABASE) as database_url:
-        database = Database(kind="postgresql", url=database_url)
-        env = browse_stagecast_env(work_dir, database, SERVER_SETTINGS + args.server_env)
+@contextlib.contextmanager
+def bench_database(args: argparse.Namespace, kind: str) -> Iterator[Database]:
+    """A fresh database of `kind`: `stagecast_bench` on the PostgreSQL server, or SQLite in
+    the data directory."""
+    if kind == "sqlite":
+        yield Database(kind="sqlite", url=None)
+        return
+    with fresh_database(args.postgres, BENCH_DATABASE) as url:
+        yield Database(kind="postgresql", url=url)
+
+
+def run_stagecast(args: argparse.Namespace, work_dir: Path, kind: str) -> dict[str, Any]:
+    """The tips side on a fresh database of `kind`: setup, load, floors, invariants."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with bench_database(args, kind) as database:
+        database_url = database.resolved_url(work_dir)
+        env = stagecast_env(work_dir, database, SERVER_SETTINGS + args.server_env)
         migrate(env, work_dir)
         with running_server(env, work_dir) as (base, pid):
             population = asyncio.run(populate(base, database_url, args))
             print(
-                f"set up in {population.seconds:.1f} s through the API: {args.viewers} viewers "
-                f"with {WALLET_PACKAGE:,} tokens each, {args.creators} creators with a live "
-                "stream",
+                f"[{kind}] set up in {population.seconds:.1f} s through the API: {args.viewers} "
+                f"viewers with {WALLET_PACKAGE:,} tokens each, {args.creators} creators with a "
+                "live stream",
                 flush=True,
             )
             checked_tokens = check_tip(base, population)
-            checkpoint(database_url)
+            if kind == "postgresql":
+                checkpoint(database_url)
             print(f"  tips: {args.warmup} s warm-up + {args.duration} s ...", flush=True)
             row, runs = measure_tips(base, pid, population, args)
             floors = [] if args.skip_floors else measure_floors(base, pid, population, args)
+            profile = profile_tips(base, pid, population, args) if args.py_spy else None
         invariants = asyncio.run(
             check_invariants(
                 database_url,
-                tips_seen=1 + sum(r.tips for r in runs),
-                tokens_seen=checked_tokens + sum(r.tipped_tokens for r in runs),
+                tips_seen=1 + sum(r.tips for r in runs) + (profile or {}).get("tips", 0),
+                tokens_seen=checked_tokens
+                + sum(r.tipped_tokens for r in runs)
+                + (profile or {}).get("tokens", 0),
             )
         )
+    prefix = "stagecast" if kind == "postgresql" else "sqlite"
+    for measured in (row, *floors):
+        measured.name = measured.name.replace("stagecast", prefix)
     return {
         "population": population.counts(),
         "row": row,
         "floors": floors,
         "invariants": invariants,
+        "profile": profile,
     }
 
 
@@ -840,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pgbench and pgbench is None:
         print("pgbench is not installed; install it with:\n  apt-get install -y postgresql-client")
         return 2
-    info = machine(pgbench, args.postgres)
+    info = describe_machine(pgbench, args.postgres)
     pg = info["postgresql"]
     print(
         f"cores: {info['cores']} (usable {info['usable_cores']}); python {info['python']}; "
@@ -850,35 +938,35 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.clients} clients, {args.warmup} s warm-up + {args.duration} s measured",
         flush=True,
     )
+    kinds = ["postgresql"] + ([] if args.skip_sqlite else ["sqlite"])
+    sides: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="stagecast-tips-") as tmp:
         work_dir = Path(tmp)
-        outcome = run_stagecast(args, work_dir)
-        tips_row: Row = outcome["row"]
-        floors: list[Row] = outcome["floors"]
+        for kind in kinds:
+            sides[kind] = run_stagecast(args, work_dir / kind, kind)
         pgbench_row = None
         if pgbench is not None:
             print(f"  pgbench: -i -s {PGBENCH_SCALE}, {args.warmup} s warm-up + ...", flush=True)
             with fresh_database(args.postgres, PGBENCH_DATABASE) as url:
                 pgbench_row = measure_pgbench(pgbench, url, args, work_dir)
-    rows = [tips_row, *floors, *([pgbench_row] if pgbench_row else [])]
-    violations: list[str] = outcome["invariants"]["violations"]
-    verdict = goal(tips_row, pgbench_row, violations)
+    rows = [r for side in sides.values() for r in (side["row"], *side["floors"])]
+    rows += [pgbench_row] if pgbench_row else []
+    verdict = goal(sides, pgbench_row)
     print("\n" + table(rows) + "\n")
-    statuses = tips_row.details["statuses"]
-    failures = tips_row.details["failures"]
-    print(
-        f"stagecast answers by status: {statuses}" + (f"; failed: {failures}" if failures else "")
-    )
-    print(f"invariant violations: {len(violations)}")
-    for violation in violations:
-        print(f"  {violation}")
-    print(describe_goal(verdict))
-    if pgbench_row is not None and pgbench_row.tx_per_s:
-        for floor in floors:
-            print(
-                f"  floor: {floor.name} {floor.tx_per_s:.0f}/s = "
-                f"{floor.tx_per_s / pgbench_row.tx_per_s:.2f}x pgbench (a tip costs at least this)"
-            )
+    for kind, side in sides.items():
+        details = side["row"].details
+        failures = details["failures"]
+        violations: list[str] = side["invariants"]["violations"]
+        print(
+            f"[{kind}] answers by status: {details['statuses']}"
+            + (f"; failed: {failures}" if failures else "")
+            + f"; invariant violations: {len(violations)}"
+        )
+        for violation in violations:
+            print(f"  {violation}")
+        if side["profile"]:
+            print_tip_profile(kind, side["profile"])
+    print("\n" + side_by_side(verdict))
     busy = [r for r in rows if r.cpu_pct["other"] > OTHER_CPU_WARNING_PCT]
     if busy:
         print(
@@ -890,12 +978,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "tips",
         "machine": info,
         "settings": vars(args),
-        "population": outcome["population"],
+        "population": {kind: side["population"] for kind, side in sides.items()},
         "results": [asdict(r) for r in rows],
-        "invariants": outcome["invariants"],
+        "invariants": {kind: side["invariants"] for kind, side in sides.items()},
+        "profiles": {kind: side["profile"] for kind, side in sides.items()},
         "goal": verdict,
     }
-    path = write_json(document)
+    path = write_json("tips", document)
     print(f"\nJSON: {path.relative_to(BENCH_DIR.parent)}")
     return 0
 

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.accounts.touches import Touches
 from stagecast.admin import routes as admin_routes
 from stagecast.admin import system as system_routes
 from stagecast.admin.audit import AuditMiddleware, AuditWriter
@@ -29,7 +30,9 @@ from stagecast.clips import service as clips_service
 from stagecast.clips.jobs import ClipRenderer
 from stagecast.config import Settings
 from stagecast.crypto import SecretBox, load_or_create_secret
+from stagecast.db import retry as db_retry
 from stagecast.db.engine import Database
+from stagecast.db.retry import DisconnectRetryMiddleware
 from stagecast.errors import install_error_handlers
 from stagecast.health import routes as health_routes
 from stagecast.health import service as health
@@ -119,8 +122,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         secrets=SecretBox(load_or_create_secret(settings)),
         response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
+        touches=Touches(),
     )
     install_session_hooks()
+    db_retry.install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
     runtime.switches = Switches(runtime)
@@ -193,12 +198,15 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime.database = database or Database.from_url(
-            settings.resolved_database_url, echo=settings.database_echo
+            settings.resolved_database_url,
+            echo=settings.database_echo,
+            pool_recycle=settings.database_pool_recycle_seconds,
         )
         if settings.redis_url:
             runtime.redis = Redis.from_url(settings.redis_url)
         # Events recorded in a transaction go to the bus once it commits.
         runtime.db.sessionmaker.configure(info={BUS: realtime.bus})
+        runtime.touches.start(runtime.db, settings.auth_touch_flush_seconds)
         await cluster.start()
         await realtime.start()
         # Streams a killed run left live end before any publisher can come back.
@@ -247,6 +255,7 @@ def _lifespan(
                 await audit_writer.stop()  # the last records, before the database closes
             if runtime.redis is not None:
                 await runtime.redis.aclose()
+            await runtime.touches.stop(runtime.db)
             await runtime.db.dispose()
 
     return lifespan
@@ -289,6 +298,10 @@ async def _close_money(runtime: Runtime) -> None:
 def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
     # Added innermost first: every response, errors included, gets an id, a metric and the
     # security headers.
+    # Innermost: a retried request runs everything inside it again, nothing outside it.
+    app.add_middleware(
+        DisconnectRetryMiddleware, retries=runtime.settings.database_disconnect_retries
+    )
     app.add_middleware(
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )

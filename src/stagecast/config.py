@@ -195,6 +195,13 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_echo: bool = False
+    # PostgreSQL connections older than this are replaced at checkout (there is no pre-ping;
+    # a request whose connection turns out dead is retried, database_disconnect_retries times).
+    database_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    database_disconnect_retries: int = Field(default=2, ge=0, le=10)
+    # How often the "last used" times of sessions and API keys that authenticated requests
+    # are written (batched, never inside the request).
+    auth_touch_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
     auto_migrate: bool = True
     redis_url: str | None = None
     # Keys in shared stores (Redis) start with this, so that several installs can share one.

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.accounts.touches import Touches
     from stagecast.admin.audit import AuditWriter
     from stagecast.admin.switches import Switches
     from stagecast.cache import ResponseCache
@@ -39,6 +40,7 @@ class Runtime:
     limiter: RateLimiter
     secrets: SecretBox
     response_cache: ResponseCache
+    touches: Touches  # "last used" of sessions and API keys, written in batches
     database: Database | None = None
     redis: Redis | None = None
     realtime: RealtimeServer | None = None

@@ -48,8 +48,6 @@ from stagecast.realtime.bus import publish
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "sc_"
-# Writing "last used" on every request would turn reads into writes; once a minute is enough.
-TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 class EmailTaken(Conflict):
@@ -372,7 +370,8 @@ async def end_session_of_refresh_token(session: AsyncSession, raw_token: str) ->
 
 
 async def resolve_access(session: AsyncSession, claims: AccessClaims) -> tuple[User, AuthSession]:
-    """Load the user and live session behind a verified access token."""
+    """Load the user and live session behind a verified access token, in one statement and
+    without writing (the caller notes the use: accounts/touches.py)."""
     row = (
         await session.execute(
             select(User, AuthSession)
@@ -388,9 +387,6 @@ async def resolve_access(session: AsyncSession, claims: AccessClaims) -> tuple[U
         raise SessionRevoked()
     if not user.is_active:
         raise AccountSuspended()
-    if now - auth_session.last_used_at > TOUCH_INTERVAL:
-        auth_session.last_used_at = now
-        await session.flush()
     return user, auth_session
 
 
@@ -471,7 +467,7 @@ async def revoke_api_key(session: AsyncSession, *, user: User, key_id: uuid.UUID
 
 
 async def resolve_api_key(session: AsyncSession, raw: str) -> tuple[User, ApiKey]:
-    """Load the user and key behind a raw `X-API-Key` value."""
+    """Load the user and key behind a raw `X-API-Key` value (one statement, no write)."""
     row = (
         await session.execute(
             select(User, ApiKey)
@@ -487,9 +483,6 @@ async def resolve_api_key(session: AsyncSession, raw: str) -> tuple[User, ApiKey
         raise InvalidApiKey()
     if not user.is_active:
         raise AccountSuspended()
-    if key.last_used_at is None or now - key.last_used_at > TOUCH_INTERVAL:
-        key.last_used_at = now
-        await session.flush()
     return user, key
 
 

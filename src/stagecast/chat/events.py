@@ -31,6 +31,7 @@ def register(server: RealtimeServer) -> None:
                 stream_id=user.streams.get(channel.id),
                 raw=payload.message,
                 reply_to=payload.reply_to,
+                role=role,
             )
         return {"message": message.model_dump(mode="json")}
 

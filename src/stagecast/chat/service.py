@@ -109,10 +109,13 @@ async def send_message(
     stream_id: uuid.UUID | None,
     raw: str,
     reply_to: uuid.UUID | None,
+    role: ChannelRole | None = None,
 ) -> ChatMessageOut:
-    """Check, store and broadcast a chat message."""
+    """Check, store and broadcast a chat message (`role`: the author's in the channel, when
+    the caller already looked it up)."""
     body = clean_message(raw)
-    role = await moderation.channel_role(session, channel, user)
+    if role is None:
+        role = await moderation.channel_role(session, channel, user)
     now = utcnow()
     await moderation.check_can_send(
         session,

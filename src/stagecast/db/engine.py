@@ -17,8 +17,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BEGIN = "stagecast_sqlite_begin"
-# Execution options for a connection that only reads.
-READ_ONLY: dict[str, Any] = {SQLITE_BEGIN: "DEFERRED"}
+# Execution options for a connection that only reads: a deferred BEGIN on SQLite (no write
+# lock), BEGIN READ ONLY on PostgreSQL (a write in it fails instead of slipping through).
+READ_ONLY: dict[str, Any] = {SQLITE_BEGIN: "DEFERRED", "postgresql_readonly": True}
+# For a single-statement read (authentication): no BEGIN/COMMIT round trips around it. On
+# SQLite the connection is already in autocommit (isolation_level None, see below) until our
+# BEGIN; resetting the AUTOCOMMIT isolation level would undo that, so no BEGIN is sent instead.
+SQLITE_AUTOCOMMIT: dict[str, Any] = {SQLITE_BEGIN: None}
+POSTGRES_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+DEFAULT_POOL_RECYCLE_SECONDS = 1800
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -46,17 +53,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: each statement is its own (read) transaction
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for a database URL (SQLite or PostgreSQL)."""
+def create_engine(
+    url: str, *, echo: bool = False, pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS
+) -> AsyncEngine:
+    """Create the async engine for a database URL (SQLite or PostgreSQL).
+
+    No pre-ping: it costs a round trip per checkout on every request. Connections are
+    recycled after `pool_recycle` seconds instead, and a request whose connection turns out
+    dead is retried whole (stagecast.middleware.DisconnectRetryMiddleware)."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 10}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=pool_recycle)
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
@@ -80,10 +94,18 @@ class Database:
             bind=bind if bind is not None else engine.execution_options(**READ_ONLY), **options
         )
         self._owns_engine = bind is None
+        # Options for a transaction of one read statement (Session.connection's
+        # execution_options). A connection bound to a test's outer transaction keeps it.
+        self.autocommit_options: dict[str, Any] = {}
+        if bind is None:
+            sqlite = engine.dialect.name == "sqlite"
+            self.autocommit_options = SQLITE_AUTOCOMMIT if sqlite else POSTGRES_AUTOCOMMIT
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        return cls(create_engine(url, echo=echo))
+    def from_url(
+        cls, url: str, *, echo: bool = False, pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS
+    ) -> Database:
+        return cls(create_engine(url, echo=echo, pool_recycle=pool_recycle))
 
     @property
     def dialect(self) -> str:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import UpdateBase
 
-from stagecast.db.base import new_id
+from stagecast.db.base import Base, new_id, utcnow
 from stagecast.errors import AppError
 from stagecast.money.models import (
     SYSTEM_KINDS,
@@ -27,6 +30,8 @@ from stagecast.money.models import (
     LedgerEntry,
     LedgerTransaction,
 )
+
+T = TypeVar("T", bound=Base)
 
 
 class InsufficientBalance(AppError):
@@ -74,18 +79,43 @@ async def _create_missing(session: AsyncSession, keys: Sequence[str]) -> None:
     await session.execute(statement)
 
 
+# Keys of accounts this process saw committed. Accounts are never deleted, so a movement
+# between known accounts skips the existence check and only takes its locks (one statement
+# on the hot path). Bounded: past the limit it is cleared and refills.
+_KNOWN_LIMIT = 200_000
+_known: set[str] = set()
+
+
 async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str, LedgerAccount]:
     """The accounts of `keys` (created when new), locked until the transaction ends.
 
     Missing accounts are created first and only then is anything locked, all in key order:
     creating one after locking others would take locks out of order and could deadlock.
+    Accounts known to exist are locked at once.
     """
     wanted = sorted(set(keys))
-    existing = set(
-        await session.scalars(select(LedgerAccount.key).where(LedgerAccount.key.in_(wanted)))
-    )
-    if len(existing) < len(wanted):
-        await _create_missing(session, [k for k in wanted if k not in existing])
+    if not _known.issuperset(wanted):
+        existing = set(
+            await session.scalars(select(LedgerAccount.key).where(LedgerAccount.key.in_(wanted)))
+        )
+        if len(_known) > _KNOWN_LIMIT:
+            _known.clear()
+        _known.update(existing)
+        if len(existing) < len(wanted):
+            await _create_missing(session, [k for k in wanted if k not in existing])
+    found = await _lock(session, wanted)
+    if len(found) < len(wanted):
+        # Known here but gone (a database restored or rolled back under a running process):
+        # make them again, as above.
+        _known.difference_update(wanted)
+        await _create_missing(session, [k for k in wanted if k not in found])
+        found = await _lock(session, wanted)
+    if len(found) < len(wanted):
+        raise RuntimeError(f"ledger accounts vanished: {sorted(set(wanted) - set(found))}")
+    return found
+
+
+async def _lock(session: AsyncSession, wanted: list[str]) -> dict[str, LedgerAccount]:
     query = (
         select(LedgerAccount)
         .where(LedgerAccount.key.in_(wanted))
@@ -93,10 +123,7 @@ async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> dict[str,
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    found = {a.key: a for a in (await session.scalars(query)).all()}
-    if len(found) < len(wanted):
-        raise RuntimeError(f"ledger accounts vanished: {sorted(set(wanted) - set(found))}")
-    return found
+    return {a.key: a for a in (await session.scalars(query)).all()}
 
 
 async def post(
@@ -108,9 +135,16 @@ async def post(
     actor_id: uuid.UUID | None = None,
     reverses_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
+    transaction_id: uuid.UUID | None = None,
+    along: Sequence[UpdateBase] = (),
 ) -> LedgerTransaction:
     """Record one movement; raises InsufficientBalance (changing nothing) if a user's
-    account would go negative."""
+    account would go negative.
+
+    The writes (the transaction, the balances, the entries, and the caller's `along`
+    statements, e.g. a tip's contribution and stream total) go out together: one statement
+    of data-modifying CTEs on PostgreSQL, one statement each on SQLite (a hot path, so Core
+    rather than the ORM's flush; the returned transaction is attached to the session)."""
     if not legs or sum(leg.amount for leg in legs) != 0:
         raise ValueError("a transaction's entries must sum to zero")
     if any(not isinstance(leg.amount, int) or leg.amount == 0 for leg in legs):
@@ -125,28 +159,63 @@ async def post(
                 f"This needs {-balance} more tokens than the account holds",
                 extra={"shortfall": -balance},
             )
-    transaction = LedgerTransaction(
-        kind=kind,
-        description=description[:200],
-        actor_id=actor_id,
-        reverses_id=reverses_id,
-        details=details or {},
-    )
-    session.add(transaction)
-    await session.flush()
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": transaction_id or new_id(), "kind": kind, "description": description[:200],
+        "actor_id": actor_id, "reverses_id": reverses_id, "details": details or {},
+        "created_at": now,
+    }  # fmt: skip
+    balances: dict[uuid.UUID, int] = {}
+    entries = []
     for leg in legs:
         account = accounts[leg.account]
-        account.balance += leg.amount
-        session.add(
-            LedgerEntry(
-                transaction_id=transaction.id,
-                account_id=account.id,
-                amount=leg.amount,
-                balance_after=account.balance,
-            )
-        )
-    await session.flush()
-    return transaction
+        balances[account.id] = balances.get(account.id, account.balance) + leg.amount
+        entries.append(
+            {"id": new_id(), "transaction_id": values["id"], "account_id": account.id,
+             "amount": leg.amount, "balance_after": balances[account.id], "created_at": now}
+        )  # fmt: skip
+    account_table = table_of(LedgerAccount)
+    await session.flush()  # what the caller added before comes first
+    await execute_together(
+        session,
+        [
+            insert(table_of(LedgerTransaction)).values(values),
+            update(account_table)
+            .where(account_table.c.id.in_(list(balances)))
+            .values(balance=case(balances, value=account_table.c.id)),
+            insert(table_of(LedgerEntry)).values(entries),
+            *along,
+        ],
+    )
+    for account in accounts.values():
+        set_committed_value(account, "balance", balances.get(account.id, account.balance))
+    return attach(session, LedgerTransaction(**values))
+
+
+def table_of(model: type[Base]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def attach(session: AsyncSession, instance: T) -> T:
+    """Make an object whose row a Core statement wrote part of the session, unchanged."""
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+async def execute_together(session: AsyncSession, statements: Sequence[UpdateBase]) -> None:
+    """Run write statements in order, in one round trip on PostgreSQL (data-modifying CTEs
+    share one snapshot, and foreign keys are checked at the end of the statement, so a row
+    and rows referring to it may go in together) and one by one elsewhere."""
+    if session.get_bind().dialect.name != "postgresql" or len(statements) < 2:
+        for statement in statements:
+            await session.execute(statement)
+        return
+    *first, last = statements
+    await session.execute(last.add_cte(*(s.cte(f"write_{n}") for n, s in enumerate(first))))
 
 
 async def reverse(
@@ -175,7 +244,12 @@ async def reverse(
     )
 
 
+def balance_query(key: str) -> Select[int]:
+    """The query of an account's cached balance (no row: the account never moved)."""
+    return select(LedgerAccount.balance).where(LedgerAccount.key == key)
+
+
 async def balance_of(session: AsyncSession, key: str) -> int:
     """The cached balance of an account (0 when it has never moved)."""
-    found = await session.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == key))
+    found = await session.scalar(balance_query(key))
     return int(found or 0)

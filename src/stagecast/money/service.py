@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import UpdateBase
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
 from stagecast.config import MoneySettings
+from stagecast.db.base import new_id, utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
 from stagecast.money import ledger, payouts
 from stagecast.money.ledger import Leg, earnings_of, wallet_of
@@ -101,39 +102,40 @@ async def contribute(
         legs.append(Leg(AccountKind.PLATFORM_REVENUE.value, fee))
     legs = [leg for leg in legs if leg.amount]
     text = (message or "").strip() or None
-    transaction = await ledger.post(
+    row: dict[str, Any] = {
+        "id": new_id(), "kind": kind, "stream_id": stream.id if stream else None,
+        "channel_id": channel.id, "from_user_id": sender.id, "to_user_id": channel.owner_id,
+        "tokens": tokens, "fee_tokens": fee, "message": text, "is_private": is_private,
+        "gift_slug": gift.slug if gift else None, "created_at": utcnow(),
+    }  # fmt: skip
+    along: list[UpdateBase] = []
+    if stream is not None:
+        # In SQL, not in Python: concurrent tips on one stream must all count.
+        along.append(
+            update(ledger.table_of(Stream))
+            .where(Stream.id == stream.id)
+            # Explicit: Python-side defaults (onupdate) are not applied inside a CTE.
+            .values(
+                total_tokens_received=Stream.total_tokens_received + tokens,
+                updated_at=row["created_at"],
+            )
+        )
+    # The contribution names the ledger transaction, written in the same round trip.
+    transaction_id = new_id()
+    row["transaction_id"] = transaction_id
+    await ledger.post(
         session,
         kind=kind,
         legs=legs,
         description=f"{kind.capitalize()} to {channel.slug}",
         actor_id=sender.id,
         details={"channel_id": str(channel.id), "stream_id": str(stream.id) if stream else None},
+        transaction_id=transaction_id,
+        along=[insert(ledger.table_of(Contribution)).values(row), *along],
     )
-    contribution = Contribution(
-        kind=kind,
-        stream_id=stream.id if stream else None,
-        channel_id=channel.id,
-        from_user_id=sender.id,
-        to_user_id=channel.owner_id,
-        tokens=tokens,
-        fee_tokens=fee,
-        message=text,
-        is_private=is_private,
-        gift_slug=gift.slug if gift else None,
-        transaction_id=transaction.id,
-    )
-    session.add(contribution)
-    await session.flush()
+    contribution = ledger.attach(session, Contribution(**row))
     if stream is not None:
-        # In SQL, not in Python: concurrent tips on one stream must all count.
-        total = await session.scalar(
-            update(Stream)
-            .where(Stream.id == stream.id)
-            .values(total_tokens_received=Stream.total_tokens_received + tokens)
-            .returning(Stream.total_tokens_received)
-            .execution_options(synchronize_session=False)
-        )
-        set_committed_value(stream, "total_tokens_received", total)
+        session.expire(stream, ["total_tokens_received"])  # moved in SQL, read again if needed
     public = present_contribution(contribution, sender, viewer_id=None)
     payload = public.model_dump(mode="json")
     if gift is not None:
@@ -161,8 +163,9 @@ async def tip_stream(
     is_private: bool,
 ) -> Contribution:
     """A tip on a live stream (an ended or scheduled one takes donations instead)."""
-    stream = await live_stream(session, stream_id)
-    channel = await session.get_one(Channel, stream.channel_id)
+    stream, channel = await streams.get_stream_and_channel(session, stream_id)
+    if stream.status != StreamStatus.LIVE.value:
+        raise StreamNotLive()
     return await contribute(
         session, settings, kind="tip", sender=sender, channel=channel, stream=stream,
         tokens=tokens, message=message, is_private=is_private,
@@ -242,10 +245,20 @@ async def list_contributions(
 async def balances(
     session: AsyncSession, settings: MoneySettings, user_id: uuid.UUID
 ) -> BalanceOut:
+    """The wallet, the earnings and what payouts hold, in one statement (a hot path)."""
+    wallet, earnings, reserved = (
+        await session.execute(
+            select(
+                ledger.balance_query(wallet_of(user_id)).scalar_subquery(),
+                ledger.balance_query(earnings_of(user_id)).scalar_subquery(),
+                payouts.reserved_tokens_query(user_id).scalar_subquery(),
+            )
+        )
+    ).one()
     return BalanceOut(
-        token_balance=await ledger.balance_of(session, wallet_of(user_id)),
-        earnings_balance=await ledger.balance_of(session, earnings_of(user_id)),
-        reserved_balance=await payouts.reserved_tokens(session, user_id),
+        token_balance=int(wallet or 0),
+        earnings_balance=int(earnings or 0),
+        reserved_balance=int(reserved or 0),
         currency_code=settings.currency.upper(),
         conversion_rate=float(settings.tokens_per_unit),
     )

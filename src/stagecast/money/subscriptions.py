@@ -45,8 +45,11 @@ class AlreadySubscribed(Conflict):
     code, title = "ALREADY_SUBSCRIBED", "Already subscribed to this channel"
 
 
-async def tiers_of(session: AsyncSession, channel: Channel) -> list[SubscriptionTier]:
-    """The channel's tiers (the defaults are made on first use)."""
+async def tiers_of(
+    session: AsyncSession, channel: Channel, *, create: bool = True
+) -> list[SubscriptionTier]:
+    """The channel's tiers (the defaults are stored on first use; with `create` False, as
+    when only reading them, they are shown without being stored)."""
     tiers = list(
         (
             await session.scalars(
@@ -61,8 +64,9 @@ async def tiers_of(session: AsyncSession, channel: Channel) -> list[Subscription
             SubscriptionTier(channel_id=channel.id, level=level, name=name, tokens_per_month=price)
             for level, name, price in DEFAULT_TIERS
         ]
-        session.add_all(tiers)
-        await session.flush()
+        if create:
+            session.add_all(tiers)
+            await session.flush()
     return tiers
 
 

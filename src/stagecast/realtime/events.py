@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -48,7 +49,15 @@ async def actor_and_channel(
     """The signed-in user behind a socket command and the joined channel it is for."""
     user_id = user.require_user()
     channel_id = joined_channel(user, target)
-    return await session.get_one(User, user_id), await session.get_one(Channel, channel_id)
+    # Both in one statement (chat:send is a hot path); a missing one fails as get_one does.
+    row = (
+        await session.execute(
+            select(User, Channel).where(User.id == user_id, Channel.id == channel_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return await session.get_one(User, user_id), await session.get_one(Channel, channel_id)
+    return row[0], row[1]
 
 
 def is_seed004(data: Any) -> bool:

@@ -263,8 +263,11 @@ class RealtimeServer:
             claims = tokens.decode_access(token)
         except InvalidToken:
             claims = tokens.decode_access(token, token_type=CHAT_TOKEN_TYPE)
-        async with self.runtime.db.session() as session, session.begin():
+        db = self.runtime.db
+        async with db.read_session() as session, session.begin():
+            await session.connection(execution_options=db.autocommit_options)
             user, auth_session = await accounts.resolve_access(session, claims)
+        self.runtime.touches.session_used(auth_session.id)
         return user, auth_session.id
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:

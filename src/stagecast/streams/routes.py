@@ -16,6 +16,7 @@ from stagecast.accounts.deps import (
     OptionalUser,
     SessionPrincipal,
 )
+from stagecast.accounts.models import User
 from stagecast.accounts.security import CHAT_TOKEN_TTL
 from stagecast.cache import ResponseCache
 from stagecast.channels import service as channels
@@ -306,10 +307,13 @@ async def my_streams(
         rows, cursor = await streams.list_channel_streams(
             session, channel=channel, params=page, status=None
         )
-        key = None
+        found = None
         if not principal.via_api_key and rows:
-            key, _ = await streams.get_stream_key(session, runtime.secrets, channel=channel)
+            found = await streams.find_stream_key(session, runtime.secrets, channel=channel)
+            if found is None:
+                found = await _make_key(runtime, principal.user.id)
         shown = await streams.present_streams(session, rows)
+    key = found[0] if found is not None else None
     return make_page(
         [OwnStreamOut(**stream.model_dump(), stream_key=key) for stream in shown], cursor
     )
@@ -328,10 +332,24 @@ async def my_stream_key(
     Needs a signed-in session: API keys cannot read stream keys.
     """
     async with session.begin():
-        channel: Channel = await channels.ensure_channel(session, owner=principal.user)
-        raw, stored = await streams.get_stream_key(session, runtime.secrets, channel=channel)
+        channel = await channels.channel_of_owner(session, principal.user.id)
+        found = (
+            await streams.find_stream_key(session, runtime.secrets, channel=channel)
+            if channel is not None
+            else None
+        )
+    raw, stored = found if found is not None else await _make_key(runtime, principal.user.id)
     response.headers["Cache-Control"] = "no-store"
     return _key_out(request, runtime, raw, stored)
+
+
+async def _make_key(runtime: Runtime, owner_id: uuid.UUID) -> tuple[str, StreamKey]:
+    """Make the channel and key a GET found missing (first use only), in a short write
+    transaction of their own: the GET's own transaction is read-only."""
+    async with runtime.db.session() as writer, writer.begin():
+        owner = await writer.get_one(User, owner_id)
+        channel = await channels.ensure_channel(writer, owner=owner)
+        return await streams.get_stream_key(writer, runtime.secrets, channel=channel)
 
 
 @live_router.post(

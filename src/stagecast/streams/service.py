@@ -81,15 +81,26 @@ async def _store_key(
     return raw, existing
 
 
-async def get_stream_key(
+async def find_stream_key(
     session: AsyncSession, box: SecretBox, *, channel: Channel
-) -> tuple[str, StreamKey]:
-    """The channel's stream key, made on first use; decrypted for its owner."""
+) -> tuple[str, StreamKey] | None:
+    """The channel's stream key decrypted for its owner; None when it has to be made."""
     stored = await session.scalar(select(StreamKey).where(StreamKey.channel_id == channel.id))
     if stored is not None:
         raw = box.decrypt(KEY_PURPOSE, stored.key_ciphertext)
         if raw is not None:
             return raw, stored
+    return None
+
+
+async def get_stream_key(
+    session: AsyncSession, box: SecretBox, *, channel: Channel
+) -> tuple[str, StreamKey]:
+    """The channel's stream key, made on first use; decrypted for its owner."""
+    found = await find_stream_key(session, box, channel=channel)
+    if found is not None:
+        return found
+    stored = await session.scalar(select(StreamKey).where(StreamKey.channel_id == channel.id))
     # No key yet, or the server secret changed (old keys cannot be read back): make one.
     return await _store_key(session, box, channel=channel, existing=stored)
 
@@ -209,6 +220,22 @@ async def get_stream(session: AsyncSession, stream_id: uuid.UUID) -> Stream:
     if stream is None:
         raise StreamNotFound()
     return stream
+
+
+async def get_stream_and_channel(
+    session: AsyncSession, stream_id: uuid.UUID
+) -> tuple[Stream, Channel]:
+    """A stream and its channel in one statement."""
+    row = (
+        await session.execute(
+            select(Stream, Channel)
+            .join(Channel, Channel.id == Stream.channel_id)
+            .where(Stream.id == stream_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise StreamNotFound()
+    return row[0], row[1]
 
 
 def _title_for(channel: Channel) -> str:

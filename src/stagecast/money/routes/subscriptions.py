@@ -49,11 +49,11 @@ def _tier_out(tier: SubscriptionTier) -> TierOut:
 
 
 @router.get("/channels/{channel_ref}/subscription-tiers", responses=problem_responses(404, 422))
-async def channel_tiers(channel_ref: str, session: SessionDep, page: PageDep) -> Page[TierOut]:
+async def channel_tiers(channel_ref: str, session: ReadSessionDep, page: PageDep) -> Page[TierOut]:
     """The channel's tiers, cheapest first."""
     async with session.begin():
         channel = await channels.get_channel(session, channel_ref)
-        tiers = await subscriptions.tiers_of(session, channel)
+        tiers = await subscriptions.tiers_of(session, channel, create=False)
     shown, info = paginate_list([_tier_out(t) for t in tiers], page)
     return make_page(shown, info)
 

@@ -1,0 +1,28 @@
+"""A real server (uvicorn, its own engine and pool) on the committed database, with every
+statement it sends recorded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from stagecast.runtime import Runtime
+from tests.conftest import make_settings
+from tests.realtime.conftest import LiveServer, serving
+from tests.statements import StatementLog
+
+
+@pytest.fixture
+async def live(tmp_path: Path, committed_database_url: str) -> AsyncIterator[LiveServer]:
+    # "Last used" is flushed when the server stops, not while statements are counted.
+    settings = make_settings(tmp_path, committed_database_url, auth_touch_flush_seconds=3600)
+    async with serving(settings) as live_server:
+        yield live_server
+
+
+@pytest.fixture
+def statements(live: LiveServer) -> StatementLog:
+    runtime: Runtime = live.app.state.runtime
+    return StatementLog(runtime.db.engine).install()

@@ -1,0 +1,97 @@
+"""The statements the hot paths send are counted, so that they cannot creep back.
+
+Counted on a real server with its own pool, without the BEGINs (only SQLite sends those as
+statements): the numbers are the same on SQLite and PostgreSQL. See docs/development.md,
+"Hot-path rules"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stagecast.runtime import Runtime
+from tests.factories import Account, go_live, make_channel
+from tests.money.test_wallet import buy
+from tests.realtime.conftest import LiveServer
+from tests.statements import Statement, StatementLog, queries
+
+# What each costs now; lower is welcome (then lower the number), higher fails.
+AUTH_ME = 1  # the token's session and user in one statement
+WALLET_BALANCE = 2  # authentication + the three balances in one statement
+# auth, stream and channel, the locks, then the writes: the ledger transaction, the balances,
+# the entries, the contribution and the stream's total, in one statement on PostgreSQL.
+TIP = {"sqlite": 8, "postgresql": 4}
+CHAT_SEND = 5  # author and channel, appointed moderator, bans, the insert, subscriber
+BROWSE = 3  # streams, their channels, their tags
+
+
+def _shown(sent: list[Statement]) -> str:
+    return "\n".join(f"[{s.mode}] {s.sql[:160]}" for s in sent)
+
+
+async def _live_stream(live: LiveServer) -> tuple[Account, dict[str, Any], str]:
+    creator = await live.account()
+    channel = await make_channel(live.http, creator)
+    return creator, channel, await go_live(live.app, channel["slug"])
+
+
+async def test_auth_me(live: LiveServer, statements: StatementLog) -> None:
+    viewer = await live.account()
+    await live.http.get("/api/v1/auth/me", headers=viewer.headers)  # warm: first-use caches
+    with statements.capture() as sent:
+        response = await live.http.get("/api/v1/auth/me", headers=viewer.headers)
+    assert response.status_code == 200, response.text
+    assert len(queries(sent)) == AUTH_ME, _shown(sent)
+
+
+async def test_wallet_balance(live: LiveServer, statements: StatementLog) -> None:
+    viewer = await live.account()
+    await buy(live.http, viewer, 100)
+    await live.http.get("/api/v1/wallet/balance", headers=viewer.headers)
+    with statements.capture() as sent:
+        response = await live.http.get("/api/v1/wallet/balance", headers=viewer.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["token_balance"] == 100
+    assert len(queries(sent)) == WALLET_BALANCE, _shown(sent)
+    assert all(s.mode != "write" for s in sent), _shown(sent)
+
+
+async def test_tip(live: LiveServer, statements: StatementLog) -> None:
+    _, _, stream_id = await _live_stream(live)
+    viewer = await live.account()
+    await buy(live.http, viewer, 100)
+    tip = f"/api/v1/streams/{stream_id}/tips"
+    # The first tip makes the creator's earnings account; the next one finds it and the
+    # process remembers it exists (money/ledger.py).
+    for _ in range(2):
+        first = await live.http.post(tip, json={"tokens": 5}, headers=viewer.headers)
+        assert first.status_code == 201, first.text
+    with statements.capture() as sent:
+        response = await live.http.post(tip, json={"tokens": 7}, headers=viewer.headers)
+    assert response.status_code == 201, response.text
+    runtime: Runtime = live.app.state.runtime
+    assert len(queries(sent)) == TIP[runtime.db.dialect], _shown(sent)
+
+
+async def test_chat_send(live: LiveServer, statements: StatementLog) -> None:
+    _, _, stream_id = await _live_stream(live)
+    viewer = await live.account()
+    client = await live.connect(viewer)
+    await client.call("stream:join", {"streamId": stream_id})
+    assert (await client.call("chat:send", {"message": "warm"}))["ok"]
+    with statements.capture() as sent:
+        answer = await client.call("chat:send", {"message": "hello"})
+    assert answer["ok"], answer
+    assert len(queries(sent)) == CHAT_SEND, _shown(sent)
+
+
+async def test_browse_uncached(live: LiveServer, statements: StatementLog) -> None:
+    # The test settings turn the directory cache off (directory_cache_seconds=0).
+    for _ in range(3):
+        await _live_stream(live)
+    await live.http.get("/api/v1/browse")
+    with statements.capture() as sent:
+        response = await live.http.get("/api/v1/browse")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]
+    assert len(queries(sent)) == BROWSE, _shown(sent)
+    assert all(s.mode != "write" for s in sent), _shown(sent)

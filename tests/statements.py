@@ -1,0 +1,88 @@
+"""Count the SQL statements an app sends, and the transaction mode each ran in.
+
+SQLAlchemy's `before_cursor_execute` sees every statement, the BEGINs our SQLite setup sends
+included. Each is recorded with the asyncio task that ran it, so that the app's background
+work (viewer counts, the event bus, batched "last used" writes) is told apart from requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stagecast.db.engine import SQLITE_BEGIN
+
+BACKGROUND_TASKS = frozenset(
+    {"viewers", "event-bus", "cluster-commands", "media-nodes", "money-jobs", "auth-touches"}
+)
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|WITH\b.*\b(INSERT|UPDATE|DELETE)\b)", re.I | re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sql: str
+    mode: str  # "write": a writing transaction; "read": read-only; "autocommit": none
+
+    @property
+    def is_begin(self) -> bool:
+        return self.sql.lstrip().upper().startswith("BEGIN")
+
+    @property
+    def writes(self) -> bool:
+        return bool(_WRITE.match(self.sql))
+
+
+def transaction_mode(options: dict[str, Any], dialect: str) -> str:
+    """The kind of transaction a connection with these execution options runs in."""
+    if dialect == "sqlite":
+        begin = options.get(SQLITE_BEGIN, "IMMEDIATE")
+        return "autocommit" if begin is None else "read" if begin == "DEFERRED" else "write"
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return "autocommit"
+    return "read" if options.get("postgresql_readonly") else "write"
+
+
+@dataclass
+class StatementLog:
+    """What the app sent, from `install` on; `capture()` collects one stretch of it."""
+
+    engine: AsyncEngine
+    statements: list[Statement] = field(default_factory=list)
+    _recording: bool = False
+
+    def install(self) -> StatementLog:
+        dialect = self.engine.dialect.name
+
+        def before(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+            if not self._recording:
+                return
+            task = asyncio.current_task()
+            if task is not None and task.get_name() in BACKGROUND_TASKS:
+                return
+            options = dict(conn.get_execution_options())
+            self.statements.append(Statement(sql, transaction_mode(options, dialect)))
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", before)
+        return self
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[list[Statement]]:
+        """The statements sent inside the block (BEGINs included: see `queries`)."""
+        self.statements = []
+        self._recording = True
+        try:
+            yield self.statements
+        finally:
+            self._recording = False
+
+
+def queries(statements: list[Statement]) -> list[str]:
+    """The statements but the BEGINs (which only SQLite sends as statements)."""
+    return [s.sql for s in statements if not s.is_begin]
