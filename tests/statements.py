@@ -53,12 +53,12 @@ def transaction_mode(options: dict[str, Any], dialect: str) -> str:
 class StatementLog:
     """What the app sent, from `install` on; `capture()` collects one stretch of it."""
 
-    engine: AsyncEngine
+    engines: tuple[AsyncEngine, ...]
     statements: list[Statement] = field(default_factory=list)
     _recording: bool = False
 
     def install(self) -> StatementLog:
-        dialect = self.engine.dialect.name
+        dialect = self.engines[0].dialect.name
 
         def before(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
             if not self._recording:
@@ -69,7 +69,8 @@ class StatementLog:
             options = dict(conn.get_execution_options())
             self.statements.append(Statement(sql, transaction_mode(options, dialect)))
 
-        event.listen(self.engine.sync_engine, "before_cursor_execute", before)
+        for engine in self.engines:
+            event.listen(engine.sync_engine, "before_cursor_execute", before)
         return self
 
     @contextlib.contextmanager

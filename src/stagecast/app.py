@@ -201,6 +201,7 @@ def _lifespan(
             settings.resolved_database_url,
             echo=settings.database_echo,
             pool_recycle=settings.database_pool_recycle_seconds,
+            write_wait=settings.database_write_wait_seconds,
         )
         if settings.redis_url:
             runtime.redis = Redis.from_url(settings.redis_url)

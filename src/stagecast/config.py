@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     # a request whose connection turns out dead is retried, database_disconnect_retries times).
     database_pool_recycle_seconds: int = Field(default=1800, ge=1)
     database_disconnect_retries: int = Field(default=2, ge=0, le=10)
+    # SQLite: writes take turns on one connection per process; one that waited this long for
+    # its turn answers 503 DATABASE_BUSY (Retry-After) instead of holding its client forever.
+    database_write_wait_seconds: float = Field(default=30, gt=0, le=600)
     # How often the "last used" times of sessions and API keys that authenticated requests
     # are written (batched, never inside the request).
     auth_touch_flush_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -122,6 +123,10 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
 
 
+class DatabaseBusy(ServiceUnavailable):
+    code, title = "DATABASE_BUSY", "The database is busy"
+
+
 class InternalError(AppError):
     status, code, title = 500, "INTERNAL_ERROR", "Internal server error"
 
@@ -211,6 +216,14 @@ def install_error_handlers(app: FastAPI) -> None:
         error.headers.update(exc.headers or {})
         return problem_response(error, request)
 
+    async def on_database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # A write waited its whole turn for the database (SQLite's one writer, or a full
+        # PostgreSQL pool): nothing was done, the client may try again.
+        log.warning("database_busy", path=request.url.path, method=request.method)
+        busy = DatabaseBusy("The database is busy; try again shortly")
+        busy.headers["Retry-After"] = "1"
+        return problem_response(busy, request)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Log everything with the request id; tell the client nothing about the internals.
         log.exception("unhandled_error", path=request.url.path, method=request.method)
@@ -222,6 +235,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, on_database_busy)
     app.add_exception_handler(Exception, on_unexpected)
 
 

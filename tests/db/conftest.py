@@ -25,4 +25,4 @@ async def live(tmp_path: Path, committed_database_url: str) -> AsyncIterator[Liv
 @pytest.fixture
 def statements(live: LiveServer) -> StatementLog:
     runtime: Runtime = live.app.state.runtime
-    return StatementLog(runtime.db.engine).install()
+    return StatementLog(runtime.db.engines).install()

@@ -26,6 +26,8 @@ READ_ONLY: dict[str, Any] = {SQLITE_BEGIN: "DEFERRED", "postgresql_readonly": Tr
 SQLITE_AUTOCOMMIT: dict[str, Any] = {SQLITE_BEGIN: None}
 POSTGRES_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 DEFAULT_POOL_RECYCLE_SECONDS = 1800
+# How long a write waits for SQLite's one writing connection before the request gives up (503).
+DEFAULT_WRITE_WAIT_SECONDS = 30.0
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -58,7 +60,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS
+    url: str,
+    *,
+    echo: bool = False,
+    pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS,
+    writer: bool = False,
+    write_wait: float = DEFAULT_WRITE_WAIT_SECONDS,
 ) -> AsyncEngine:
     """Create the async engine for a database URL (SQLite or PostgreSQL).
 
@@ -69,6 +76,13 @@ def create_engine(
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 10}
+        if writer:
+            # SQLite has one writer at a time. With one writing connection per process, writes
+            # queue in asyncio for it (fairly, up to `write_wait` seconds) instead of
+            # contending for the file lock, where a writer that waits past busy_timeout fails
+            # with "database is locked" (it did under load: 16 registrations at once on a busy
+            # machine). Readers have their own pool and never wait for it.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=write_wait)
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_recycle=pool_recycle)
     engine = create_async_engine(parsed, **kwargs)
@@ -80,8 +94,16 @@ def create_engine(
 class Database:
     """The engine and session factory one app uses; created and disposed by its lifespan."""
 
-    def __init__(self, engine: AsyncEngine, *, bind: AsyncConnection | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        bind: AsyncConnection | None = None,
+        read_engine: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
+        # Where reads go: SQLite's own pool of readers beside its one writer; else the same.
+        self.read_engine = read_engine or engine
         # Tests bind every session to one connection inside an outer transaction that they
         # roll back; each `session.begin()` then becomes a savepoint.
         options: dict[str, Any] = {"expire_on_commit": False, "autoflush": False}
@@ -91,7 +113,8 @@ class Database:
         # For routes that only read: on SQLite their transactions begin DEFERRED, so readers
         # never queue behind the write lock (WAL gives them a consistent snapshot).
         self.read_sessionmaker = async_sessionmaker(
-            bind=bind if bind is not None else engine.execution_options(**READ_ONLY), **options
+            bind=bind if bind is not None else self.read_engine.execution_options(**READ_ONLY),
+            **options,
         )
         self._owns_engine = bind is None
         # Options for a transaction of one read statement (Session.connection's
@@ -103,9 +126,26 @@ class Database:
 
     @classmethod
     def from_url(
-        cls, url: str, *, echo: bool = False, pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS
+        cls,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_recycle: int = DEFAULT_POOL_RECYCLE_SECONDS,
+        write_wait: float = DEFAULT_WRITE_WAIT_SECONDS,
     ) -> Database:
-        return cls(create_engine(url, echo=echo, pool_recycle=pool_recycle))
+        if make_url(url).get_backend_name() != "sqlite":
+            return cls(create_engine(url, echo=echo, pool_recycle=pool_recycle))
+        return cls(
+            create_engine(url, echo=echo, writer=True, write_wait=write_wait),
+            read_engine=create_engine(url, echo=echo),
+        )
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine the app sends statements through (SQLite: the writer and the readers)."""
+        if self.read_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self.read_engine)
 
     @property
     def dialect(self) -> str:
@@ -124,4 +164,5 @@ class Database:
 
     async def dispose(self) -> None:
         if self._owns_engine:
-            await self.engine.dispose()
+            for engine in self.engines:
+                await engine.dispose()

@@ -64,7 +64,7 @@ def ffmpeg_version(binary: str | None) -> str | None:
 async def check_database(runtime: Runtime) -> Check:
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S), runtime.db.engine.connect() as connection:
+        async with asyncio.timeout(CHECK_TIMEOUT_S), runtime.db.read_engine.connect() as connection:
             # A probe only reads: it must not queue behind a write transaction.
             await connection.execution_options(**READ_ONLY)
             await connection.execute(text("SELECT 1"))
