@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,8 +15,11 @@ from stagecast.accounts.models import User
 from stagecast.accounts.schemas import Preferences
 from stagecast.channels.models import Channel
 from stagecast.channels.schemas import ChannelSettings
+from stagecast.clips.models import Clip
 from stagecast.runtime import Runtime
-from tests.factories import make_admin, make_channel, make_stream, register
+from stagecast.streams import service as streams
+from stagecast.vods import service as vods
+from tests.factories import Account, make_admin, make_channel, make_stream, register
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +64,49 @@ def _patch_operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, An
     return found
 
 
+async def recording_and_clip(app: FastAPI, owner: Account, stream_id: str) -> tuple[str, str]:
+    """A VOD of the stream, and a clip of it (rows only: no media is read by a PATCH of nulls)."""
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stream = await streams.get_stream(session, uuid.UUID(stream_id))
+        vod = await vods.record_vod(
+            session, stream=stream, duration_seconds=60, size_bytes=1000,
+            playlist_key=f"live/{stream_id}/master.m3u8", thumbnail_key=None, renditions=[],
+        )  # fmt: skip
+        clip = Clip(
+            stream_id=stream.id, channel_id=stream.channel_id, vod_id=vod.id,
+            creator_id=uuid.UUID(owner.id), title="A clip", source_start=0, source_end=30,
+            start=0, end=30, segments=[], mp4_state="ready",
+        )  # fmt: skip
+        session.add(clip)
+        await session.flush()
+        return str(vod.id), str(clip.id)
+
+
+async def tournament_match(client: httpx.AsyncClient, organiser: Account) -> tuple[str, str]:
+    """A started tournament of two players, and its one match."""
+    starts_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    created = await client.post(
+        "/api/v1/tournaments",
+        json={"name": "Nulls cup", "category": "chess", "max_participants": 2,
+              "starts_at": starts_at},
+        headers=organiser.headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    tournament = created.json()
+    for _ in range(2):
+        player = await register(client)
+        joined = await client.post(
+            f"/api/v1/tournaments/{tournament['id']}/join", headers=player.headers
+        )
+        assert joined.status_code == 200, joined.text
+    started = await client.post(
+        f"/api/v1/tournaments/{tournament['id']}/start", headers=organiser.headers
+    )
+    assert started.status_code == 200, started.text
+    return tournament["id"], started.json()["rounds"][0]["matches"][0]["id"]
+
+
 async def test_every_patch_route_takes_nulls_and_everything_reads_back(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -67,12 +114,19 @@ async def test_every_patch_route_takes_nulls_and_everything_reads_back(
     admin = await make_admin(client, app)
     channel = await make_channel(client, owner)
     stream = await make_stream(client, owner)
+    vod_id, clip_id = await recording_and_clip(app, owner, stream["id"])
+    tournament_id, match_id = await tournament_match(client, owner)
     values = {
         "channel_id": channel["id"],
         "channel_ref": channel["id"],
         "user_id": owner.id,
         "stream_id": stream["id"],
         "level": "1",
+        "vod_id": vod_id,
+        "clip_id": clip_id,
+        "tournament_id": tournament_id,
+        "match_id": match_id,
+        "name": "clips",
     }
     spec = (await client.get("/openapi.json")).json()
     operations = _patch_operations(spec)

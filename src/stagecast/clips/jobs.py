@@ -48,15 +48,23 @@ class ClipRenderer:
         self._worker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        async with self.runtime.db.read_session() as session, session.begin():
-            pending = (
-                await session.scalars(
-                    select(Clip.id).where(Clip.mp4_state == Mp4State.PENDING.value)
-                )
-            ).all()
+        self._worker = asyncio.create_task(self._run(), name="clip-renders")
+
+    async def _resume(self) -> None:
+        """Queue the renders a stopped server left pending. A database it cannot read (its
+        migrations pending: readiness says so) must not keep the app from starting."""
+        try:
+            async with self.runtime.db.read_session() as session, session.begin():
+                pending = (
+                    await session.scalars(
+                        select(Clip.id).where(Clip.mp4_state == Mp4State.PENDING.value)
+                    )
+                ).all()
+        except Exception as error:
+            log.warning("clip_renders_resume_failed", error=type(error).__name__)
+            return
         for clip_id in pending:
             self.submit(clip_id)
-        self._worker = asyncio.create_task(self._run(), name="clip-renders")
 
     async def stop(self) -> None:
         if self._worker is not None:
@@ -73,6 +81,7 @@ class ClipRenderer:
         await self._queue.join()
 
     async def _run(self) -> None:
+        await self._resume()
         while True:
             clip_id = await self._queue.get()
             try:

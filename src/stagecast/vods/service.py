@@ -340,7 +340,8 @@ async def expired_vods(
 async def needing_previews(
     session: AsyncSession, *, since: datetime, limit: int = 5
 ) -> list[uuid.UUID]:
-    """New recordings without seek previews (older ones get theirs on demand)."""
+    """New recordings without seek previews, newest first: the one that just ended is the one
+    people are about to watch (older ones get theirs on demand)."""
     query = (
         select(Vod.id)
         .where(
@@ -348,7 +349,7 @@ async def needing_previews(
             Vod.previews_failed_at.is_(None),
             Vod.created_at >= since,
         )
-        .order_by(Vod.created_at)
+        .order_by(Vod.created_at.desc())
         .limit(limit)
     )
     return list((await session.scalars(query)).all())
