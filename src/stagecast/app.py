@@ -27,10 +27,12 @@ from stagecast.health import service as health
 from stagecast.interactions import events as interaction_events
 from stagecast.interactions import routes as interaction_routes
 from stagecast.interactions.pulse import Pulse
+from stagecast.kyc import routes as kyc_routes
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
 from stagecast.media.service import LiveMedia
+from stagecast.media.store import LocalMediaStore
 from stagecast.middleware import (
     AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
@@ -81,6 +83,8 @@ def _api_router() -> APIRouter:
     api.include_router(interaction_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(kyc_routes.router)
+    api.include_router(kyc_routes.admin_router)
     return api
 
 
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         secrets=SecretBox(load_or_create_secret(settings)),
         response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
     )
+    runtime.private_store = LocalMediaStore(settings.data_dir / "private")
     install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
@@ -236,7 +241,15 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
     app.add_middleware(
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    kyc = runtime.settings.kyc
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=runtime.settings.max_body_bytes,
+        # A KYC submission carries its documents; each is checked against its own limit.
+        path_limits={
+            f"{API_PREFIX}/kyc/submit": kyc.max_documents * kyc.max_document_bytes + 64 * 1024
+        },
+    )
     if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -99,7 +99,10 @@ def _payout_out(payout: Payout) -> dict[str, Any]:
     return PayoutOut.model_validate(payout).model_dump(mode="json")
 
 
-@router.post("/payouts/request", status_code=201, dependencies=[payments_limit], responses=MOVES)
+@router.post(
+    "/payouts/request", status_code=201, dependencies=[payments_limit],
+    responses={**MOVES, **problem_responses(403)},
+)  # fmt: skip
 async def request_payout(
     body: PayoutIn, request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep,
     key: IdempotencyKey = None,
@@ -109,7 +112,7 @@ async def request_payout(
     async def action() -> tuple[int, dict[str, Any]]:
         made = await payouts.request_payout(
             session, runtime.settings.money, user=user, tokens=body.tokens,
-            destination=body.destination,
+            destination=body.destination, kyc_settings=runtime.settings.kyc,
         )  # fmt: skip
         return 201, _payout_out(made)
 
