@@ -22,7 +22,7 @@ IdempotencyKey = Annotated[
 ]
 tips_limit = Depends(rate_limit("tips"))
 payments_limit = Depends(rate_limit("payments"))
-MOVES = problem_responses(401, 402, 404, 409, 422, 429)
+MOVES = problem_responses(401, 402, 403, 404, 409, 422, 429)
 
 
 def payout_provider(runtime: Runtime) -> PayoutProvider:

@@ -101,7 +101,7 @@ def _payout_out(payout: Payout) -> dict[str, Any]:
 
 @router.post(
     "/payouts/request", status_code=201, dependencies=[payments_limit],
-    responses={**MOVES, **problem_responses(403)},
+    responses=MOVES,
 )  # fmt: skip
 async def request_payout(
     body: PayoutIn, request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep,
