@@ -19,7 +19,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
-from stagecast.config import InteractionSettings, MediaSettings, MoneySettings, RateLimits, Settings
+from stagecast.config import (
+    InteractionSettings,
+    MediaSettings,
+    MoneySettings,
+    PrivacySettings,
+    RateLimits,
+    Settings,
+)
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
 
@@ -114,6 +121,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "rtmp_enabled": False,
         # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
         "money": MoneySettings(jobs_enabled=False),
+        # And privacy's exports and retention (stagecast.privacy.jobs.run_once).
+        "privacy": PrivacySettings(jobs_enabled=False),
         # An in-process app shares one connection between requests and background work:
         # the media nodes' heartbeat would interleave its savepoints with a test's. Tests of
         # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).

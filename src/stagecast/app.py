@@ -49,6 +49,8 @@ from stagecast.money.providers import build_payment_provider, build_payout_provi
 from stagecast.notifications import routes as notifications_routes
 from stagecast.observability import Metrics, configure_logging
 from stagecast.openapi import build_openapi
+from stagecast.privacy import routes as privacy_routes
+from stagecast.privacy.jobs import run_forever as run_privacy_jobs
 from stagecast.ratelimit import RateLimiter, general_rate_limit
 from stagecast.realtime import events as realtime_events
 from stagecast.realtime.bus import BUS, install_session_hooks
@@ -85,6 +87,9 @@ def _api_router() -> APIRouter:
     api.include_router(money_routes.webhooks)
     api.include_router(kyc_routes.router)
     api.include_router(kyc_routes.admin_router)
+    # Before the users' `/{user_id}` routes are reached: `/users/me/...` is privacy's.
+    api.include_router(privacy_routes.router)
+    api.include_router(privacy_routes.admin_router)
     return api
 
 
@@ -183,6 +188,11 @@ def _lifespan(
             if settings.money.jobs_enabled
             else None
         )
+        privacy_jobs = (
+            asyncio.create_task(run_privacy_jobs(runtime), name="privacy-jobs")
+            if settings.privacy.jobs_enabled
+            else None
+        )
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -198,8 +208,9 @@ def _lifespan(
             yield
         finally:
             runtime.shutting_down = True
-            if money_jobs is not None:
-                money_jobs.cancel()
+            for job in (money_jobs, privacy_jobs):
+                if job is not None:
+                    job.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()

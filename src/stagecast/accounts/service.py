@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast import search
-from stagecast.accounts.models import ApiKey, AuthSession, RefreshToken, Role, User, UserStatus
+from stagecast.accounts.models import (
+    ApiKey,
+    AuthSession,
+    HeldUsername,
+    RefreshToken,
+    Role,
+    User,
+    UserStatus,
+)
 from stagecast.accounts.schemas import (
     AdminUserUpdate,
     ApiKeyCreate,
@@ -124,6 +132,12 @@ async def _ensure_unique(
             query = query.where(User.id != exclude)
         if await session.scalar(query) is not None:
             raise UsernameTaken()
+        # An erased account's name is held back for a while (privacy.service.erase).
+        held = await session.scalar(
+            select(HeldUsername.held_until).where(HeldUsername.username_key == username.lower())
+        )
+        if held is not None and held > utcnow():
+            raise UsernameTaken("This username belonged to an erased account; it is held back")
 
 
 async def _flush_unique(session: AsyncSession) -> None:

@@ -178,7 +178,7 @@ async def start_onboarding(
     provider: PayoutProvider,
     *,
     user_id: uuid.UUID,
-    email: str,
+    email: str | None,
     return_url: str,
     refresh_url: str,
 ) -> tuple[PayoutAccount, str]:
