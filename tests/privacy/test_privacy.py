@@ -19,6 +19,7 @@ from stagecast.accounts.models import AuthSession, User
 from stagecast.channels import service as channels
 from stagecast.chat import service as chat
 from stagecast.db.base import utcnow
+from stagecast.money.providers import StripeConnectPayouts
 from stagecast.privacy import jobs
 from stagecast.privacy import service as privacy
 from stagecast.privacy.models import DataExport
@@ -33,6 +34,8 @@ from tests.factories import (
     register,
 )
 from tests.money.books import check_books
+from tests.money.conftest import API_KEY
+from tests.money.fakes import fake_stripe_server
 from tests.money.test_wallet import buy
 
 
@@ -274,3 +277,34 @@ async def test_retention_removes_old_ips_sessions_and_chat(
     async with runtime.db.session() as session, session.begin():
         done = await privacy.apply_retention(session, runtime.private_store, settings, now=past_all)
     assert done["sessions"] == 2  # expired 30 days after sign-in, then kept 90 more
+
+
+async def test_do_not_sell_and_gpc_keep_the_email_from_stripe(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """What is shared with providers: Stripe Connect gets the creator's email to prefill its
+    onboarding, unless they opted out or their browser sends Global Privacy Control."""
+    runtime: Runtime = app.state.runtime
+    async with fake_stripe_server() as fake:
+        provider = StripeConnectPayouts(API_KEY, api_base=fake.base_url, max_network_retries=0)
+        runtime.payout_provider = provider
+        try:
+            shared, opted, gpc = (
+                await register(client),
+                await register(client),
+                await register(client),
+            )
+            await client.post(
+                "/api/v1/users/me/privacy/opt-out", json={"do_not_sell": True},
+                headers=opted.headers,
+            )  # fmt: skip
+            for who, extra in ((shared, {}), (opted, {}), (gpc, {"Sec-GPC": "1"})):
+                answer = await client.post(
+                    "/api/v1/sell/connect/onboard", headers={**who.headers, **extra}
+                )
+                assert answer.status_code == 200, answer.text
+        finally:
+            await provider.aclose()
+    accounts = [r.form for r in fake.received if r.path == "/v1/accounts"]
+    assert [form.get("email") for form in accounts] == [shared.email, None, None]
+    assert [form["metadata[user_id]"] for form in accounts] == [shared.id, opted.id, gpc.id]
