@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stagecast import search
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import ApiKey, AuthSession, HeldUsername, User, UserStatus
-from stagecast.channels.models import ChannelFollow
+from stagecast.channels.models import ChannelFollow, UserFollow
 from stagecast.chat.models import ChatMessage
 from stagecast.config import PrivacySettings
 from stagecast.crypto import SecretBox
@@ -280,6 +280,11 @@ async def erase(
     user.status = UserStatus.DELETED.value
     user.erased_at = now
     await session.execute(delete(ChannelFollow).where(ChannelFollow.user_id == user.id))
+    await session.execute(
+        delete(UserFollow).where(
+            (UserFollow.follower_id == user.id) | (UserFollow.followee_id == user.id)
+        )
+    )
     await session.execute(delete(Notification).where(Notification.user_id == user.id))
     for export in await session.scalars(select(DataExport).where(DataExport.user_id == user.id)):
         if export.storage_key:
