@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -333,3 +334,35 @@ async def test_retention_job_deletes_decided_documents(
     assert (gone.status_code, gone.json()["code"]) == (404, "KYC_DOCUMENTS_DELETED")
     status = await client.get(f"/api/v1/kyc/{made['id']}/status", headers=performer.headers)
     assert (status.json()["status"], status.json()["documents_deleted"]) == ("approved", True)
+
+
+async def test_going_live_needs_a_verified_owner_when_the_settings_say(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    """The one claim every publish goes through (RTMP, browser, WHIP) asks KYC first."""
+    settings = make_settings(tmp_path, database_url, kyc=KycSettings(required_for=["going_live"]))
+    application = create_app(settings, database=database)
+    async with (
+        LifespanManager(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+        ) as client,
+    ):
+        creator = await register(client)
+        await make_channel(client, creator)
+        runtime: Runtime = application.state.runtime
+        assert runtime.media is not None
+
+        async def disconnect(reason: str) -> None:
+            return None
+
+        with pytest.raises(kyc.KycRequired):
+            await runtime.media.claim(
+                kind="browser", disconnect=disconnect, owner_id=uuid.UUID(creator.id)
+            )
+        assert not runtime.media.broadcasts
+        await verify_identity(application, creator)
+        broadcast = await runtime.media.claim(
+            kind="browser", disconnect=disconnect, owner_id=uuid.UUID(creator.id)
+        )
+        await runtime.media.release(broadcast, clean=True)
