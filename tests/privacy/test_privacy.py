@@ -94,6 +94,7 @@ async def test_export_archive_holds_the_users_rows(client: httpx.AsyncClient, ap
     assert [c["tokens"] for c in files["contributions"]] == [250]
     assert files["contributions"][0]["stream_id"] == stream_id
     assert {s["user_id"] for s in files["auth_sessions"]} == {fan.id}
+    assert {s["ip"] for s in files["auth_sessions"]} == {"127.0.0.1"}  # decrypted for them
     assert {p["user_id"] for p in files["purchases"]} == {fan.id}
     kinds = sorted(t["kind"] for t in files["ledger_transactions"])
     assert "tip" in kinds
@@ -308,3 +309,18 @@ async def test_do_not_sell_and_gpc_keep_the_email_from_stripe(
     accounts = [r.form for r in fake.received if r.path == "/v1/accounts"]
     assert [form.get("email") for form in accounts] == [shared.email, None, None]
     assert [form["metadata[user_id]"] for form in accounts] == [shared.id, opted.id, gpc.id]
+
+
+async def test_session_addresses_are_encrypted_at_rest(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    user = await register(client)
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        stored = await session.scalar(
+            select(AuthSession.ip).where(AuthSession.user_id == uuid.UUID(user.id))
+        )
+    assert stored
+    assert "127.0.0.1" not in stored
+    listed = (await client.get("/api/v1/sessions", headers=user.headers)).json()["data"]
+    assert [s["ip"] for s in listed] == ["127.0.0.1"]

@@ -80,7 +80,8 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
     user_agent: Mapped[str | None] = mapped_column(String(512))
-    ip: Mapped[str | None] = mapped_column(String(64))
+    # Fernet-encrypted (accounts.service.seal_ip); removed by the retention job.
+    ip: Mapped[str | None] = mapped_column(String(255))
 
     user: Mapped[User] = relationship(lazy="raise")
 

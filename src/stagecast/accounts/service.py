@@ -39,6 +39,7 @@ from stagecast.accounts.security import (
     password_problems,
 )
 from stagecast.config import Settings
+from stagecast.crypto import SecretBox
 from stagecast.db.base import utcnow
 from stagecast.errors import (
     AppError,
@@ -86,6 +87,20 @@ class RefreshTokenReused(InvalidToken):
 
 class InvalidApiKey(InvalidToken):
     code, title = "INVALID_API_KEY", "The API key is invalid, expired or revoked"
+
+
+IP_PURPOSE = "session-ip"
+
+
+def seal_ip(box: SecretBox, ip: str | None) -> str | None:
+    """A client address as sessions store it: encrypted, so a database leak does not list
+    where everyone signs in from (docs/trust-and-safety.md, "PII at rest")."""
+    return box.encrypt(IP_PURPOSE, ip) if ip else None
+
+
+def open_ip(box: SecretBox, sealed: str | None) -> str | None:
+    """The address `seal_ip` stored (None for one stored before it, or under another secret)."""
+    return box.decrypt(IP_PURPOSE, sealed) if sealed else None
 
 
 @dataclass(frozen=True, slots=True)

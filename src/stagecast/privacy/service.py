@@ -118,8 +118,11 @@ async def _rows(session: AsyncSession, table: Table, where: Any) -> list[dict[st
     return [{k: _json_value(v) for k, v in row._mapping.items()} for row in result]
 
 
-async def collect(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
-    """Everything held about a user, by table: each table's rows that name them."""
+async def collect(
+    session: AsyncSession, box: SecretBox, user_id: uuid.UUID
+) -> dict[str, list[dict[str, Any]]]:
+    """Everything held about a user, by table: each table's rows that name them (sessions'
+    addresses decrypted: the person gets them, not their ciphertext)."""
     found: dict[str, list[dict[str, Any]]] = {}
     users = Base.metadata.tables["users"]
     found["profile"] = await _rows(session, users, users.c.id == user_id)
@@ -136,6 +139,8 @@ async def collect(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[d
     entries = Base.metadata.tables[LedgerEntry.__tablename__]
     mine = select(LedgerAccount.id).where(LedgerAccount.owner_id == user_id)
     found["ledger_entries"] = await _rows(session, entries, entries.c.account_id.in_(mine))
+    for row in found.get("auth_sessions", []):
+        row["ip"] = accounts.open_ip(box, row["ip"])
     return found
 
 
@@ -177,7 +182,7 @@ async def finish_export(
     export = await session.get(DataExport, export_id)
     if export is None or export.status != ExportStatus.PENDING.value:
         return None
-    archive = build_archive(export.user_id, await collect(session, export.user_id))
+    archive = build_archive(export.user_id, await collect(session, box, export.user_id))
     key = f"exports/{export.user_id}/{export.id}.zip"
     await store.write(key, box.encrypt_bytes(EXPORT_PURPOSE, archive, context=key))
     export.status = ExportStatus.READY.value
