@@ -324,3 +324,29 @@ async def test_session_addresses_are_encrypted_at_rest(
     assert "127.0.0.1" not in stored
     listed = (await client.get("/api/v1/sessions", headers=user.headers)).json()["data"]
     assert [s["ip"] for s in listed] == ["127.0.0.1"]
+
+
+async def test_the_routes_are_in_the_openapi_with_their_errors(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    expected = {
+        ("post", "/api/v1/kyc/submit"): {"401", "409", "413", "415", "422"},
+        ("get", "/api/v1/kyc/{verification_id}/status"): {"401", "404"},
+        ("get", "/api/v1/kyc/verifications"): {"401"},
+        ("post", "/api/v1/admin/kyc/{verification_id}/approve"): {"401", "403", "404", "409"},
+        ("post", "/api/v1/admin/kyc/{verification_id}/reject"): {"401", "403", "404", "409", "422"},
+        ("get", "/api/v1/admin/kyc/documents/{document_id}"): {"401", "403", "404"},
+        ("post", "/api/v1/users/me/export"): {"401"},
+        ("get", "/api/v1/users/me/exports/{export_id}/download"): {"401", "403", "404"},
+        ("post", "/api/v1/users/me/privacy/opt-out"): {"401", "422"},
+        ("delete", "/api/v1/users/me"): {"401", "403", "422"},
+        ("delete", "/api/v1/admin/users/{user_id}"): {"401", "403", "404"},
+        ("post", "/api/v1/payouts/request"): {"403"},
+    }
+    for (method, path), statuses in expected.items():
+        responses = paths[path][method]["responses"]
+        assert statuses <= set(responses), (method, path, sorted(responses))
+        for status in statuses:
+            schema = responses[status]["content"]["application/problem+json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Problem"}
+    upload = paths["/api/v1/kyc/submit"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
