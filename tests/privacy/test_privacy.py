@@ -8,6 +8,7 @@ import json
 import uuid
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,12 +19,14 @@ from sqlalchemy import select
 from stagecast.accounts.models import AuthSession, User
 from stagecast.channels import service as channels
 from stagecast.chat import service as chat
+from stagecast.config import PrivacySettings
 from stagecast.db.base import utcnow
 from stagecast.money.providers import StripeConnectPayouts
 from stagecast.privacy import jobs
 from stagecast.privacy import service as privacy
 from stagecast.privacy.models import DataExport
 from stagecast.runtime import Runtime
+from tests.conftest import make_settings
 from tests.factories import (
     PASSWORD,
     Account,
@@ -37,6 +40,7 @@ from tests.money.books import check_books
 from tests.money.conftest import API_KEY
 from tests.money.fakes import fake_stripe_server
 from tests.money.test_wallet import buy
+from tests.realtime.conftest import serving
 
 
 async def _fan_of_a_live_channel(
@@ -350,3 +354,25 @@ async def test_the_routes_are_in_the_openapi_with_their_errors(client: httpx.Asy
             assert schema == {"$ref": "#/components/schemas/Problem"}
     upload = paths["/api/v1/kyc/submit"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
+
+
+async def test_a_served_export_is_built_in_the_background_and_announced_on_the_socket(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    """As production runs it: the request's background task builds the archive, and the
+    notification reaches the user's open socket."""
+    settings = make_settings(
+        tmp_path, committed_database_url, privacy=PrivacySettings(jobs_interval_seconds=3600)
+    )
+    async with serving(settings) as live:
+        user = await live.account()
+        socket = await live.connect(user)
+        asked = await live.http.post("/api/v1/users/me/export", headers=user.headers)
+        assert asked.status_code == 202, asked.text
+        note = await socket.wait_for("notification:new", within=30)
+        assert note["payload"]["kind"] == privacy.EXPORT_READY
+        link = note["payload"]["payload"]["download_url"]
+        archive = await live.http.get(link, headers=user.headers)
+        assert archive.status_code == 200, archive.text
+        profile = json.loads(zipfile.ZipFile(io.BytesIO(archive.content)).read("profile.json"))
+        assert profile[0]["id"] == user.id
