@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -21,11 +22,13 @@ from stagecast.channels import service as channels
 from stagecast.chat import service as chat
 from stagecast.config import PrivacySettings
 from stagecast.db.base import utcnow
+from stagecast.errors import AppError
 from stagecast.money.providers import StripeConnectPayouts
 from stagecast.privacy import jobs
 from stagecast.privacy import service as privacy
 from stagecast.privacy.models import DataExport
 from stagecast.runtime import Runtime
+from stagecast.streams import service as streams_service
 from tests.conftest import make_settings
 from tests.factories import (
     PASSWORD,
@@ -207,6 +210,17 @@ async def test_erasure_keeps_the_books_and_locks_the_account(
     ]
     earnings = (await client.get("/api/v1/sell/balance", headers=creator.headers)).json()
     assert earnings["available_tokens"] == 200  # the creator keeps what the tip earned
+
+    # An erased creator's channel keeps its content but loses its stream key.
+    key = (await client.get("/api/v1/live/streams/me/key", headers=creator.headers)).json()
+    gone = await client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=creator.headers
+    )
+    assert gone.status_code == 204
+    async with runtime.db.session() as session, session.begin():
+        with pytest.raises(AppError):
+            await streams_service.verify_stream_key(session, runtime.secrets, key["stream_key"])
+        await check_books(session)
 
     # The name is free again once the hold ends.
     later = utcnow() + timedelta(days=runtime.settings.privacy.username_hold_days, seconds=1)

@@ -108,10 +108,14 @@ async def _erase(runtime: RuntimeDep, session: SessionDep, user_id: uuid.UUID) -
     if runtime.private_store is None:
         raise RuntimeError("the private store is made by create_app")
     async with session.begin():
-        await privacy.erase(
+        owned = await privacy.erase(
             session, runtime.private_store, runtime.settings.privacy,
             user=await accounts.get_user(session, user_id), now=utcnow(),
         )  # fmt: skip
+    if runtime.media is not None:
+        # A stream of the erased creator's that is live here ends now (its key is gone).
+        for channel_id in owned:
+            await runtime.media.disconnect_channel(channel_id, reason="the account was erased")
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 422))

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stagecast import search
 from stagecast.accounts import service as accounts
 from stagecast.accounts.models import ApiKey, AuthSession, HeldUsername, User, UserStatus
-from stagecast.channels.models import ChannelFollow, UserFollow
+from stagecast.channels.models import Channel, ChannelFollow, UserFollow
 from stagecast.chat.models import ChatMessage
 from stagecast.config import PrivacySettings
 from stagecast.crypto import SecretBox
@@ -41,6 +41,7 @@ from stagecast.notifications import service as notifications
 from stagecast.notifications.models import Notification
 from stagecast.pagination import PageInfo, PageParams, by_id, paginate
 from stagecast.privacy.models import DataExport, ExportStatus
+from stagecast.streams.models import StreamKey
 
 EXPORT_PURPOSE = "data-exports"
 EXPORT_READY = "privacy.export_ready"
@@ -256,8 +257,9 @@ async def erase(
     *,
     user: User,
     now: datetime,
-) -> None:
-    """Erase an account (its password, if asked for, was checked by the caller)."""
+) -> list[uuid.UUID]:
+    """Erase an account (its password, if asked for, was checked by the caller); return the
+    channels it owned, whose publishers the caller cuts off once this commits."""
     await accounts.end_all_sessions(session, user_id=user.id, reason="erased")
     await session.execute(
         update(AuthSession).where(AuthSession.user_id == user.id).values(ip=None, user_agent=None)
@@ -297,7 +299,12 @@ async def erase(
         await session.delete(export)
     await kyc.erase_user(session, store, user_id=user.id, now=now)
     await search.remove_document(session, kind="user", ref_id=user.id)
+    # Nobody may publish as the erased creator again: their channels lose their stream keys.
+    owned = list(await session.scalars(select(Channel.id).where(Channel.owner_id == user.id)))
+    if owned:
+        await session.execute(delete(StreamKey).where(StreamKey.channel_id.in_(owned)))
     await session.flush()
+    return owned
 
 
 # --- retention ---
