@@ -20,12 +20,14 @@ from sqlalchemy.engine import make_url
 
 from stagecast.app import create_app
 from stagecast.config import (
+    AdminSettings,
     InteractionSettings,
     MediaSettings,
     MoneySettings,
     PrivacySettings,
     RateLimits,
     Settings,
+    VodSettings,
 )
 from stagecast.db import migrate
 from stagecast.db.engine import Database, create_engine
@@ -121,6 +123,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "rtmp_enabled": False,
         # Tests run money's scheduled jobs themselves (stagecast.money.jobs.run_once).
         "money": MoneySettings(jobs_enabled=False),
+        # And the recordings' (previews, retention): stagecast.vods.jobs.run_once.
+        "vods": VodSettings(jobs_enabled=False),
         # And privacy's exports and retention (stagecast.privacy.jobs.run_once).
         "privacy": PrivacySettings(jobs_enabled=False),
         # An in-process app shares one connection between requests and background work:
@@ -130,6 +134,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # Likewise the polls' sweep and the rooms' windows: tests run them (Pulse.flush/sweep);
         # tests/interactions/test_live_rooms.py runs a real server with them on.
         "interactions": InteractionSettings(background=False),
+        # Likewise the audit writer and its retention: tests flush (runtime.audit.flush) and
+        # run them (stagecast.admin.jobs.run_once).
+        "admin": AdminSettings(background=False),
         "rate_limits": RateLimits(
             auth="1000/minute",
             anonymous="10000/minute",
@@ -139,6 +146,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
             livestream_stream="100000/minute",
             socket_connections="10000/minute",
             socket_events="100000/minute",
+            reports="10000/minute",
         ),
     }
     values.update(overrides)

@@ -64,8 +64,11 @@ class World:
     """An admin who owns a channel with a bit of everything, so that most lists have more
     than one item and page 2 is not page 1."""
 
-    def __init__(self, owner: Account, channel: dict[str, Any], stream_id: str) -> None:
+    def __init__(
+        self, owner: Account, channel: dict[str, Any], stream_id: str, vod_id: str
+    ) -> None:
         self.owner, self.channel, self.stream_id = owner, channel, stream_id
+        self.vod_id = vod_id
 
     def path(self, template: str) -> str:
         values = {
@@ -73,6 +76,7 @@ class World:
             "channel_ref": self.channel["slug"],
             "stream_id": self.stream_id,
             "user_ref": self.owner.username,
+            "vod_id": self.vod_id,
         }
         names = re.findall(r"{(\w+)}", template)
         missing = [n for n in names if n not in values]
@@ -139,6 +143,13 @@ async def build_world(client: httpx.AsyncClient, app: FastAPI) -> World:
                 session, stream=stream, duration_seconds=10, size_bytes=1000,
                 playlist_key=f"vods/{old['id']}/index.m3u8", thumbnail_key=None, renditions=[],
             )  # fmt: skip
+        # The live stream's recording so far: its chat replays the messages above.
+        live = await streams.get_stream(session, uuid.UUID(stream_id))
+        vod = await vods.record_vod(
+            session, stream=live, duration_seconds=60, size_bytes=1000,
+            playlist_key=f"live/{stream_id}/master.m3u8", thumbnail_key=None, renditions=[],
+        )  # fmt: skip
+        vod_id = str(vod.id)
     for fan in fans[:2]:
         banned = await client.post(
             f"/api/v1/channels/{channel['slug']}/bans",
@@ -146,7 +157,7 @@ async def build_world(client: httpx.AsyncClient, app: FastAPI) -> World:
             headers=owner.headers,
         )
         assert banned.status_code in {200, 201}, banned.text
-    return World(owner, channel, stream_id)
+    return World(owner, channel, stream_id, vod_id)
 
 
 class CountPlans:

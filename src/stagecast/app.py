@@ -14,10 +14,19 @@ from redis.asyncio import Redis
 from stagecast import __version__
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.admin import routes as admin_routes
+from stagecast.admin import system as system_routes
+from stagecast.admin.audit import AuditMiddleware, AuditWriter
+from stagecast.admin.jobs import run_forever as run_admin_jobs
+from stagecast.admin.maintenance import MaintenanceMiddleware
+from stagecast.admin.switches import Switches
 from stagecast.cache import CachedPagesMiddleware, ResponseCache
 from stagecast.channels import routes as channels_routes
 from stagecast.chat import events as chat_events
 from stagecast.chat import routes as chat_routes
+from stagecast.clips import routes as clips_routes
+from stagecast.clips import service as clips_service
+from stagecast.clips.jobs import ClipRenderer
 from stagecast.config import Settings
 from stagecast.crypto import SecretBox, load_or_create_secret
 from stagecast.db.engine import Database
@@ -28,6 +37,8 @@ from stagecast.interactions import events as interaction_events
 from stagecast.interactions import routes as interaction_routes
 from stagecast.interactions.pulse import Pulse
 from stagecast.kyc import routes as kyc_routes
+from stagecast.leaderboards import routes as leaderboards_routes
+from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
@@ -58,7 +69,10 @@ from stagecast.realtime.cluster import ClusterBus
 from stagecast.realtime.server import RealtimeServer
 from stagecast.runtime import Runtime
 from stagecast.streams import routes as streams_routes
+from stagecast.tournaments import events as tournament_events
+from stagecast.tournaments import routes as tournaments_routes
 from stagecast.vods import routes as vods_routes
+from stagecast.vods.jobs import run_forever as run_vod_jobs
 from stagecast.web import routes as web_routes
 
 log = structlog.get_logger(__name__)
@@ -83,6 +97,7 @@ def _api_router() -> APIRouter:
     api.include_router(moderation_routes.router)
     api.include_router(vods_routes.router)
     api.include_router(interaction_routes.router)
+    api.include_router(clips_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
     api.include_router(kyc_routes.router)
@@ -90,6 +105,11 @@ def _api_router() -> APIRouter:
     # Before the users' `/{user_id}` routes are reached: `/users/me/...` is privacy's.
     api.include_router(privacy_routes.router)
     api.include_router(privacy_routes.admin_router)
+    api.include_router(leaderboards_routes.router)
+    api.include_router(tournaments_routes.router)
+    api.include_router(admin_routes.router)
+    api.include_router(admin_routes.public_router)
+    api.include_router(system_routes.router)
     return api
 
 
@@ -113,8 +133,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
+    runtime.switches = Switches(runtime)
+    runtime.switches.install()
+    runtime.audit = AuditWriter(runtime)
     realtime = RealtimeServer(runtime)
-    for domain in (realtime_events, chat_events, moderation_events, interaction_events):
+    for domain in (
+        realtime_events,
+        chat_events,
+        moderation_events,
+        interaction_events,
+        tournament_events,
+    ):
         domain.register(realtime)
     runtime.realtime = realtime
     media = LiveMedia(runtime)
@@ -123,9 +152,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     pulse = Pulse(runtime)
     runtime.pulse = pulse
     realtime.bus.on_commit.append(pulse.forget)
+    runtime.clips = ClipRenderer(runtime)
+    # A clip keeps its media when its VOD's goes (deleted, expired or hidden): copied first.
+    runtime.before_vod_media_withdrawn.append(clips_service.detach_clips_of_stream)
     _install_money(runtime)
     lifespan = _lifespan(runtime, cluster, realtime, media, pulse, database)
     realtime.bus.on_commit.append(streams_routes.forget_cached_pages(runtime.response_cache))
+    runtime.leaderboards = LeaderboardFeed(runtime)
+    realtime.bus.on_commit.append(runtime.leaderboards.on_commit)
 
     app = FastAPI(
         title="Stagecast",
@@ -145,6 +179,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health_routes.router, deprecated=True, include_in_schema=False)
     app.include_router(health_routes.probes_router)
     app.include_router(accounts_routes.jwks_router)
+    app.include_router(clips_routes.media_router)  # before /hls/{stream_id}/…
     app.include_router(media_routes.router)
     app.mount("/socket.io", realtime.asgi_app())
     app.include_router(web_routes.router)  # last: its `/{slug}` channel pages match the rest
@@ -179,20 +214,17 @@ def _lifespan(
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
         pulse.start()
+        clip_renders = runtime.clips
+        if clip_renders is not None:
+            await clip_renders.start()
+        audit_writer = runtime.audit
+        if audit_writer is not None:
+            audit_writer.start()
         rtmp = ingest.rtmp_server(media) if settings.rtmp_enabled else None
         if rtmp is not None:
             await rtmp.start()
             runtime.rtmp_port = rtmp.port
-        money_jobs = (
-            asyncio.create_task(run_money_jobs(runtime), name="money-jobs")
-            if settings.money.jobs_enabled
-            else None
-        )
-        privacy_jobs = (
-            asyncio.create_task(run_privacy_jobs(runtime), name="privacy-jobs")
-            if settings.privacy.jobs_enabled
-            else None
-        )
+        jobs = _start_jobs(runtime)
         runtime.ffmpeg_version = await asyncio.to_thread(
             health.ffmpeg_version, health.find_ffmpeg(settings.ffmpeg_path)
         )
@@ -208,21 +240,40 @@ def _lifespan(
             yield
         finally:
             runtime.shutting_down = True
-            for job in (money_jobs, privacy_jobs):
-                if job is not None:
-                    job.cancel()
+            for job in jobs:
+                job.cancel()
             await _close_money(runtime)
             if rtmp is not None:
                 await rtmp.close()
+            if clip_renders is not None:
+                await clip_renders.stop()
             await media.stop()
             await pulse.stop()
             await realtime.stop()
+            if runtime.leaderboards is not None:
+                await runtime.leaderboards.stop()
             await cluster.stop()
+            if audit_writer is not None:
+                await audit_writer.stop()  # the last records, before the database closes
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
 
     return lifespan
+
+
+def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The scheduled work each domain runs in-process (tests turn them off and run them)."""
+    settings = runtime.settings
+    wanted = (
+        ("money-jobs", run_money_jobs, settings.money.jobs_enabled),
+        ("vod-jobs", run_vod_jobs, settings.vods.jobs_enabled),
+        ("admin-jobs", run_admin_jobs, settings.admin.background),
+        ("privacy-jobs", run_privacy_jobs, settings.privacy.jobs_enabled),
+    )
+    return [
+        asyncio.create_task(run(runtime), name=name) for name, run, enabled in wanted if enabled
+    ]
 
 
 def _install_money(runtime: Runtime) -> None:
@@ -261,6 +312,11 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
             f"{API_PREFIX}/kyc/submit": kyc.max_documents * kyc.max_document_bytes + 64 * 1024
         },
     )
+    # Outside the cached pages (none is served during maintenance); the audit outside it, so
+    # that refused writes are recorded too. Both inside the seed path rewrite: they see the
+    # scope the router fills in (the matched route).
+    app.add_middleware(MaintenanceMiddleware, runtime=runtime)
+    app.add_middleware(AuditMiddleware, runtime=runtime)
     if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -273,6 +329,7 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
                 "X-API-Key",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-CSRF-Token",
             ],
             expose_headers=[
                 "X-Request-ID",

@@ -40,6 +40,10 @@ class RateLimits(BaseSettings):
     socket_events: str = "100/minute"
     # Reactions per user (each goes to the room inside a burst, not on its own).
     reactions: str = "10/5 seconds"
+    # Reports of content (a VOD, later clips, messages, users), per user.
+    reports: str = "10/minute"
+    # Seed 003's `POST /validate` (availability checks), per IP: it must not enumerate users.
+    validation: str = "30/minute"
 
 
 class MediaSettings(BaseSettings):
@@ -94,6 +98,25 @@ class InteractionSettings(BaseSettings):
     background: bool = True
 
 
+class VodSettings(BaseSettings):
+    """Recordings: retention, seek previews, their jobs (`STAGECAST_VODS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_VODS_", extra="ignore")
+
+    # VODs older than this many days are removed (their clips kept); 0 keeps them forever.
+    # A channel's `vod_retention_days` setting overrides it.
+    retention_days: int = Field(default=0, ge=0, le=36500)
+    # Seek previews: one thumbnail every `preview_seconds` of the recording (more for long
+    # ones: at most `max_previews` thumbnails a VOD), `preview_width` pixels wide.
+    preview_seconds: float = Field(default=5, ge=1, le=600)
+    max_previews: int = Field(default=400, ge=1, le=2000)
+    preview_width: int = Field(default=160, ge=32, le=640)
+    # Retention and the seek previews of new VODs run in-process this often (tests run them by
+    # hand with `stagecast.vods.jobs.run_once`).
+    jobs_enabled: bool = True
+    jobs_interval_seconds: float = Field(default=10, gt=0)
+
+
 class MoneySettings(BaseSettings):
     """Tokens, fees, payments and payouts (`STAGECAST_MONEY_*`)."""
 
@@ -124,6 +147,31 @@ class MoneySettings(BaseSettings):
     # again this long after it started, with the same idempotency key. Longer than a call can
     # take: 30 s a request, which the Stripe SDK tries up to three times.
     resume_after_seconds: int = Field(default=300, ge=1)
+
+
+class AdminSettings(BaseSettings):
+    """Audit log, feature flags, maintenance mode (`STAGECAST_ADMIN_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_ADMIN_", extra="ignore")
+
+    # Every POST/PUT/PATCH/DELETE is recorded; rows older than the retention are deleted.
+    audit_enabled: bool = True
+    audit_retention_days: int = Field(default=365, ge=1)
+    # Records are written in batches after their responses: at most this often, or sooner
+    # when a batch fills; a node keeps at most `audit_buffer_max` unwritten ones.
+    audit_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    audit_batch_size: int = Field(default=500, ge=1, le=10_000)
+    audit_buffer_max: int = Field(default=20_000, ge=100)
+    # How often each node deletes audit rows past their retention.
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    # How long a node trusts what it read of the flags and maintenance mode; changes reach
+    # every node at once through the cluster bus, this bounds a missed message.
+    switches_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Maintenance answers `Retry-After` with this when the operator gave no end time.
+    maintenance_retry_after_seconds: int = Field(default=300, ge=1, le=86_400)
+    # The audit writer and the retention job run in the background; in-process tests flush
+    # and run them by hand.
+    background: bool = True
 
 
 KycAction = Literal["payouts", "going_live", "tips"]
@@ -267,8 +315,10 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    vods: VodSettings = Field(default_factory=VodSettings)
     money: MoneySettings = Field(default_factory=MoneySettings)
     interactions: InteractionSettings = Field(default_factory=InteractionSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     kyc: KycSettings = Field(default_factory=KycSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 

@@ -46,11 +46,16 @@ class SecretBox:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._keys: dict[str, bytes] = {}  # a few purposes; hot paths (audit) hash per request
 
     def _derive(self, purpose: str) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
-            self._secret
-        )
+        key = self._keys.get(purpose)
+        if key is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
+            ).derive(self._secret)
+            self._keys[purpose] = key
+        return key
 
     def lookup_hash(self, purpose: str, value: str) -> str:
         """HMAC of a value: lets us find it by value, useless without the server secret."""

@@ -170,6 +170,9 @@ class SecurityHeadersMiddleware:
                 state: Any = scope.get("state", {}).get("rate_limit")
                 if state is not None:
                     extra.extend((k.lower(), v) for k, v in state.headers().items())
+                if b"content-security-policy" in present:
+                    # A page that sets its own policy (the clip embed) chose its framing too.
+                    present.add(b"x-frame-options")
                 for key, value in extra:
                     if key.encode() not in present:
                         headers.append((key.encode(), value.encode()))

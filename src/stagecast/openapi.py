@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from stagecast.admin.maintenance import gated
 from stagecast.errors import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, problem_responses
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -28,6 +29,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = PROBLEM_SCHEMA
     always = problem_responses(500)
     limited = problem_responses(429)
+    closed = {
+        503: {
+            "description": "Maintenance mode is on (`MAINTENANCE`, with `Retry-After`)",
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}},
+        }
+    }
     for path, path_item in schema.get("paths", {}).items():
         # The API (not health, probes, metrics or keys) is rate limited.
         is_limited = path.startswith("/api/v1/") and not path.startswith("/api/v1/health")
@@ -37,6 +44,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 responses["422"] = problem_responses(422)[422]
             for status, response in (always | limited if is_limited else always).items():
                 responses.setdefault(str(status), response)
+            if gated(path):
+                responses.setdefault("503", closed[503])
             for response in responses.values():
                 content = response.get("content", {})
                 if "application/json" in content and content["application/json"].get(

@@ -40,6 +40,8 @@ CATEGORIES = (
     "socket_connections",
     "socket_events",
     "reactions",
+    "reports",
+    "validation",
 )
 
 

@@ -11,10 +11,14 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from stagecast.accounts.security import Passwords, TokenSigner
+    from stagecast.admin.audit import AuditWriter
+    from stagecast.admin.switches import Switches
     from stagecast.cache import ResponseCache
+    from stagecast.clips.jobs import ClipRenderer
     from stagecast.crypto import SecretBox
     from stagecast.db.engine import Database
     from stagecast.interactions.pulse import Pulse
+    from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
     from stagecast.media.store import MediaStore
     from stagecast.money.providers import PaymentProvider, PayoutProvider
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from stagecast.ratelimit import RateLimiter
     from stagecast.realtime.cluster import ClusterBus
     from stagecast.realtime.server import RealtimeServer
+    from stagecast.vods.service import VodMediaHook
 
 
 @dataclass
@@ -41,6 +46,10 @@ class Runtime:
     cluster: ClusterBus | None = None  # commands to every node (Redis pub/sub)
     media: LiveMedia | None = None
     pulse: Pulse | None = None  # polls' tallies and reactions' bursts, once a window
+    leaderboards: LeaderboardFeed | None = None  # sorted sets' updates (with Redis)
+    clips: ClipRenderer | None = None  # renders clips' MP4s in the background
+    switches: Switches | None = None  # feature flags and maintenance mode, cached per node
+    audit: AuditWriter | None = None  # the audit records waiting to be written
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).
@@ -51,6 +60,9 @@ class Runtime:
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False
+    # Run before a recording's media is withdrawn: deleted, or no longer public (the clips
+    # package registers clips.service.detach_clips_of_stream; see vods.service.VodMediaHook).
+    before_vod_media_withdrawn: list[VodMediaHook] = field(default_factory=list)
 
     @property
     def db(self) -> Database:

@@ -199,7 +199,12 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(client: httpx.Async
 
 async def test_refresh_from_cookie_and_unknown_token(client: httpx.AsyncClient) -> None:
     account = await register(client)  # the client keeps the refresh cookie
-    by_cookie = await client.post("/api/v1/auth/refresh")
+    # The cookie is ambient authority: without the CSRF token it is refused (and kept).
+    refused = await client.post("/api/v1/auth/refresh")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "CSRF_TOKEN_INVALID"
+    token = (await client.get("/api/v1/csrf-token")).json()["csrf_token"]
+    by_cookie = await client.post("/api/v1/auth/refresh", headers={"X-CSRF-Token": token})
     assert by_cookie.status_code == 200
     assert by_cookie.json()["session_id"] == account.session_id
     client.cookies.clear()

@@ -26,6 +26,7 @@ from stagecast.kyc import service as kyc
 from stagecast.kyc.models import KycDocument, KycVerification
 from stagecast.media.store import MediaStore
 from stagecast.runtime import Runtime
+from tests.admin.test_admin_routes import flush
 from tests.conftest import make_settings
 from tests.factories import (
     Account,
@@ -366,3 +367,32 @@ async def test_going_live_needs_a_verified_owner_when_the_settings_say(
             kind="browser", disconnect=disconnect, owner_id=uuid.UUID(creator.id)
         )
         await runtime.media.release(broadcast, clean=True)
+
+
+async def test_reading_a_document_or_a_review_is_audited(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    performer, admin = await register(client), await make_admin(client, app)
+    made = (await submit(client, performer)).json()
+    document_id = made["documents"][0]["id"]
+    assert (
+        await client.get(f"/api/v1/admin/kyc/documents/{document_id}", headers=admin.headers)
+    ).status_code == 200
+    assert (
+        await client.get(f"/api/v1/admin/kyc/{made['id']}", headers=admin.headers)
+    ).status_code == 200
+    refused = await client.get(
+        f"/api/v1/admin/kyc/documents/{document_id}", headers=performer.headers
+    )
+    assert refused.status_code == 403
+    await flush(app)
+    reads = await client.get(
+        "/api/v1/admin/audit", params={"resource": "kyc"}, headers=admin.headers
+    )
+    rows = {(r["action"], r["actor_id"]) for r in reads.json()["data"]}
+    assert ("kyc_document_read", admin.id) in rows
+    assert ("kyc_review_read", admin.id) in rows
+    assert not any(
+        r["action"] == "kyc_document_read" and r["actor_id"] == performer.id
+        for r in reads.json()["data"]
+    )

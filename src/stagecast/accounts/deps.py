@@ -71,10 +71,12 @@ async def optional_principal(
         claims = access_claims(request, bearer.credentials)
         async with session.begin():
             user, auth_session = await accounts.resolve_access(session, claims)
+        request.state.audit_actor = (user.id, None)  # who the audit log names
         return Principal(user=user, session_id=auth_session.id)
     if api_key:
         async with session.begin():
             user, key = await accounts.resolve_api_key(session, api_key)
+        request.state.audit_actor = (user.id, key.id)
         scopes = frozenset(key.scopes)
         needed = "read" if request.method in READ_METHODS else "write"
         if needed not in scopes:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from stagecast import csrf
 from stagecast.accounts import service as accounts
 from stagecast.accounts.deps import (
     AdminUser,
@@ -37,6 +38,7 @@ from stagecast.accounts.schemas import (
     UserUpdate,
 )
 from stagecast.accounts.service import IssuedTokens
+from stagecast.admin import flags, maintenance
 from stagecast.db.base import utcnow
 from stagecast.deps import PageDep, RuntimeDep, SessionDep, client_ip
 from stagecast.errors import AuthenticationRequired, problem_responses
@@ -65,6 +67,7 @@ _auth_limit = Depends(rate_limit("auth", per="ip"))
 def _token_pair(request: Request, response: Response, issued: IssuedTokens) -> TokenPair:
     now = utcnow()
     runtime = request.app.state.runtime
+    request.state.audit_actor = (issued.user.id, None)  # sign-ups and sign-ins are theirs
     # The web app keeps the refresh token in an HttpOnly cookie scoped to the API; other
     # clients use the body. Both are the same token.
     response.set_cookie(
@@ -90,19 +93,23 @@ def _token_pair(request: Request, response: Response, issued: IssuedTokens) -> T
 def _refresh_token_of(request: Request, body: RefreshIn | None) -> str | None:
     if body is not None and body.refresh_token:
         return body.refresh_token
-    return request.cookies.get(REFRESH_COOKIE)
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if cookie:
+        csrf.verify(request)  # the cookie is ambient authority: the page must prove it is ours
+    return cookie
 
 
 @auth_router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     dependencies=[_auth_limit],
-    responses=problem_responses(409, 422, 429),
+    responses=problem_responses(403, 409, 422, 429),
 )
 async def register(
     body: RegisterIn, request: Request, response: Response, session: SessionDep, runtime: RuntimeDep
 ) -> TokenPair:
-    """Create an account and sign it in."""
+    """Create an account and sign it in (unless the `registrations` flag is off)."""
+    await flags.require(runtime, "registrations")
     # Hash before the transaction: Argon2 is slow by design and must not hold a write lock.
     password_hash = await accounts.hash_new_password(
         runtime.passwords, password=body.password, username=body.username, email=str(body.email)
@@ -121,7 +128,7 @@ async def register(
 
 
 @auth_router.post(
-    "/login", dependencies=[_auth_limit], responses=problem_responses(401, 403, 422, 429)
+    "/login", dependencies=[_auth_limit], responses=problem_responses(401, 403, 422, 429, 503)
 )
 async def login(
     body: LoginIn, request: Request, response: Response, session: SessionDep, runtime: RuntimeDep
@@ -133,6 +140,7 @@ async def login(
         )
     # Verified between transactions: Argon2 is slow by design and must not hold a write lock.
     user, new_hash = await accounts.verify_credentials(runtime.passwords, candidate, body.password)
+    await maintenance.refuse_unless_admin(runtime, user)  # during maintenance, admins only
     async with session.begin():
         issued = await accounts.open_session(
             session,
@@ -184,7 +192,9 @@ async def refresh(
     return await _refresh(body, request, response, session, runtime)
 
 
-@auth_router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@auth_router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403)
+)
 async def logout(
     request: Request,
     session: SessionDep,
@@ -192,7 +202,8 @@ async def logout(
     body: RefreshIn | None = None,
 ) -> Response:
     """End the current session (named by the access token or the refresh token)."""
-    raw = _refresh_token_of(request, body)
+    bearer_session = principal is not None and principal.session_id is not None
+    raw = None if bearer_session else _refresh_token_of(request, body)
     async with session.begin():
         if principal is not None and principal.session_id is not None:
             await accounts.end_session(
@@ -281,7 +292,7 @@ async def logout_all_sessions(principal: SessionPrincipal, session: SessionDep) 
     return {"revoked": count}
 
 
-@sessions_router.post("/refresh", dependencies=[_auth_limit], responses=problem_responses(429))
+@sessions_router.post("/refresh", dependencies=[_auth_limit], responses=problem_responses(403, 429))
 async def refresh_session(
     request: Request,
     response: Response,

@@ -43,6 +43,8 @@ RESERVED_SLUGS = frozenset(
         "legal",
         "live",
         "livestream",
+        "leaderboard",
+        "leaderboards",
         "login",
         "logout",
         "me",
@@ -73,6 +75,8 @@ RESERVED_SLUGS = frozenset(
         "support",
         "system",
         "terms",
+        "tournament",
+        "tournaments",
         "undefined",
         "user",
         "users",
@@ -182,6 +186,13 @@ class ReactionSettingsUpdate(Input):
     allowed: list[EmoteCode] | None = Field(default=None, max_length=50)
 
 
+class ClipSettings(BaseModel):
+    """Who may clip the channel's streams, and how often one person may."""
+
+    allowed: Literal["signed_in", "followers", "subscribers", "nobody"] = "signed_in"
+    per_user_per_hour: int = Field(default=20, ge=1, le=1000)
+
+
 class ChannelSettings(BaseModel):
     title_template: Annotated[str, StringConstraints(max_length=140)] = "{channel} is live"
     category: str | None = None
@@ -192,6 +203,9 @@ class ChannelSettings(BaseModel):
     recording_enabled: bool = True
     latency_mode: Literal["low", "standard"] = "low"
     reactions: ReactionSettings = Field(default_factory=ReactionSettings)
+    # Days a recording is kept (its clips stay); None: the platform's default, 0: forever.
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
 
 
 class ChatSettingsUpdate(Input):
@@ -201,6 +215,11 @@ class ChatSettingsUpdate(Input):
     subscribers_only: bool | None = None
     emote_only: bool | None = None
     blocked_terms: list[BlockedTerm] | None = Field(default=None, max_length=200)
+
+
+class ClipSettingsUpdate(Input):
+    allowed: Literal["signed_in", "followers", "subscribers", "nobody"] | None = None
+    per_user_per_hour: int | None = Field(default=None, ge=1, le=1000)
 
 
 class ChannelSettingsUpdate(Input):
@@ -213,6 +232,8 @@ class ChannelSettingsUpdate(Input):
     recording_enabled: bool | None = None
     latency_mode: Literal["low", "standard"] | None = None
     reactions: ReactionSettingsUpdate | None = None
+    vod_retention_days: int | None = Field(default=None, ge=0, le=36500)
+    clips: ClipSettingsUpdate | None = None
 
 
 class FollowState(BaseModel):

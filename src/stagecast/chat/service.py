@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -205,8 +206,46 @@ async def history(
     rows, cursor = await paginate_rows(
         session, query, keys=[SortKey(ChatMessage.id, lambda r: r[0].id)], params=params
     )
+    return await _present_rows(session, rows), cursor
+
+
+async def replay(
+    session: AsyncSession,
+    *,
+    stream_id: uuid.UUID,
+    since: datetime,
+    until: datetime | None,
+    params: PageParams,
+) -> tuple[list[ChatMessageOut], PageInfo]:
+    """A stream's messages sent from `since` up to `until`, oldest first, without deleted,
+    cleared or purged ones (a recording's chat replay)."""
+    query = (
+        select(ChatMessage, User)
+        .join(User, User.id == ChatMessage.user_id)
+        .where(
+            ChatMessage.stream_id == stream_id,
+            ChatMessage.deleted_at.is_(None),
+            ChatMessage.created_at >= since,
+        )
+    )
+    if until is not None:
+        query = query.where(ChatMessage.created_at <= until)
+    # Ids are time-ordered (v7): ascending ids are the order the messages were sent in.
+    rows, cursor = await paginate_rows(
+        session,
+        query,
+        keys=[SortKey(ChatMessage.id, lambda r: r[0].id, descending=False)],
+        params=params,
+    )
+    return await _present_rows(session, rows), cursor
+
+
+async def _present_rows(
+    session: AsyncSession, rows: list[tuple[ChatMessage, User]]
+) -> list[ChatMessageOut]:
+    """Messages with their authors' badges in the channel (as it is now)."""
     if not rows:
-        return [], cursor
+        return []
     channel = await session.get_one(Channel, rows[0][0].channel_id)
     roles: dict[uuid.UUID, ChannelRole] = {}
     subscribed = await subscriptions.subscribers_among(
@@ -218,4 +257,4 @@ async def history(
             roles[author.id] = await moderation.channel_role(session, channel, author)
         badges = moderation.badges_for(roles[author.id], subscriber=author.id in subscribed)
         out.append(present(message, author, badges))
-    return out, cursor
+    return out

@@ -6,9 +6,11 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from stagecast.accounts.deps import AdminUser, CurrentUser
+from stagecast.admin import audit, system
+from stagecast.admin.schemas import UploadKind
 from stagecast.deps import PageDep, RuntimeDep, SessionDep
 from stagecast.errors import problem_responses
 from stagecast.kyc import service as kyc
@@ -23,6 +25,17 @@ from stagecast.kyc.schemas import (
 from stagecast.media.store import MediaStore
 from stagecast.pagination import Page, make_page
 from stagecast.runtime import Runtime
+
+system.register_upload_kind(
+    "kyc_document",
+    lambda s: UploadKind(
+        kind="kyc_document",
+        max_bytes=s.kyc.max_document_bytes,
+        content_types=sorted(kyc.DOCUMENT_TYPES),
+        extensions=[".jpg", ".jpeg", ".png", ".webp", ".heic", ".pdf"],
+        description="an identity document for POST /api/v1/kyc/submit (checked by content)",
+    ),
+)
 
 router = APIRouter(prefix="/kyc", tags=["kyc"], responses=problem_responses(401))
 admin_router = APIRouter(prefix="/admin/kyc", tags=["admin"], responses=problem_responses(401, 403))
@@ -110,12 +123,21 @@ async def review_queue(
 
 @admin_router.get("/{verification_id}", responses=problem_responses(404))
 async def review(
-    verification_id: uuid.UUID, _admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    verification_id: uuid.UUID,
+    request: Request,
+    _admin: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> KycVerificationReview:
-    """One verification with its legal name and date of birth."""
+    """One verification with its legal name and date of birth (an audited read)."""
     async with session.begin():
         verification = await kyc.get_verification(session, verification_id)
-        return await kyc.present_review(session, runtime.secrets, verification)
+        out = await kyc.present_review(session, runtime.secrets, verification)
+    audit.record_access(
+        request, action="kyc_review_read", resource="kyc",
+        resource_ids={"verification_id": verification_id, "user_id": verification.user_id},
+    )  # fmt: skip
+    return out
 
 
 @admin_router.get(
@@ -127,13 +149,21 @@ async def review(
     },
 )
 async def document(
-    document_id: uuid.UUID, _admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    document_id: uuid.UUID,
+    request: Request,
+    _admin: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> Response:
-    """A document's file, decrypted (staff only; never cached)."""
+    """A document's file, decrypted (staff only; never cached; an audited read)."""
     async with session.begin():
         found, data = await kyc.read_document(
             session, runtime.secrets, _store(runtime), document_id=document_id
         )
+    audit.record_access(
+        request, action="kyc_document_read", resource="kyc",
+        resource_ids={"document_id": document_id, "verification_id": found.verification_id},
+    )  # fmt: skip
     return Response(
         data,
         media_type=found.content_type,

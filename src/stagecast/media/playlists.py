@@ -208,3 +208,47 @@ def read_listed_segments(text: str) -> tuple[dict[str, ListedSegment], int]:
             listed[line] = ListedSegment(stamp, discontinuity, map_uri)
             stamp, discontinuity = None, False
     return listed, discontinuity_sequence
+
+
+# Segments whose program date-times are this close to back to back are one continuous span.
+_SPAN_JOIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSpan:
+    """A stretch of a recording that was continuous in wall time: it starts `offset` seconds
+    into the recording, at `wall_clock`, and lasts `duration` seconds."""
+
+    offset: float
+    wall_clock: datetime
+    duration: float
+
+
+def recorded_spans(playlist: str) -> list[RecordedSpan]:
+    """The spans of a VOD playlist, from its `EXT-X-PROGRAM-DATE-TIME` tags: a publisher that
+    dropped and came back leaves a gap in wall time that the recording skips."""
+    spans: list[RecordedSpan] = []
+    offset = 0.0
+    moment: datetime | None = None
+    duration: float | None = None
+    for raw in playlist.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            stamp = line.split(":", 1)[1].replace("Z", "+00:00")
+            moment = datetime.fromisoformat(stamp).astimezone(UTC)
+        elif line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#") and duration is not None:
+            if moment is not None:
+                last = spans[-1] if spans else None
+                if (
+                    last is not None
+                    and abs((moment - last.wall_clock).total_seconds() - last.duration)
+                    <= _SPAN_JOIN_SECONDS
+                ):
+                    spans[-1] = RecordedSpan(last.offset, last.wall_clock, last.duration + duration)
+                else:
+                    spans.append(RecordedSpan(offset, moment, duration))
+            offset += duration
+            moment, duration = None, None
+    return spans

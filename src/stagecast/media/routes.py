@@ -41,6 +41,7 @@ from stagecast.streams import service as streams
 from stagecast.streams.models import Stream, StreamStatus
 from stagecast.streams.schemas import StreamUpdate, Title
 from stagecast.urls import rtmp_server_url
+from stagecast.vods import service as vods
 
 router = APIRouter(tags=["media"])
 
@@ -54,6 +55,7 @@ CONTENT_TYPES = {
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
 }
 PLAYLIST_CACHE = "no-cache"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
@@ -125,7 +127,29 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
     return Response(body, status_code=206, media_type=content_type, headers=headers)
 
 
-_HLS_RESPONSES = problem_responses(400, 404, 416, 422, 503)
+_HLS_RESPONSES = problem_responses(400, 401, 403, 404, 416, 422, 503)
+
+
+async def _ensure_media_access(
+    runtime: Runtime, session: AsyncSession, viewer: User | None, stream_id: uuid.UUID
+) -> None:
+    """A recording's visibility holds for its files too: a subscribers-only or private
+    VOD's playlists, segments and thumbnails answer as the VOD itself does (403/404)."""
+    media = media_of(runtime)
+    if media.media_is_open(stream_id):
+        return
+    async with session.begin():
+        hidden = await vods.stream_media_visibility(session, stream_id)
+        if hidden is not None:
+            await vods.ensure_watchable(session, hidden, viewer)
+            return  # who may watch depends on the caller: not remembered
+    media.remember_open_media(stream_id)
+
+
+async def serve_media_file(request: Request, runtime: Runtime, key: str) -> Response:
+    """Answer a stored media file as /hls does (types, caching, ranges), for other domains'
+    media (clips)."""
+    return await _serve(request, runtime, key)
 
 
 async def _wait_for_live_media(
@@ -162,6 +186,8 @@ async def hls_file(
     path: str,
     request: Request,
     runtime: RuntimeDep,
+    session: ReadSessionDep,
+    viewer: OptionalUser,
     msn: Annotated[int | None, Query(alias="_HLS_msn", ge=0)] = None,
     part: Annotated[int | None, Query(alias="_HLS_part", ge=0)] = None,
 ) -> Response:
@@ -170,7 +196,9 @@ async def hls_file(
 
     Live playlists are Low-Latency HLS: `_HLS_msn` (and `_HLS_part`) block until the playlist
     lists that segment (part), and the part a preload hint names is held until it is stored.
+    A recording that is not public needs the credentials that may watch it (Authorization).
     """
+    await _ensure_media_access(runtime, session, viewer, stream_id)
     await _wait_for_live_media(media_of(runtime), stream_id, path, msn, part)
     return await _serve(request, runtime, f"{media_prefix(stream_id)}/{path}")
 
@@ -489,14 +517,21 @@ def _broadcast_internals(media: LiveMedia, stream: Stream) -> dict[str, Any] | N
 @router.get(
     "/livestream/{stream_id}/{path:path}",
     dependencies=[_stream_limit],
-    responses=problem_responses(404, 416, 429),
+    responses=problem_responses(401, 403, 404, 416, 429),
 )
 @router.head(
     "/livestream/{stream_id}/{path:path}", dependencies=[_stream_limit], include_in_schema=False
 )
 async def livestream_file(
-    stream_id: str, path: str, request: Request, runtime: RuntimeDep
+    stream_id: str,
+    path: str,
+    request: Request,
+    runtime: RuntimeDep,
+    session: ReadSessionDep,
+    viewer: OptionalUser,
 ) -> Response:
     """Seed 004's playback paths: `stream.m3u8` is the master playlist, the rest as /hls."""
     name = MASTER_PLAYLIST if path == "stream.m3u8" else path
-    return await _serve(request, runtime, f"{media_prefix(livestream_id(stream_id))}/{name}")
+    found = livestream_id(stream_id)
+    await _ensure_media_access(runtime, session, viewer, found)
+    return await _serve(request, runtime, f"{media_prefix(found)}/{name}")

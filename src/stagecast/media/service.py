@@ -23,9 +23,11 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast.admin import flags, maintenance
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
@@ -44,8 +46,9 @@ from stagecast.media.pipeline import (
     SourceInfo,
     media_prefix,
 )
+from stagecast.media.playlists import RecordedSpan, recorded_spans
 from stagecast.media.recovery import close_stored_stream
-from stagecast.media.store import LocalMediaStore, MediaStore
+from stagecast.media.store import LocalMediaStore, MediaNotFound, MediaStore
 from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -56,6 +59,9 @@ log = structlog.get_logger(__name__)
 
 Disconnect = Callable[[str], Awaitable[None]]
 END_COMMAND = "media.end"
+# How long a node takes a stream's media to be open to everyone (no recording hides it)
+# without asking the database again; a visibility change on another node shows within it.
+OPEN_MEDIA_SECONDS = 2.0
 # How long ending a stream packaged by another node may take before the answer gives up.
 REMOTE_END_SECONDS = 20.0
 
@@ -125,6 +131,9 @@ class LiveMedia:
         self._sweeper: asyncio.Task[None] | None = None
         self._ffmpeg: str | None = None
         self._placeholder: bytes | None = None
+        self._open_media: TTLCache[uuid.UUID, bool] = TTLCache(
+            maxsize=20_000, ttl=OPEN_MEDIA_SECONDS
+        )
 
     async def start(self) -> None:
         """Join the nodes: end what a previous run of this node (or a gone node) left live,
@@ -187,6 +196,17 @@ class LiveMedia:
             self._placeholder = data
         return self._placeholder
 
+    def media_is_open(self, stream_id: uuid.UUID) -> bool:
+        """Whether this node lately found the stream's files open to everyone."""
+        return stream_id in self._open_media
+
+    def remember_open_media(self, stream_id: uuid.UUID) -> None:
+        self._open_media[stream_id] = True
+
+    def forget_open_media(self, stream_id: uuid.UUID) -> None:
+        """A recording's visibility changed (or it was deleted): ask the database again."""
+        self._open_media.pop(stream_id, None)
+
     def packager(self, stream_id: uuid.UUID, rendition: str) -> Packager | None:
         """Return the packager of a rendition live on this node, if any."""
         broadcast = self.by_stream(stream_id)
@@ -240,6 +260,11 @@ class LiveMedia:
             broadcast.reconnects += 1
             log.info("publisher_reconnected", channel_id=str(channel.id), kind=kind)
             return broadcast
+        # A new broadcast (a publisher coming back within its window continues its stream):
+        # refused during maintenance, and from browsers while their flag is off.
+        await maintenance.refuse_new_broadcast(self.runtime)
+        if kind == "browser":
+            await flags.require(self.runtime, "browser_broadcasting")
         live = sum(1 for b in self.broadcasts.values() if not b.ended.is_set())
         if live >= self.settings.max_pipelines:
             raise TooManyStreams()
@@ -455,6 +480,7 @@ class LiveMedia:
         )
         ended_at = stored.ended_at or orphan.last_heard or started_at
         ended_at = min(max(ended_at, started_at), utcnow())
+        timeline = await self._timeline(stored.renditions)
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.scalar(
                 select(Stream).where(Stream.id == orphan.stream_id).with_for_update()
@@ -462,7 +488,7 @@ class LiveMedia:
             if stream is None or stream.status != StreamStatus.LIVE.value:
                 return False
             await streams.mark_stream_ended(session, stream=stream, now=ended_at, reason=reason)
-            await self._record_vod(session, stream, stored.renditions, prefix)
+            await self._record_vod(session, stream, stored.renditions, prefix, timeline)
         log.warning(
             "stream_recovered",
             stream_id=str(orphan.stream_id),
@@ -496,10 +522,11 @@ class LiveMedia:
         if pipeline is None or broadcast.stream_id is None:
             return
         summaries = await pipeline.finish()
+        timeline = await self._timeline(summaries)
         async with self.runtime.db.session() as session, session.begin():
             stream = await session.get_one(Stream, broadcast.stream_id)
             await streams.mark_stream_ended(session, stream=stream, reason=reason)
-            await self._record_vod(session, stream, summaries, pipeline.prefix)
+            await self._record_vod(session, stream, summaries, pipeline.prefix, timeline)
         log.info("broadcast_ended", stream_id=str(broadcast.stream_id), reason=reason)
 
     async def _record_vod(
@@ -508,6 +535,7 @@ class LiveMedia:
         stream: Stream,
         summaries: dict[str, RecordingSummary],
         prefix: str,
+        timeline: list[RecordedSpan] | None,
     ) -> None:
         recorded = {name: s for name, s in summaries.items() if s.vod_playlist_key}
         if not recorded:
@@ -521,7 +549,18 @@ class LiveMedia:
             playlist_key=f"{prefix}/{MASTER_PLAYLIST}",
             thumbnail_key=thumbnail if await self.store.exists(thumbnail) else None,
             renditions=list(recorded),
+            timeline=timeline,
         )
+
+    async def _timeline(self, summaries: dict[str, RecordingSummary]) -> list[RecordedSpan] | None:
+        """The recording's spans of wall time (read before the transaction that records it)."""
+        key = next((s.vod_playlist_key for s in summaries.values() if s.vod_playlist_key), None)
+        if key is None:
+            return None
+        try:
+            return recorded_spans((await self.store.read(key)).decode()) or None
+        except MediaNotFound:
+            return None
 
     async def disconnect_channel(self, channel_id: uuid.UUID, *, reason: str) -> bool:
         """Kick the channel's publisher (its key was regenerated); the window then runs."""

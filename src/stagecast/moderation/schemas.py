@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from stagecast.accounts.schemas import Input, UserPublic
+from stagecast.moderation.models import ReportedType, ReportReason, ReportStatus
 
 # A timeout lasts from one second to two weeks, as on Twitch.
 MAX_TIMEOUT_SECONDS = 14 * 24 * 3600
@@ -39,3 +40,22 @@ class ModeratorCreate(Input):
 class ModeratorOut(BaseModel):
     user: UserPublic
     created_at: datetime
+
+
+class ReportCreate(Input):
+    """A report of a piece of content whose type and id the route names (a VOD's, …)."""
+
+    reason: ReportReason
+    details: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class ReportOut(BaseModel):
+    id: uuid.UUID
+    content_type: ReportedType
+    content_id: uuid.UUID
+    reason: ReportReason
+    details: str | None
+    status: ReportStatus
+    count: int = Field(description="how many times this reporter reported the item (merged)")
+    created_at: datetime
+    updated_at: datetime

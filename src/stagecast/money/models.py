@@ -21,6 +21,9 @@ class AccountKind(enum.StrEnum):
     PAYOUTS_IN_FLIGHT = "payouts_in_flight"  # requested payouts until the transfer settles
     PAYOUTS_SENT = "payouts_sent"  # tokens that left as money (positive: what was paid out)
     CHARGEBACK_LOSSES = "chargeback_losses"  # refunds of tokens already spent
+    # A tournament's entry fees until its prizes are paid ("prize_pool:<tournament id>"):
+    # never negative, so prizes cannot pay out more than the fees brought in.
+    PRIZE_POOL = "prize_pool"
 
 
 # System accounts may hold any sign: they mirror money outside the ledger.

@@ -21,6 +21,8 @@ from stagecast.channels.models import Channel
 from stagecast.config import MoneySettings
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound
+from stagecast.leaderboards import events as leaderboard_events
+from stagecast.leaderboards.events import supporters_board
 from stagecast.money import ledger
 from stagecast.money.ledger import InsufficientBalance, Leg, earnings_of, wallet_of
 from stagecast.money.models import AccountKind, Subscription, SubscriptionTier
@@ -135,6 +137,10 @@ async def _charge(
         description=description,
         actor_id=payer_id,
         details={"channel_id": str(channel.id), "tier": tier.level},
+    )
+    # The payer supports the channel: its supporters board counts the price.
+    leaderboard_events.points_scored(
+        session, board=supporters_board(channel.id), user_id=payer_id, points=price
     )
 
 

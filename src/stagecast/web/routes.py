@@ -21,6 +21,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.schemas import SLUG_PATTERN
 from stagecast.deps import ReadSessionDep
 from stagecast.errors import AppError, NotFound
+from stagecast.middleware import DEFAULT_CSP
 
 DIST = Path(__file__).parent / "static" / "dist"
 PAGES = (
@@ -33,6 +34,8 @@ PAGES = (
     "/settings",
     "/dashboard",
     "/dashboard/live",
+    "/tournaments",
+    "/clips",
 )
 # Names esbuild writes: `app-HASH.js`, `hls.light-HASH.js`, their maps and CSS.
 _ASSET = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
@@ -88,6 +91,7 @@ def render_shell(dist: Path = DIST) -> str:
 <body>
 <a class="skip-link" href="#main">Skip to content</a>
 <header class="site-header" id="site-header"></header>
+<div class="announcements" id="announcements" role="region" aria-label="Announcements"></div>
 <main id="main" tabindex="-1"><p class="loading">Loading…</p></main>
 <div class="toasts" id="toasts" role="status" aria-live="polite"></div>
 <noscript><p>Stagecast's web app needs JavaScript.
@@ -121,6 +125,28 @@ for _path in PAGES:
 async def vod_page(vod_id: str) -> HTMLResponse:
     """A recording's page (the app asks the API whether it exists)."""
     return _shell()
+
+
+@router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
+async def tournament_page(tournament_id: str) -> HTMLResponse:
+    """A tournament's bracket page (the app asks the API whether it exists)."""
+    return _shell()
+
+
+@router.get("/clips/{clip_id}", response_class=HTMLResponse)
+async def clip_page(clip_id: str) -> HTMLResponse:
+    """A clip's page (the app asks the API whether it exists)."""
+    return _shell()
+
+
+@router.get("/embed/clips/{clip_id}", response_class=HTMLResponse)
+async def clip_embed(clip_id: str) -> HTMLResponse:
+    """A clip's player alone, for other sites' iframes: the one page any origin may frame."""
+    shell = _shell()
+    shell.headers["Content-Security-Policy"] = DEFAULT_CSP.replace(
+        "frame-ancestors 'none'", "frame-ancestors *"
+    )
+    return shell
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -1,6 +1,6 @@
 // The official socket.io-client v4 in a live room: joins a stream, reacts and votes with
 // emitWithAck, prints the acks and the room's poll and reaction events as JSON lines, and exits
-// once it has seen its own reaction in a burst and its own vote in the tallies.
+// once its acks are in and it has seen its reaction in a burst and its vote in the tallies.
 // Arguments: url, token, stream id, poll id.
 import { io } from "socket.io-client";
 
@@ -10,8 +10,9 @@ const print = (kind, data) => console.log(JSON.stringify({ kind, data }));
 const timer = setTimeout(() => { print("timeout", null); process.exit(2); }, 15000);
 let burst = false;
 let tallied = false;
+let acked = false;
 const done = () => {
-  if (!burst || !tallied) return;
+  if (!burst || !tallied || !acked) return;
   clearTimeout(timer);
   socket.disconnect();
   process.exit(0);
@@ -26,6 +27,8 @@ socket.on("connect", async () => {
   print("reaction_ack", await socket.emitWithAck("reaction:send", { emoji: "🔥" }));
   print("vote_ack", await socket.emitWithAck("poll:vote", { pollId, choice: 1 }));
   print("again_ack", await socket.emitWithAck("poll:vote", { pollId, choice: 0 }));
+  acked = true;
+  done();
 });
 socket.on("reaction:sent", (event) => {
   print("reaction:sent", event);

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from stagecast.accounts.deps import CurrentUser, OptionalUser
+from stagecast.admin import flags
 from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
@@ -30,6 +31,7 @@ async def tip_stream(
     runtime: RuntimeDep, key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Tip a live stream: `tip:received` reaches its room (and its chat) at once."""
+    await flags.require(runtime, "tips")
 
     async def action() -> tuple[int, dict[str, Any]]:
         made = await money.tip_stream(
@@ -63,6 +65,7 @@ async def donate(
     key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Support a channel, live or not: `donation:received` reaches its room."""
+    await flags.require(runtime, "tips")
 
     async def action() -> tuple[int, dict[str, Any]]:
         channel = await channels.get_channel(session, body.channel_id)
@@ -103,6 +106,7 @@ async def send_gift(
     key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Send gifts to a stream (or a channel): `gift:sent` reaches the room."""
+    await flags.require(runtime, "tips")
 
     async def action() -> tuple[int, dict[str, Any]]:
         gift = money.gift_named(body.gift)

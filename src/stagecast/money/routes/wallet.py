@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stagecast.accounts.deps import CurrentUser
+from stagecast.admin import flags
 from stagecast.channels import service as channels
 from stagecast.deps import PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from stagecast.errors import NotFound, ValidationFailed, problem_responses
@@ -134,6 +135,7 @@ async def wallet_transfer(
     key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Seed 002: send tokens to a performer (a tip on their stream, else a donation)."""
+    await flags.require(runtime, "tips")
     settings = runtime.settings.money
 
     async def action() -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """polls and votes
 
 Revision ID: 0013_interactions
-Revises: 0010_checkout_attempts
+Revises: 0012_vods
 Create Date: 2026-12-02 00:57:08.619762
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import stagecast.db.base
 
 revision: str = "0013_interactions"
-down_revision: str | None = "0010_checkout_attempts"
+down_revision: str | None = "0012_vods"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

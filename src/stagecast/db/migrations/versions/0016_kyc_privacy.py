@@ -1,9 +1,9 @@
 """kyc verifications and documents, data exports, held usernames, users' privacy columns
 
-Chained after 0013_interactions, main's head when this branch began (the lead rechains it).
+Chained after 0015_admin, main's head when main was last merged into this branch.
 
 Revision ID: 0016_kyc_privacy
-Revises: 0013_interactions
+Revises: 0015_admin
 Create Date: 2026-12-02 01:27:14.204595
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import stagecast.db.base
 
 revision: str = "0016_kyc_privacy"
-down_revision: str | None = "0013_interactions"
+down_revision: str | None = "0015_admin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

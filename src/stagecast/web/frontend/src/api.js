@@ -1,6 +1,7 @@
 // The API client: JSON in and out, the access token attached, errors as ApiError carrying
 // the RFC 9457 problem (with its stable `code`).
-import { accessToken, refresh, signedOut } from "./auth.js";
+import { accessToken, csrfToken, refresh, signedOut } from "./auth.js";
+import { maintenanceStarted } from "./announcements.js";
 import { uuid } from "./dom.js";
 
 export class ApiError extends Error {
@@ -40,6 +41,11 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
   const form = typeof FormData !== "undefined" && body instanceof FormData;
   if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   if (moves) headers["Idempotency-Key"] = key || uuid();
+  // Routes that may read the refresh cookie (logout) want the CSRF token beside it.
+  if (method !== "GET" && path.startsWith("auth/")) {
+    const csrf = await csrfToken();
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+  }
 
   for (let attempt = 0; ; attempt++) {
     const token = await accessToken();
@@ -52,6 +58,7 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
     if (response.status === 204) return null;
     if (response.ok) return blob ? response.blob() : response.json();
     const problem = await readProblem(response);
+    if (response.status === 503 && problem.code === "MAINTENANCE") maintenanceStarted(problem.maintenance);
     if (response.status === 401 && token && attempt === 0) {
       if (problem.code === "INVALID_TOKEN" && (await refresh(token))) continue;
       if (problem.code === "SESSION_REVOKED") signedOut();

@@ -61,6 +61,28 @@ async function withLock(fn) {
   return fn();
 }
 
+// The refresh cookie is ambient authority, so the server wants a CSRF token beside it
+// (double submit: GET /api/v1/csrf-token sets its cookie and hands it to us). Kept in memory.
+let csrf = null;
+export async function csrfToken({ renew = false } = {}) {
+  if (csrf && !renew) return csrf;
+  const response = await fetch("/api/v1/csrf-token", {
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  csrf = response.ok ? (await response.json()).csrf_token : null;
+  return csrf;
+}
+
+async function postRefresh(renew) {
+  const token = await csrfToken({ renew });
+  return fetch("/api/v1/auth/refresh", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: token ? { Accept: "application/json", "X-CSRF-Token": token } : { Accept: "application/json" },
+  });
+}
+
 // Trade the refresh cookie for a new access token; null when the session is over.
 // `rejected`: the token the server just refused (INVALID_TOKEN, e.g. after its signing key
 // rotated): it is refreshed whatever its expiry says, unless another tab already did.
@@ -72,11 +94,8 @@ export async function refresh(rejected = null) {
       return state.access_token;
     }
     if (!latest) return null;
-    const response = await fetch("/api/v1/auth/refresh", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
+    let response = await postRefresh(false);
+    if (response.status === 403) response = await postRefresh(true); // its cookie expired
     if (!response.ok) {
       signedOut();
       return null;

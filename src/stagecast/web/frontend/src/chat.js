@@ -25,7 +25,7 @@ const BADGES = {
 
 const MAX_MESSAGES = 200;
 
-function fragmentNode(fragment) {
+export function fragmentNode(fragment) {
   switch (fragment.type) {
     case "link":
       return h("a", { href: fragment.url, rel: "noopener noreferrer nofollow ugc", target: "_blank" }, fragment.text);
@@ -39,7 +39,7 @@ function fragmentNode(fragment) {
   }
 }
 
-function badges(list) {
+export function badges(list) {
   return (list || []).map((badge) => {
     const [icon, name] = BADGES[badge] || ["•", badge];
     return h("span", { class: `chat-badge badge-${badge}`, title: name, role: "img", "aria-label": name }, icon);

@@ -8,11 +8,16 @@ import * as account from "./pages/account.js";
 import * as search from "./pages/search.js";
 import * as channel from "./pages/channel.js";
 import * as vod from "./pages/vod.js";
+import * as clip from "./pages/clip.js";
+import * as clips from "./pages/clips.js";
 import * as golive from "./pages/golive.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as wallet from "./pages/wallet.js";
 import * as settings from "./pages/settings.js";
+import * as tournaments from "./pages/tournaments.js";
+import * as tournament from "./pages/tournament.js";
 import { createBell } from "./bell.js";
+import { currentMaintenance, onMaintenanceChange, renderMaintenance, startAnnouncements } from "./announcements.js";
 
 const ROUTES = [
   [/^\/$/, home],
@@ -25,6 +30,11 @@ const ROUTES = [
   [/^\/dashboard$/, dashboard],
   [/^\/dashboard\/live$/, golive],
   [/^\/vods\/([^/]+)$/, vod],
+  [/^\/tournaments$/, tournaments],
+  [/^\/tournaments\/([^/]+)$/, tournament],
+  [/^\/clips$/, clips],
+  [/^\/clips\/([^/]+)$/, clip],
+  [/^\/embed\/clips\/([^/]+)$/, clip, { embed: true }],
   [/^\/([A-Za-z0-9][A-Za-z0-9_-]{2,31})$/, channel],
 ];
 
@@ -73,6 +83,10 @@ async function render() {
   const url = new URL(location.href);
   const route = match(url.pathname);
   renderHeader();
+  const maintenance = currentMaintenance();
+  // The sign-in page stays: admins sign in during maintenance (others are told why not).
+  const admin = currentUser()?.role === "admin";
+  if (maintenance && !admin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -148,6 +162,8 @@ function renderHeader() {
       "nav",
       { "aria-label": "Main" },
       link("/browse", "Browse"),
+      link("/tournaments", "Tournaments"),
+      link("/clips", "Clips"),
       user
         ? [
             link("/dashboard/live", "Go live"),
@@ -190,9 +206,13 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
+// Maintenance beginning or ending changes the page (admins keep theirs).
+onMaintenanceChange(() => render());
+
 async function start() {
   // A session from an earlier visit whose access token expired: refresh it once, quietly.
   if (currentUser()) await refresh().catch(() => null);
+  startAnnouncements();
   render();
 }
 

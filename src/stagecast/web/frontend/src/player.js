@@ -63,7 +63,12 @@ export function createPlayer({ label = "Stream" } = {}) {
     if (hls) hls.currentLevel = Number(quality.value);
   });
 
-  async function load(src) {
+  // `startPosition`: seconds to start at (a VOD's saved progress); `headers()`: request
+  // headers for every playlist and segment (a VOD that is not public needs the viewer's token).
+  let options = {};
+
+  async function load(src, loadOptions = options) {
+    options = loadOptions;
     if (src !== source) manifestFailures = 0;
     source = src;
     stop();
@@ -86,6 +91,10 @@ export function createPlayer({ label = "Stream" } = {}) {
         // light enough for the main thread.
         enableWorker: false,
         backBufferLength: 30,
+        startPosition: options.startPosition ?? -1,
+        xhrSetup(xhr) {
+          for (const [name, value] of Object.entries(options.headers?.() || {})) xhr.setRequestHeader(name, value);
+        },
       });
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         fillQualities();
@@ -119,6 +128,9 @@ export function createPlayer({ label = "Stream" } = {}) {
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = src;
+      if (options.startPosition > 0) {
+        video.addEventListener("loadedmetadata", () => { video.currentTime = options.startPosition; }, { once: true });
+      }
       video.play().catch(() => {});
     } else {
       overlay.textContent = "This browser cannot play HLS video.";

@@ -5,9 +5,11 @@ import { currentUser } from "../auth.js";
 import { h, replace, formatNumber, formatTokens, formatDate, errorBox, toast, field } from "../dom.js";
 import { openSocket } from "../realtime.js";
 import { createPlayer } from "../player.js";
+import { clipButton, clipCard, liveClipSource } from "../clips.js";
 import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
 import { createPolls, createReactions } from "../interactions.js";
+import { createSupporters } from "../leaderboard.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
@@ -33,6 +35,7 @@ export async function render({ main, params }) {
   const chat = createChat({ live, channel, me, canModerate });
   const polls = createPolls({ live, channel, me, canModerate });
   const reactions = createReactions({ live, channel, me, overlayOn: player.element });
+  const supporters = createSupporters({ live, channel });
   let streamId = stream?.status === "live" ? stream.id : null;
   let loaded = false;
   let vodTimer = null;
@@ -45,6 +48,23 @@ export async function render({ main, params }) {
   const viewers = h("span", { class: "viewer-count", "aria-live": "polite" });
   const status = h("p", { class: "stream-status muted", role: "status" });
   const vodList = h("div", { id: "vods" }, grid(vods.data.map(vodCard), "No past broadcasts yet."));
+  const clipper = clipButton({
+    video: player.video,
+    source: (video) => liveClipSource(streamId)(video),
+    onSaved: () => loadClips(),
+  });
+  const clipBar = h("div", { class: "clip-bar", hidden: !streamId }, clipper.button);
+  const clipList = h("div", { id: "clips" });
+  const clipSort = h("select", { "aria-label": "Sort clips" },
+    h("option", { value: "views" }, "Most viewed"),
+    h("option", { value: "likes" }, "Most liked"),
+    h("option", { value: "recent" }, "Newest"));
+  async function loadClips() {
+    const page = await get(`channels/${channel.id}/clips`, { sort: clipSort.value, limit: 12 }).catch(() => ({ data: [] }));
+    replace(clipList, grid(page.data.map(clipCard), "No clips yet."));
+  }
+  clipSort.addEventListener("change", loadClips);
+  live.on("clip:created", () => loadClips());
   const followers = h("span", { class: "muted" }, followerText(channel.follower_count));
 
   function showCategory(slugOrNull) {
@@ -71,6 +91,7 @@ export async function render({ main, params }) {
       showViewers(joined.viewer_count);
       if (joined.is_live && joined.stream_id !== streamId) {
         streamId = joined.stream_id;
+        clipBar.hidden = false;
         loaded = false;
         player.setState("loading");
         reactions.setLive(true);
@@ -90,6 +111,7 @@ export async function render({ main, params }) {
     player.setState("loading");
     reactions.setLive(true);
     showTipMode();
+    clipBar.hidden = false;
     chat.notice(`${channel.name} went live`);
   });
   // Segments are on the server: the playlist can be loaded without a 404.
@@ -109,6 +131,8 @@ export async function render({ main, params }) {
     loaded = false;
     const ended = streamId;
     streamId = null;
+    clipBar.hidden = true;
+    clipper.editor.hidden = true;
     showViewers(0);
     reactions.setLive(false);
     showTipMode();
@@ -357,6 +381,8 @@ export async function render({ main, params }) {
         { class: "channel-main", "aria-labelledby": "channel-name" },
         player.element,
         reactions.element,
+        clipBar,
+        clipper.editor,
         h(
           "div",
           { class: "channel-info" },
@@ -371,11 +397,14 @@ export async function render({ main, params }) {
           polls.element,
           channel.description ? h("p", { class: "channel-description" }, channel.description) : null,
         ),
+        supporters.element,
+        h("section", { class: "page", "aria-labelledby": "clips-title" }, h("div", { class: "section-head" }, h("h2", { id: "clips-title" }, "Clips"), clipSort), clipList),
         h("section", { class: "page", "aria-labelledby": "vods-title" }, h("h2", { id: "vods-title" }, "Past broadcasts"), vodList),
       ),
       chat.element,
     ),
   );
+  loadClips();
   if (streamId) await chat.loadHistory(streamId);
   await polls.load();
   // A stream that has been on air a while has segments already; a new one waits for them.
@@ -384,6 +413,7 @@ export async function render({ main, params }) {
   return () => {
     clearTimeout(vodTimer);
     polls.destroy();
+    supporters.destroy();
     player.destroy();
     live.close();
   };
