@@ -187,7 +187,7 @@ class KycSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STAGECAST_KYC_", extra="ignore")
 
     # What needs an approved verification: receiving payouts by default; going live (RTMP,
-    # browser, WHIP) and receiving tips, donations and gifts when listed.
+    # browser; WHIP once built) and receiving tips, donations and gifts when listed.
     required_for: list[KycAction] = Field(default_factory=_payouts_only)
     # Performers must be adults by the date of birth on their verified document.
     minimum_age: int = Field(default=18, ge=1, le=100)

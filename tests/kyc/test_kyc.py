@@ -340,7 +340,7 @@ async def test_retention_job_deletes_decided_documents(
 async def test_going_live_needs_a_verified_owner_when_the_settings_say(
     tmp_path: Path, database_url: str, database: Database
 ) -> None:
-    """The one claim every publish goes through (RTMP, browser, WHIP) asks KYC first."""
+    """The one claim every publish goes through (RTMP, browser) asks KYC first."""
     settings = make_settings(tmp_path, database_url, kyc=KycSettings(required_for=["going_live"]))
     application = create_app(settings, database=database)
     async with (
