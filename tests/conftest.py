@@ -24,6 +24,7 @@ from stagecast.config import (
     InteractionSettings,
     MediaSettings,
     MoneySettings,
+    PrivacySettings,
     RateLimits,
     Settings,
     VodSettings,
@@ -124,6 +125,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "money": MoneySettings(jobs_enabled=False),
         # And the recordings' (previews, retention): stagecast.vods.jobs.run_once.
         "vods": VodSettings(jobs_enabled=False),
+        # And privacy's exports and retention (stagecast.privacy.jobs.run_once).
+        "privacy": PrivacySettings(jobs_enabled=False),
         # An in-process app shares one connection between requests and background work:
         # the media nodes' heartbeat would interleave its savepoints with a test's. Tests of
         # nodes and crashes run real servers with short heartbeats (tests/e2e/test_crash.py).

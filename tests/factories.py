@@ -12,6 +12,9 @@ from fastapi import FastAPI
 
 from stagecast.accounts.models import Role, User
 from stagecast.channels import service as channels
+from stagecast.db.base import utcnow
+from stagecast.kyc import service as kyc
+from stagecast.kyc.models import KycStatus, KycVerification
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
 
@@ -121,3 +124,20 @@ async def end_live(app: FastAPI, stream_id: str) -> None:
     async with runtime.db.session() as session, session.begin():
         stream = await streams.get_stream(session, uuid.UUID(stream_id))
         await streams.mark_stream_ended(session, stream=stream)
+
+
+async def verify_identity(app: FastAPI, account: Account, *, born: str = "1990-01-01") -> None:
+    """Leave the account with an approved KYC verification, as an admin's approval would
+    (tests/kyc/ go through the submission and review themselves)."""
+    runtime: Runtime = app.state.runtime
+    box = runtime.secrets
+    async with runtime.db.session() as session, session.begin():
+        session.add(
+            KycVerification(
+                user_id=uuid.UUID(account.id),
+                status=KycStatus.APPROVED.value,
+                legal_name_encrypted=box.encrypt(kyc.PII_PURPOSE, account.username),
+                date_of_birth_encrypted=box.encrypt(kyc.PII_PURPOSE, born),
+                decided_at=utcnow(),
+            )
+        )

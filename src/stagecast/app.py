@@ -39,12 +39,14 @@ from stagecast.health import service as health
 from stagecast.interactions import events as interaction_events
 from stagecast.interactions import routes as interaction_routes
 from stagecast.interactions.pulse import Pulse
+from stagecast.kyc import routes as kyc_routes
 from stagecast.leaderboards import routes as leaderboards_routes
 from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
 from stagecast.media.service import LiveMedia
+from stagecast.media.store import LocalMediaStore
 from stagecast.middleware import (
     AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
@@ -61,6 +63,8 @@ from stagecast.money.providers import build_payment_provider, build_payout_provi
 from stagecast.notifications import routes as notifications_routes
 from stagecast.observability import Metrics, configure_logging
 from stagecast.openapi import build_openapi
+from stagecast.privacy import routes as privacy_routes
+from stagecast.privacy.jobs import run_forever as run_privacy_jobs
 from stagecast.ratelimit import RateLimiter, general_rate_limit
 from stagecast.realtime import events as realtime_events
 from stagecast.realtime.bus import BUS, install_session_hooks
@@ -99,6 +103,11 @@ def _api_router() -> APIRouter:
     api.include_router(clips_routes.router)
     api.include_router(money_routes.router)
     api.include_router(money_routes.webhooks)
+    api.include_router(kyc_routes.router)
+    api.include_router(kyc_routes.admin_router)
+    # Before the users' `/{user_id}` routes are reached: `/users/me/...` is privacy's.
+    api.include_router(privacy_routes.router)
+    api.include_router(privacy_routes.admin_router)
     api.include_router(leaderboards_routes.router)
     api.include_router(tournaments_routes.router)
     api.include_router(admin_routes.router)
@@ -124,6 +133,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
         touches=Touches(),
     )
+    runtime.private_store = LocalMediaStore(settings.data_dir / "private")
     install_session_hooks()
     db_retry.install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
@@ -269,6 +279,7 @@ def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:
         ("money-jobs", run_money_jobs, settings.money.jobs_enabled),
         ("vod-jobs", run_vod_jobs, settings.vods.jobs_enabled),
         ("admin-jobs", run_admin_jobs, settings.admin.background),
+        ("privacy-jobs", run_privacy_jobs, settings.privacy.jobs_enabled),
     )
     return [
         asyncio.create_task(run(runtime), name=name) for name, run, enabled in wanted if enabled
@@ -306,7 +317,15 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
     app.add_middleware(
         CachedPagesMiddleware, cache=runtime.response_cache, limit=general_rate_limit
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    kyc = runtime.settings.kyc
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=runtime.settings.max_body_bytes,
+        # A KYC submission carries its documents; each is checked against its own limit.
+        path_limits={
+            f"{API_PREFIX}/kyc/submit": kyc.max_documents * kyc.max_document_bytes + 64 * 1024
+        },
+    )
     # Outside the cached pages (none is served during maintenance); the audit outside it, so
     # that refused writes are recorded too. Both inside the seed path rewrite: they see the
     # scope the router fills in (the matched route).

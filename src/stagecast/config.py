@@ -174,6 +174,54 @@ class AdminSettings(BaseSettings):
     background: bool = True
 
 
+KycAction = Literal["payouts", "going_live", "tips"]
+
+
+def _payouts_only() -> list[KycAction]:
+    return ["payouts"]
+
+
+class KycSettings(BaseSettings):
+    """Identity verification of performers (`STAGECAST_KYC_*`; docs/trust-and-safety.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_KYC_", extra="ignore")
+
+    # What needs an approved verification: receiving payouts by default; going live (RTMP,
+    # browser; WHIP once built) and receiving tips, donations and gifts when listed.
+    required_for: list[KycAction] = Field(default_factory=_payouts_only)
+    # Performers must be adults by the date of birth on their verified document.
+    minimum_age: int = Field(default=18, ge=1, le=100)
+    # Each document file, and how many one submission may carry (front, back, selfie...).
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_documents: int = Field(default=3, ge=1, le=10)
+    # Documents are deleted this long after the verification is decided (the decision, the
+    # legal name and the date of birth stay, encrypted).
+    document_retention_days: int = Field(default=90, ge=0)
+
+    def requires(self, action: KycAction) -> bool:
+        """Whether `action` needs an approved verification."""
+        return action in self.required_for
+
+
+class PrivacySettings(BaseSettings):
+    """Exports, erasure and retention (`STAGECAST_PRIVACY_*`; docs/trust-and-safety.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_PRIVACY_", extra="ignore")
+
+    # A data export's download link works this long; the archive is deleted after it.
+    export_link_hours: int = Field(default=72, ge=1)
+    # An erased account's username cannot be registered again for this long.
+    username_hold_days: int = Field(default=90, ge=0)
+    # Kept this long, then removed by the retention job: sessions' IP addresses (and user
+    # agents), ended sessions themselves, and chat messages. 0 keeps them forever.
+    session_ip_days: int = Field(default=30, ge=0)
+    ended_session_days: int = Field(default=90, ge=0)
+    chat_days: int = Field(default=0, ge=0)
+    # The retention and export jobs run in-process this often (tests run them by hand).
+    jobs_enabled: bool = True
+    jobs_interval_seconds: float = Field(default=3600, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
 
@@ -281,6 +329,8 @@ class Settings(BaseSettings):
     money: MoneySettings = Field(default_factory=MoneySettings)
     interactions: InteractionSettings = Field(default_factory=InteractionSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    kyc: KycSettings = Field(default_factory=KycSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("access_token_ttl")
     @classmethod

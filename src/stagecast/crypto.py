@@ -7,10 +7,13 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from stagecast.config import Settings
@@ -70,3 +73,39 @@ class SecretBox:
             return fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             return None
+
+    def encrypt_bytes(self, purpose: str, data: bytes, *, context: str) -> bytes:
+        """AES-256-GCM of a file: a random nonce, then the ciphertext and its tag. `context`
+        (the object's name) is authenticated too, so a file moved to another name fails."""
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(self._derive(f"file:{purpose}")).encrypt(nonce, data, context.encode())
+        return nonce + sealed
+
+    def decrypt_bytes(self, purpose: str, sealed: bytes, *, context: str) -> bytes | None:
+        """The file `encrypt_bytes` sealed, or None when it was altered or sealed elsewhere."""
+        try:
+            return AESGCM(self._derive(f"file:{purpose}")).decrypt(
+                sealed[:12], sealed[12:], context.encode()
+            )
+        except (InvalidTag, ValueError):
+            return None
+
+    def sign(self, purpose: str, value: str, *, expires_at: int) -> str:
+        """A token that proves the server issued `value` for `purpose` until `expires_at`
+        (Unix seconds): `<value>.<expires>.<hmac>`."""
+        body = f"{value}.{expires_at}"
+        mac = hmac.new(self._derive(f"sign:{purpose}"), body.encode(), hashlib.sha256)
+        return f"{body}.{base64.urlsafe_b64encode(mac.digest()).decode().rstrip('=')}"
+
+    def verify_signed(self, purpose: str, token: str, *, now: float | None = None) -> str | None:
+        """The value of a token `sign` made for `purpose`, or None if forged or expired."""
+        value, _, _mac = token.rpartition(".")
+        value, _, expires = value.rpartition(".")
+        if not value or not expires.isdigit():
+            return None
+        expected = self.sign(purpose, value, expires_at=int(expires))
+        if not hmac.compare_digest(expected.encode(), token.encode()):
+            return None
+        if int(expires) <= (time.time() if now is None else now):
+            return None
+        return value

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -245,17 +246,21 @@ class OpenCorsMiddleware:
 class BodySizeLimitMiddleware:
     """Refuse bodies over the limit with 413, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await send_problem(send, scope, self._error())
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await send_problem(send, scope, self._error(max_bytes))
             return
         received = 0
         refused = False
@@ -268,13 +273,13 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Answer now, and tell the app the client went away: an exception raised
                     # here would be caught by the body parser and turned into a 400.
                     refused = True
                     if not response_started:
                         response_started = True
-                        await send_problem(send, scope, self._error())
+                        await send_problem(send, scope, self._error(max_bytes))
                     return {"type": "http.disconnect"}
             return message
 
@@ -288,8 +293,9 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, counting_receive, tracking_send)
 
-    def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"The request body may be at most {self.max_bytes} bytes")
+    @staticmethod
+    def _error(max_bytes: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body may be at most {max_bytes} bytes")
 
 
 class SeedBasePathMiddleware:

@@ -9,10 +9,12 @@ def import_all_models() -> None:
     import stagecast.chat.models
     import stagecast.clips.models
     import stagecast.interactions.models
+    import stagecast.kyc.models
     import stagecast.media.models
     import stagecast.moderation.models
     import stagecast.money.models
     import stagecast.notifications.models
+    import stagecast.privacy.models
     import stagecast.search
     import stagecast.streams.models
     import stagecast.tournaments.models

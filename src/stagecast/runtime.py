@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stagecast.interactions.pulse import Pulse
     from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
+    from stagecast.media.store import MediaStore
     from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
@@ -55,6 +56,9 @@ class Runtime:
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).
     webhook_providers: dict[str, PaymentProvider] = field(default_factory=dict)
+    # What only staff or its owner may read (KYC documents, data exports), outside the
+    # media store that /hls serves; everything in it is encrypted (crypto.SecretBox).
+    private_store: MediaStore | None = None
     rtmp_port: int | None = None  # bound by the lifespan (settings may say 0: any free port)
     ffmpeg_version: str | None = None
     shutting_down: bool = False

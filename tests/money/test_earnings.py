@@ -24,7 +24,7 @@ from stagecast.money import jobs
 from stagecast.money.models import LedgerAccount, Subscription
 from stagecast.money.providers import SandboxPayouts, StripeProvider
 from stagecast.runtime import Runtime
-from tests.factories import Account, go_live, make_admin, make_channel, register
+from tests.factories import Account, go_live, make_admin, make_channel, register, verify_identity
 from tests.money.test_wallet import assert_ledger_balanced, balance, buy
 
 
@@ -138,8 +138,10 @@ async def test_renewals_charge_lapse_and_end(client: httpx.AsyncClient, app: Fas
 async def earner(
     client: httpx.AsyncClient, app: FastAPI, tokens: int
 ) -> tuple[Account, dict[str, Any]]:
-    """A creator (and their channel) whose earnings hold `tokens` (a fan tipped them in)."""
+    """A creator (and their channel) whose earnings hold `tokens` (a fan tipped them in),
+    verified so that they may ask for payouts."""
     creator = await register(client)
+    await verify_identity(app, creator)
     channel = await make_channel(client, creator)
     stream_id = await go_live(app, channel["slug"])
     fan = await register(client)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
-from stagecast.config import MoneySettings, RateLimits
+from stagecast.config import KycSettings, MoneySettings, RateLimits
 from stagecast.db import migrate
 from stagecast.db.base import new_id, utcnow
 from stagecast.db.engine import Database
@@ -41,6 +41,8 @@ from tests.realtime.conftest import serving
 from tests.tournaments.ledger_steps import check_prize_pools, tournament_step
 
 MONEY = MoneySettings(jobs_enabled=False, min_payout_tokens=100)
+# The books are what these tests check; identity checks are tests/kyc/'s.
+KYC = KycSettings(required_for=[])
 
 
 async def test_concurrent_tips_never_overspend(tmp_path: Path, committed_database_url: str) -> None:
@@ -148,7 +150,7 @@ async def _apply(session: Any, step: tuple[str, int, int], world: Any) -> None:
     elif kind == "tip":
         await money.contribute(
             session, MONEY, kind="tip", sender=user, channel=channel, stream=stream,
-            tokens=amount, message=None, is_private=False,
+            tokens=amount, message=None, is_private=False, kyc_settings=KYC,
         )  # fmt: skip
     elif kind == "subscribe":
         await subscriptions.subscribe(session, MONEY, payer=user, channel=channel, level=amount)
@@ -157,7 +159,9 @@ async def _apply(session: Any, step: tuple[str, int, int], world: Any) -> None:
             subscription.current_period_end = utcnow()
         await subscriptions.renew_due(session, MONEY, now=utcnow())
     elif kind == "payout":
-        await payouts.request_payout(session, MONEY, user=user, tokens=amount, destination=None)
+        await payouts.request_payout(
+            session, MONEY, user=user, tokens=amount, destination=None, kyc_settings=KYC
+        )
     elif kind == "decide":
         pending = await session.scalar(select(Payout).where(Payout.status == "requested"))
         if pending is not None:

@@ -1,5 +1,5 @@
-"""A socket lives only as long as its session: sign-outs, revocations, a password change and
-a suspension disconnect the user's open sockets, and only theirs."""
+"""A socket lives only as long as its session: sign-outs, revocations, a password change, a
+suspension and an erasure disconnect the user's open sockets, and only theirs."""
 
 from __future__ import annotations
 
@@ -63,8 +63,21 @@ async def _suspended(live: LiveServer, account: Account) -> Any:
     )
 
 
+async def _erased(live: LiveServer, account: Account) -> Any:
+    return await live.http.request(
+        "DELETE", "/api/v1/users/me", json={"password": account.password}, headers=account.headers
+    )
+
+
+async def _erased_by_admin(live: LiveServer, account: Account) -> Any:
+    admin = await make_admin(live.http, live.app)
+    return await live.http.delete(f"/api/v1/admin/users/{account.id}", headers=admin.headers)
+
+
 @pytest.mark.parametrize(
-    "revoke", [_logout_all, _logout, _refresh_reused, _suspended], ids=lambda f: f.__name__
+    "revoke",
+    [_logout_all, _logout, _refresh_reused, _suspended, _erased, _erased_by_admin],
+    ids=lambda f: f.__name__,
 )
 async def test_a_revoked_session_loses_its_open_sockets(live: LiveServer, revoke: Revoke) -> None:
     account = await live.account()

@@ -51,6 +51,11 @@ class User(TimestampMixin, Base):
     email_verified: Mapped[bool] = mapped_column(default=False)
     password_hash: Mapped[str] = mapped_column(String(255))
     preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # CCPA "Do Not Sell or Share" (POST /users/me/privacy/opt-out; a request's `Sec-GPC: 1`
+    # counts too): what providers are given is cut to what the service needs.
+    do_not_sell: Mapped[bool] = mapped_column(default=False)
+    # Set by an erasure: the row stays (the ledger's entries are attributed to it), emptied.
+    erased_at: Mapped[datetime | None]
 
     @property
     def role_enum(self) -> Role:
@@ -75,7 +80,8 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
     user_agent: Mapped[str | None] = mapped_column(String(512))
-    ip: Mapped[str | None] = mapped_column(String(64))
+    # Fernet-encrypted (accounts.service.seal_ip); removed by the retention job.
+    ip: Mapped[str | None] = mapped_column(String(255))
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -112,3 +118,13 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class HeldUsername(Base):
+    """A username an erased account gave up: nobody may take it until `held_until`, so that
+    no one can pass for the person who left."""
+
+    __tablename__ = "held_usernames"
+
+    username_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    held_until: Mapped[datetime]

@@ -122,7 +122,7 @@ async def register(
             runtime.settings,
             user=user,
             user_agent=request.headers.get("user-agent"),
-            ip=client_ip(request),
+            ip=accounts.seal_ip(runtime.secrets, client_ip(request)),
         )
     return _token_pair(request, response, issued)
 
@@ -148,7 +148,7 @@ async def login(
             runtime.settings,
             user=user,
             user_agent=request.headers.get("user-agent"),
-            ip=client_ip(request),
+            ip=accounts.seal_ip(runtime.secrets, client_ip(request)),
             new_password_hash=new_hash,
         )
     return _token_pair(request, response, issued)
@@ -170,7 +170,7 @@ async def _refresh(
             runtime.tokens,
             raw_token=raw,
             user_agent=request.headers.get("user-agent"),
-            ip=client_ip(request),
+            ip=accounts.seal_ip(runtime.secrets, client_ip(request)),
         )
     # Raised after the commit: a reused token's session revocation must stick.
     if not isinstance(outcome, IssuedTokens):
@@ -254,14 +254,17 @@ async def jwks(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
 
 @sessions_router.get("")
 async def list_sessions(
-    principal: SessionPrincipal, session: SessionDep, page: PageDep
+    principal: SessionPrincipal, session: SessionDep, page: PageDep, runtime: RuntimeDep
 ) -> Page[SessionOut]:
     """The user's signed-in sessions (devices), newest first."""
     async with session.begin():
         rows, cursor = await accounts.list_sessions(session, user_id=principal.user.id, params=page)
     items = [
         SessionOut.model_validate(row).model_copy(
-            update={"current": row.id == principal.session_id}
+            update={
+                "current": row.id == principal.session_id,
+                "ip": accounts.open_ip(runtime.secrets, row.ip),
+            }
         )
         for row in rows
     ]

@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast import search
-from stagecast.accounts.models import ApiKey, AuthSession, RefreshToken, Role, User, UserStatus
+from stagecast.accounts.models import (
+    ApiKey,
+    AuthSession,
+    HeldUsername,
+    RefreshToken,
+    Role,
+    User,
+    UserStatus,
+)
 from stagecast.accounts.schemas import (
     AdminUserUpdate,
     ApiKeyCreate,
@@ -31,6 +39,7 @@ from stagecast.accounts.security import (
     password_problems,
 )
 from stagecast.config import Settings
+from stagecast.crypto import SecretBox
 from stagecast.db.base import utcnow
 from stagecast.errors import (
     AppError,
@@ -78,6 +87,20 @@ class InvalidApiKey(InvalidToken):
     code, title = "INVALID_API_KEY", "The API key is invalid, expired or revoked"
 
 
+IP_PURPOSE = "session-ip"
+
+
+def seal_ip(box: SecretBox, ip: str | None) -> str | None:
+    """A client address as sessions store it: encrypted, so a database leak does not list
+    where everyone signs in from (docs/trust-and-safety.md, "PII at rest")."""
+    return box.encrypt(IP_PURPOSE, ip) if ip else None
+
+
+def open_ip(box: SecretBox, sealed: str | None) -> str | None:
+    """The address `seal_ip` stored (None for one stored before it, or under another secret)."""
+    return box.decrypt(IP_PURPOSE, sealed) if sealed else None
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
     access_token: str
@@ -122,6 +145,12 @@ async def _ensure_unique(
             query = query.where(User.id != exclude)
         if await session.scalar(query) is not None:
             raise UsernameTaken()
+        # An erased account's name is held back for a while (privacy.service.erase).
+        held = await session.scalar(
+            select(HeldUsername.held_until).where(HeldUsername.username_key == username.lower())
+        )
+        if held is not None and held > utcnow():
+            raise UsernameTaken("This username belonged to an erased account; it is held back")
 
 
 async def _flush_unique(session: AsyncSession) -> None:

@@ -33,6 +33,7 @@ from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ServiceUnavailable
 from stagecast.health.service import find_ffmpeg
+from stagecast.kyc import service as kyc
 from stagecast.media.keyframes import StreamHealth
 from stagecast.media.ladder import InputFormat, placeholder_thumbnail_args
 from stagecast.media.nodes import NodeRegistry, Orphan
@@ -240,6 +241,9 @@ class LiveMedia:
                     raise streams.StreamKeyRejected("Send your stream key, or sign in as the owner")
                 channel = found
             options = channels.settings_of(channel)
+            await kyc.require_verified(
+                session, self.runtime.settings.kyc, user_id=channel.owner_id, action="going_live"
+            )
         finishing = self.finishing.get(channel.id)
         if finishing is not None:
             # The last stream is still being stored: the next one starts after it, never

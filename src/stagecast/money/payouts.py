@@ -25,10 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
-from stagecast.config import MoneySettings
+from stagecast.config import KycSettings, MoneySettings
 from stagecast.db.base import utcnow
 from stagecast.db.engine import Database
-from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
+from stagecast.errors import Conflict, NotFound, ValidationFailed
+from stagecast.kyc import service as kyc
 from stagecast.money import attempts, ledger
 from stagecast.money.ledger import Leg, earnings_of
 from stagecast.money.models import AccountKind, Payout, PayoutAccount
@@ -50,17 +51,8 @@ SENDABLE = ("approved", "retrying")  # approved by an administrator, not paid or
 ATTEMPTED = ("approved", "retrying", "paid", "failed")  # the transfers, as seed 003 lists them
 
 
-class KycRequired(AppError):
-    status, code, title = 403, "KYC_REQUIRED", "Identity verification is required for payouts"
-
-
 class PayoutNotPending(Conflict):
     code, title = "PAYOUT_NOT_PENDING", "This payout was already decided"
-
-
-def kyc_approved(user: User) -> bool:
-    """The one check the compliance issue will fill in: until then every creator passes."""
-    return user.is_active
 
 
 def amount_cents(settings: MoneySettings, tokens: int) -> int:
@@ -87,9 +79,10 @@ async def request_payout(
     user: User,
     tokens: int,
     destination: str | None,
+    kyc_settings: KycSettings,
 ) -> Payout:
-    if not kyc_approved(user):
-        raise KycRequired()
+    """Move earnings into a payout in flight, once the creator passed what KYC asks of them."""
+    await kyc.require_verified(session, kyc_settings, user_id=user.id, action="payouts")
     if tokens < settings.min_payout_tokens:
         raise ValidationFailed(f"Payouts start at {settings.min_payout_tokens} tokens")
     payout = Payout(
@@ -187,7 +180,7 @@ async def start_onboarding(
     provider: PayoutProvider,
     *,
     user_id: uuid.UUID,
-    email: str,
+    email: str | None,
     return_url: str,
     refresh_url: str,
 ) -> tuple[PayoutAccount, str]:

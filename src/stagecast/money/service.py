@@ -17,9 +17,10 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from stagecast.accounts.models import User
 from stagecast.channels.models import Channel
-from stagecast.config import MoneySettings
+from stagecast.config import KycSettings, MoneySettings
 from stagecast.db.base import new_id, utcnow
 from stagecast.errors import AppError, Conflict, NotFound, ValidationFailed
+from stagecast.kyc import service as kyc
 from stagecast.money import ledger, payouts
 from stagecast.money.ledger import Leg, earnings_of, wallet_of
 from stagecast.money.models import (
@@ -90,12 +91,14 @@ async def contribute(
     tokens: int,
     message: str | None,
     is_private: bool,
+    kyc_settings: KycSettings,
     gift: Gift | None = None,
 ) -> Contribution:
     """Move tokens from a viewer to a creator (tip, donation or gift) and announce it."""
     check_amount(settings, tokens)
     if sender.id == channel.owner_id:
         raise CannotTipSelf()
+    await kyc.require_verified(session, kyc_settings, user_id=channel.owner_id, action="tips")
     fee = fee_for(settings, tokens)
     legs = [Leg(wallet_of(sender.id), -tokens), Leg(earnings_of(channel.owner_id), tokens - fee)]
     if fee:
@@ -161,6 +164,7 @@ async def tip_stream(
     tokens: int,
     message: str | None,
     is_private: bool,
+    kyc_settings: KycSettings,
 ) -> Contribution:
     """A tip on a live stream (an ended or scheduled one takes donations instead)."""
     stream, channel = await streams.get_stream_and_channel(session, stream_id)
@@ -168,7 +172,7 @@ async def tip_stream(
         raise StreamNotLive()
     return await contribute(
         session, settings, kind="tip", sender=sender, channel=channel, stream=stream,
-        tokens=tokens, message=message, is_private=is_private,
+        tokens=tokens, message=message, is_private=is_private, kyc_settings=kyc_settings,
     )  # fmt: skip
 
 

@@ -148,7 +148,7 @@ class PayoutProvider(Protocol):
         *,
         account_ref: str | None,
         user_id: str,
-        email: str,
+        email: str | None,
         return_url: str,
         refresh_url: str,
     ) -> OnboardingLink: ...

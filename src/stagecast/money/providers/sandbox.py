@@ -213,7 +213,7 @@ class SandboxPayouts:
         *,
         account_ref: str | None,
         user_id: str,
-        email: str,
+        email: str | None,
         return_url: str,
         refresh_url: str,
     ) -> OnboardingLink:

@@ -232,7 +232,7 @@ class StripeConnectPayouts:
         *,
         account_ref: str | None,
         user_id: str,
-        email: str,
+        email: str | None,
         return_url: str,
         refresh_url: str,
     ) -> OnboardingLink:
@@ -242,7 +242,8 @@ class StripeConnectPayouts:
                 account = await self._client.v1.accounts.create_async(
                     {
                         "type": "express",
-                        "email": email,
+                        # Left out under Do Not Sell: Stripe's page asks the creator.
+                        **({"email": email} if email else {}),
                         "capabilities": {"transfers": {"requested": True}},
                         "metadata": {"user_id": user_id},
                     },

@@ -32,6 +32,7 @@ from stagecast.money.routes.deps import (
 )
 from stagecast.money.schemas import OnboardingOut, PayoutOut, SellerBalanceOut, TransfersOut
 from stagecast.pagination import Page, PageParams, make_page
+from stagecast.privacy import service as privacy
 
 router = APIRouter(tags=["money"])
 
@@ -99,7 +100,10 @@ def _payout_out(payout: Payout) -> dict[str, Any]:
     return PayoutOut.model_validate(payout).model_dump(mode="json")
 
 
-@router.post("/payouts/request", status_code=201, dependencies=[payments_limit], responses=MOVES)
+@router.post(
+    "/payouts/request", status_code=201, dependencies=[payments_limit],
+    responses=MOVES,
+)  # fmt: skip
 async def request_payout(
     body: PayoutIn, request: Request, user: CurrentUser, session: SessionDep, runtime: RuntimeDep,
     key: IdempotencyKey = None,
@@ -109,7 +113,7 @@ async def request_payout(
     async def action() -> tuple[int, dict[str, Any]]:
         made = await payouts.request_payout(
             session, runtime.settings.money, user=user, tokens=body.tokens,
-            destination=body.destination,
+            destination=body.destination, kyc_settings=runtime.settings.kyc,
         )  # fmt: skip
         return 201, _payout_out(made)
 
@@ -132,8 +136,12 @@ async def connect_onboard(
     """Seed 003: a link to the payout provider's onboarding (Stripe Connect's hosted page;
     the sandbox's leads straight back). The account is kept and reused next time."""
     base = str(request.base_url).rstrip("/")
+    # Do Not Sell (stored, or `Sec-GPC: 1`): the provider asks the creator for their email on
+    # its own page instead of being handed it.
+    gpc = bool(getattr(request.state, "do_not_sell", False))
+    email = None if privacy.do_not_sell(user, gpc=gpc) else user.email
     account, url = await payouts.start_onboarding(
-        runtime.db, payout_provider(runtime), user_id=user.id, email=user.email,
+        runtime.db, payout_provider(runtime), user_id=user.id, email=email,
         return_url=f"{base}/dashboard/payouts", refresh_url=f"{base}/dashboard/payouts?retry=1",
     )  # fmt: skip
     return OnboardingOut(

@@ -37,6 +37,7 @@ async def tip_stream(
         made = await money.tip_stream(
             session, runtime.settings.money, sender=user, stream_id=stream_id,
             tokens=body.tokens, message=body.message, is_private=body.is_private,
+            kyc_settings=runtime.settings.kyc,
         )  # fmt: skip
         return 201, money.present_contribution(made, user, viewer_id=user.id).model_dump(
             mode="json"
@@ -71,6 +72,7 @@ async def donate(
         made = await money.contribute(
             session, runtime.settings.money, kind="donation", sender=user, channel=channel,
             stream=None, tokens=body.tokens, message=body.message, is_private=body.is_private,
+            kyc_settings=runtime.settings.kyc,
         )  # fmt: skip
         return 201, money.present_contribution(made, user, viewer_id=user.id).model_dump(
             mode="json"
@@ -119,7 +121,7 @@ async def send_gift(
         made = await money.contribute(
             session, runtime.settings.money, kind="gift", sender=user, channel=channel,
             stream=stream, tokens=gift.tokens * body.quantity, message=body.message,
-            is_private=body.is_private, gift=gift,
+            is_private=body.is_private, gift=gift, kyc_settings=runtime.settings.kyc,
         )  # fmt: skip
         return 201, money.present_contribution(made, user, viewer_id=user.id).model_dump(
             mode="json"

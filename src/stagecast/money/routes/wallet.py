@@ -143,6 +143,7 @@ async def wallet_transfer(
             made = await money.tip_stream(
                 session, settings, sender=user, stream_id=body.stream_id, tokens=body.tokens,
                 message=body.message, is_private=body.is_private,
+            kyc_settings=runtime.settings.kyc,
             )  # fmt: skip
         elif body.to_user_id is not None:
             channel = await channels.channel_of_owner(session, body.to_user_id)
@@ -151,6 +152,7 @@ async def wallet_transfer(
             made = await money.contribute(
                 session, settings, kind="donation", sender=user, channel=channel, stream=None,
                 tokens=body.tokens, message=body.message, is_private=body.is_private,
+            kyc_settings=runtime.settings.kyc,
             )  # fmt: skip
         else:
             raise ValidationFailed("Name the stream (stream_id) or the performer (to_user_id)")

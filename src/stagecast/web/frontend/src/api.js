@@ -26,7 +26,7 @@ async function readProblem(response) {
  * `moves: true` adds an Idempotency-Key (money-moving POSTs), so a retried click moves
  * tokens once.
  */
-export async function api(path, { method = "GET", body, query, moves = false, key } = {}) {
+export async function api(path, { method = "GET", body, query, moves = false, key, blob = false } = {}) {
   let url = path.startsWith("/") ? path : `/api/v1/${path}`;
   if (query) {
     const params = new URLSearchParams();
@@ -37,7 +37,9 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
     if (text) url += `?${text}`;
   }
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A FormData body (a KYC upload) is multipart: the browser writes its Content-Type.
+  const form = typeof FormData !== "undefined" && body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   if (moves) headers["Idempotency-Key"] = key || uuid();
   // Routes that may read the refresh cookie (logout) want the CSRF token beside it.
   if (method !== "GET" && path.startsWith("auth/")) {
@@ -50,11 +52,11 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
     const response = await fetch(url, {
       method,
       headers: token ? { ...headers, Authorization: `Bearer ${token}` } : headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || form ? body : JSON.stringify(body),
       credentials: "same-origin",
     });
     if (response.status === 204) return null;
-    if (response.ok) return response.json();
+    if (response.ok) return blob ? response.blob() : response.json();
     const problem = await readProblem(response);
     if (response.status === 503 && problem.code === "MAINTENANCE") maintenanceStarted(problem.maintenance);
     if (response.status === 401 && token && attempt === 0) {
@@ -68,4 +70,4 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
 export const get = (path, query) => api(path, { query });
 export const post = (path, body, options = {}) => api(path, { method: "POST", body, ...options });
 export const patch = (path, body) => api(path, { method: "PATCH", body });
-export const del = (path) => api(path, { method: "DELETE" });
+export const del = (path, body) => api(path, { method: "DELETE", body });

@@ -1,0 +1,1 @@
+"""Identity verification (KYC) of performers: documents, review, what it unlocks."""
