@@ -48,6 +48,9 @@ class ClipRenderer:
         self._worker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Before the worker and the first requests: on a test's shared connection nothing may
+        # run beside them.
+        await self._resume()
         self._worker = asyncio.create_task(self._run(), name="clip-renders")
 
     async def _resume(self) -> None:
@@ -81,7 +84,6 @@ class ClipRenderer:
         await self._queue.join()
 
     async def _run(self) -> None:
-        await self._resume()
         while True:
             clip_id = await self._queue.get()
             try:
