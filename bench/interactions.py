@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import random
 import secrets
@@ -58,6 +57,7 @@ from typing import Any
 import aiohttp
 import httpx
 import imageio_ffmpeg
+import kit
 from chat_fanout import (
     Deliveries,
     SocketIOClient,
@@ -67,7 +67,6 @@ from chat_fanout import (
     collect_acks,
     cpu_seconds,
     latencies_of,
-    machine,
     open_and_join,
     percentile,
     receive,
@@ -80,8 +79,6 @@ from chat_fanout import (
 )
 from serving import free_port, launched, register_creators, stagecast_command
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_FILE = BENCH_DIR / "results" / "interactions.json"
 GOAL_P99_MS = 250.0
 GOAL_EVENTS_PER_S = 10
 
@@ -531,15 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         if result.errors:
             print(f"{result.run} errors: {result.errors[:5]}")
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": "interactions",
-        "machine": machine(),
-        "settings": vars(args),
-        "results": [asdict(r) for r in results],
-        "goal": verdict,
-    }
-    RESULTS_FILE.write_text(json.dumps(document, indent=2) + "\n")
+    kit.write_json(
+        "interactions",
+        {
+            "benchmark": "interactions",
+            "machine": kit.machine(),
+            "settings": vars(args),
+            "results": [asdict(r) for r in results],
+            "goal": verdict,
+        },
+    )
     return 0
 
 
