@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import secrets
 import subprocess
@@ -46,12 +44,12 @@ from typing import Any
 
 import httpx
 import imageio_ffmpeg
-from serving import clean_env, free_port, launched, source_version, stagecast_command
+import kit
+from serving import clean_env, free_port, launched, stagecast_command
 
 from stagecast.clips.render import build_render_args
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-RESULTS = Path(__file__).parent / "results"
 FRAME_RATE = 30
 CLIP_SECONDS = 30.0
 
@@ -71,14 +69,6 @@ class Run:
     clips: list[ClipTiming] = field(default_factory=list)
     latency_before: list[float] = field(default_factory=list)
     latency_during: list[float] = field(default_factory=list)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def live_edge(playlist: str) -> datetime | None:
@@ -289,20 +279,19 @@ def report(run: Run, args: argparse.Namespace) -> dict[str, Any]:
           f"{CLIP_SECONDS:.0f} s every {args.every} s, ladder {args.ladder}")  # fmt: skip
     print(f"{'':52} {'n':>4} {'p50 s':>8} {'p95 s':>8}")
     for name, values in rows:
-        print(f"{name:52} {len(values):>4} {percentile(values, 0.5):>8.3f} "
-              f"{percentile(values, 0.95):>8.3f}")  # fmt: skip
+        print(f"{name:52} {len(values):>4} {kit.percentile(sorted(values), 0.5):>8.3f} "
+              f"{kit.percentile(sorted(values), 0.95):>8.3f}")  # fmt: skip
     print(f"MP4 duration error: max {max(errors, default=-1):.0f} frames "
           f"({len(errors)} MP4s; goal: within one frame)")  # fmt: skip
     return {
-        "commit": source_version(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load": os.getloadavg(),
-            "python": platform.python_version(),
-        },
+        "machine": kit.machine(ffmpeg=imageio_ffmpeg.get_ffmpeg_version()),
         "settings": vars(args),
         "rows": {
-            name: {"n": len(v), "p50": percentile(v, 0.5), "p95": percentile(v, 0.95)}
+            name: {
+                "n": len(v),
+                "p50": kit.percentile(sorted(v), 0.5),
+                "p95": kit.percentile(sorted(v), 0.95),
+            }
             for name, v in rows
         },
         "max_frame_error": max(errors, default=-1),
@@ -339,8 +328,7 @@ def main() -> None:
         ):  # fmt: skip
             run = asyncio.run(measure(base, args, work))
     result = report(run, args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "clips.json").write_text(json.dumps(result, indent=2, default=str))
+    kit.write_json("clips", result)
 
 
 if __name__ == "__main__":
