@@ -451,7 +451,13 @@ def run(room: Room, pid: int, interact: bool, args: argparse.Namespace) -> RunRe
     pipes.append(mine)
     processes.append(sender)
     try:
+        ramp_started = time.time()
         ready = [receive(pipe, time.time() + args.ramp_timeout) for pipe in pipes]
+        print(
+            f"  {sum(r['connected'] for r in ready[:-1])} viewers connected and joined in "
+            f"{time.time() - ramp_started:.0f} s",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
         # After the ramp: opening 5,000 sockets keeps the server too busy for anything else.
         poll_id = start_poll(room) if interact else ""
         t0 = time.time() + 1.0

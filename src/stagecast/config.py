@@ -316,6 +316,9 @@ class Settings(BaseSettings):
     disk_degraded_bytes: int = 1024**3
     disk_unhealthy_bytes: int = 100 * 1024**2
 
+    # Rooms up to this many viewers hear `viewers:joined`/`viewers:left` for each signed-in
+    # viewer; bigger rooms only see the count move (each arrival would go to every viewer).
+    presence_events_max_viewers: int = Field(default=1000, ge=0)
     # Pages that are the same for every viewer (browse, a stream's details) are served from
     # memory for this long; viewer counts only move once a second anyway. 0 turns it off.
     directory_cache_seconds: float = Field(default=1.0, ge=0, le=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ import socketio
 from stagecast.realtime.bus import envelope as envelope_of
 from stagecast.realtime.fanout import FanoutManager
 from stagecast.runtime import Runtime
+from tests.conftest import make_settings
 from tests.factories import Account, go_live, make_channel
 from tests.money.test_wallet import buy
-from tests.realtime.conftest import Listener, LiveServer, seed004_viewer
+from tests.realtime.conftest import Listener, LiveServer, seed004_viewer, serving
 
 
 async def _room(live: LiveServer) -> tuple[Account, dict[str, Any], str]:
@@ -339,3 +341,33 @@ async def test_each_socket_gets_each_event_once_in_its_dialect(live: LiveServer)
     await asyncio.sleep(0.1)
     variants = manager.dialects.get(("/", room), {})
     assert len(variants) == 1  # only seed 002's socket is left on another dialect
+
+
+async def test_a_big_room_hears_its_count_move_but_not_each_arrival(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    """Past `presence_events_max_viewers` nobody is told who arrives or leaves (each arrival
+    would go to every viewer: N² deliveries while a big room fills); the count still moves."""
+    settings = make_settings(tmp_path, committed_database_url, presence_events_max_viewers=2)
+    async with serving(settings) as live:
+        _, _, stream_id = await _room(live)
+        first = await live.connect(await live.account())
+        assert (await first.call("stream:join", {"streamId": stream_id}))["ok"]
+        second_account = await live.account()
+        second = await live.connect(second_account)
+        assert (await second.call("stream:join", {"streamId": stream_id}))["ok"]
+        # Two viewers: still a small room, the arrival is told.
+        await first.wait_for(
+            "viewers:joined", lambda e: e["payload"]["user_id"] == second_account.id
+        )
+        third_account = await live.account()
+        third = await live.connect(third_account)
+        joined = await third.call("stream:join", {"streamId": stream_id})
+        assert joined["ok"]
+        assert joined["viewer_count"] == 3
+        await third.client.disconnect()
+        # A marker after the third viewer came and went: everything before it has arrived.
+        await second.client.disconnect()
+        await first.wait_for("viewers:left", lambda e: e["payload"]["user_id"] == second_account.id)
+        who = [e["payload"]["user_id"] for name, e in first.events if name.startswith("viewers:")]
+        assert third_account.id not in who
