@@ -265,8 +265,10 @@ async def sender_main(
     pipe: Connection, room: Room, tokens: list[str], args: argparse.Namespace
 ) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        # The senders connect while the viewers ramp up (they are few), so they may wait as
+        # long as the ramp does.
         clients = [
-            await open_and_join(session, room.target, {"token": t}, args.connect_timeout)
+            await open_and_join(session, room.target, {"token": t}, args.ramp_timeout)
             for t in tokens
         ]
         pipe.send({"connected": len(clients), "errors": []})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts.models import User
@@ -52,7 +52,10 @@ async def actor_and_channel(
     # Both in one statement (chat:send is a hot path); a missing one fails as get_one does.
     row = (
         await session.execute(
-            select(User, Channel).where(User.id == user_id, Channel.id == channel_id)
+            # Two rows by their keys: the join on true says the cross product is meant.
+            select(User, Channel)
+            .join_from(User, Channel, true())
+            .where(User.id == user_id, Channel.id == channel_id)
         )
     ).one_or_none()
     if row is None:
