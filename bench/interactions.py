@@ -419,7 +419,8 @@ def start_poll(room: Room) -> str:
 
 
 def end_poll(room: Room, poll_id: str) -> list[int]:
-    with httpx.Client(base_url=room.base_url, timeout=30) as http:
+    # The server may still be draining 5,000 sockets' worth of work: wait for it.
+    with httpx.Client(base_url=room.base_url, timeout=180) as http:
         response = http.post(
             f"/api/v1/polls/{poll_id}/end",
             headers={"Authorization": f"Bearer {room.owner_token}"},
@@ -552,11 +553,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results: list[RunResult] = []
+    print(f"machine: {kit.machine()}", file=sys.stderr, flush=True)
     with stagecast_room(args) as (room, pid):
-        if args.only != "with":
-            results.append(run(room, pid, False, args))
-        if args.only != "without":
-            results.append(run(room, pid, True, args))
+        for interact in (False, True):
+            if args.only != ("without" if interact else "with"):
+                results.append(run(room, pid, interact, args))
+                # Each row as soon as it is known: a later failure must not lose it.
+                print(table(results[-1:]), file=sys.stderr, flush=True)
     print(table(results))
     verdict = goals(results)
     for name, met in verdict.items():
