@@ -555,8 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[RunResult] = []
     print(f"machine: {kit.machine()}", file=sys.stderr, flush=True)
     with stagecast_room(args) as (room, pid):
-        for interact in (False, True):
-            if args.only != ("without" if interact else "with"):
+        for interact, skipped_by in ((False, "with"), (True, "without")):
+            if args.only != skipped_by:
                 results.append(run(room, pid, interact, args))
                 # Each row as soon as it is known: a later failure must not lose it.
                 print(table(results[-1:]), file=sys.stderr, flush=True)
