@@ -77,7 +77,7 @@ async def _channels(session: AsyncSession, ids: set[uuid.UUID], found: dict[Key,
     channel_rows = await session.execute(
         select(Channel, owner).join(owner, owner.id == Channel.owner_id).where(Channel.id.in_(ids))
     )
-    for channel, user in channel_rows.tuples():
+    for channel, user in channel_rows:
         subject = found[(ReportedType.CHANNEL, channel.id)]
         subject.row, subject.owner, subject.channel = channel, user, channel
         subject.title, subject.text = channel.name, channel.description
@@ -92,7 +92,7 @@ async def _streams(session: AsyncSession, ids: set[uuid.UUID], found: dict[Key, 
         .join(owner, owner.id == Channel.owner_id)
         .where(Stream.id.in_(ids))
     )
-    for stream, channel, user in stream_rows.tuples():
+    for stream, channel, user in stream_rows:
         subject = found[(ReportedType.STREAM, stream.id)]
         subject.row, subject.owner, subject.channel = stream, user, channel
         subject.title, subject.text = stream.title, stream.description
@@ -107,7 +107,7 @@ async def _vods(session: AsyncSession, ids: set[uuid.UUID], found: dict[Key, Sub
         .join(owner, owner.id == Channel.owner_id)
         .where(Vod.id.in_(ids))
     )
-    for vod, channel, user in vod_rows.tuples():
+    for vod, channel, user in vod_rows:
         subject = found[(ReportedType.VOD, vod.id)]
         subject.row, subject.owner, subject.channel = vod, user, channel
         subject.title, subject.url = vod.title, f"/vods/{vod.id}"
@@ -123,7 +123,7 @@ async def _clips(session: AsyncSession, ids: set[uuid.UUID], found: dict[Key, Su
         .outerjoin(owner, owner.id == Clip.creator_id)
         .where(Clip.id.in_(ids))
     )
-    for clip, channel, clipper, channel_owner in clip_rows.tuples():
+    for clip, channel, clipper, channel_owner in clip_rows:
         subject = found[(ReportedType.CLIP, clip.id)]
         # The clipper made it; a clip whose clipper is gone is the channel's.
         subject.row, subject.owner = clip, clipper or channel_owner
@@ -142,7 +142,7 @@ async def _messages(session: AsyncSession, ids: set[uuid.UUID], found: dict[Key,
         .join(owner, owner.id == ChatMessage.user_id)
         .where(ChatMessage.id.in_(ids))
     )
-    for message, channel, user in message_rows.tuples():
+    for message, channel, user in message_rows:
         subject = found[(ReportedType.CHAT_MESSAGE, message.id)]
         subject.row, subject.owner, subject.channel = message, user, channel
         subject.text, subject.url = message.body, _channel_path(channel)
