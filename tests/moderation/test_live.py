@@ -78,11 +78,17 @@ async def test_a_rejected_message_leaves_every_viewers_chat(live: LiveServer) ->
     assert sent["ok"], sent
     message_id = sent["message"]["id"]
     await viewer.wait_for("chat:message", lambda e: e["payload"]["id"] == message_id)
-    reporter = await live.account()
-    assert (await report(live.http, reporter, "chat_message", message_id)).status_code == 201
     moderator = await live.account()
     await set_role(live.app, moderator, Role.MODERATOR)
+    console = await live.connect(moderator)  # staff sockets hear of the queue's changes
+    reporter = await live.account()
+    assert (await report(live.http, reporter, "chat_message", message_id)).status_code == 201
+    update = await console.wait_for(
+        "moderation:case_updated", lambda e: e["payload"]["content_id"] == message_id
+    )
+    assert (update["payload"]["change"], update["payload"]["status"]) == ("reported", "open")
     item = await queue_item(live.http, moderator, message_id)
+    assert update["payload"]["case_id"] == item["id"]
     rejected = await live.http.post(
         f"/api/v1/moderation/queue/{item['id']}/reject", json={}, headers=moderator.headers
     )
@@ -91,6 +97,11 @@ async def test_a_rejected_message_leaves_every_viewers_chat(live: LiveServer) ->
         "chat:deleted", lambda e: e["payload"]["message_id"] == message_id
     )
     assert deleted["payload"]["deleted_by"] == moderator.id
+    decided = await console.wait_for(
+        "moderation:case_updated", lambda e: e["payload"]["change"] == "decided"
+    )
+    assert decided["payload"]["status"] == "rejected"
+    assert not viewer.received("moderation:case_updated")  # staff only
     history = (await live.http.get(f"/api/v1/streams/{stream_id}/chat")).json()["data"]
     assert message_id not in [m["id"] for m in history]
     told = await notifications_of(live.http, reporter)
