@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stagecast.config import AdminSettings
 from stagecast.runtime import Runtime
 from tests.conftest import make_settings
 from tests.realtime.conftest import LiveServer, serving
@@ -16,8 +17,15 @@ from tests.statements import StatementLog
 
 @pytest.fixture
 async def live(tmp_path: Path, committed_database_url: str) -> AsyncIterator[LiveServer]:
-    # "Last used" is flushed when the server stops, not while statements are counted.
-    settings = make_settings(tmp_path, committed_database_url, auth_touch_flush_seconds=3600)
+    # "Last used" is flushed when the server stops, not while statements are counted; the
+    # feature flags and maintenance switch are read once and kept (on a slow machine their
+    # 5 s cache ran out between the warm-up and the counted request: 2 statements more).
+    settings = make_settings(
+        tmp_path,
+        committed_database_url,
+        auth_touch_flush_seconds=3600,
+        admin=AdminSettings(background=False, switches_cache_seconds=300),
+    )
     async with serving(settings) as live_server:
         yield live_server
 
