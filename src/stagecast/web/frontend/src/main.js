@@ -1,7 +1,7 @@
 // The app: a header, and a router that renders one page module into <main>.
 import "./styles.css";
 import { post } from "./api.js";
-import { currentUser, onAuthChange, refresh, signedOut } from "./auth.js";
+import { currentUser, isStaff, onAuthChange, refresh, signedOut } from "./auth.js";
 import { h, replace, toast, errorBox } from "./dom.js";
 import * as home from "./pages/home.js";
 import * as account from "./pages/account.js";
@@ -16,6 +16,7 @@ import * as wallet from "./pages/wallet.js";
 import * as settings from "./pages/settings.js";
 import * as tournaments from "./pages/tournaments.js";
 import * as tournament from "./pages/tournament.js";
+import * as admin from "./pages/admin.js";
 import { createBell } from "./bell.js";
 import { currentMaintenance, onMaintenanceChange, renderMaintenance, startAnnouncements } from "./announcements.js";
 
@@ -33,6 +34,7 @@ const ROUTES = [
   [/^\/tournaments$/, tournaments],
   [/^\/tournaments\/([^/]+)$/, tournament],
   [/^\/clips$/, clips],
+  [/^\/admin(?:\/([a-z]+))?$/, admin],
   [/^\/clips\/([^/]+)$/, clip],
   [/^\/embed\/clips\/([^/]+)$/, clip, { embed: true }],
   [/^\/([A-Za-z0-9][A-Za-z0-9_-]{2,31})$/, channel],
@@ -85,8 +87,8 @@ async function render() {
   renderHeader();
   const maintenance = currentMaintenance();
   // The sign-in page stays: admins sign in during maintenance (others are told why not).
-  const admin = currentUser()?.role === "admin";
-  if (maintenance && !admin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
+  const isAdmin = currentUser()?.role === "admin";
+  if (maintenance && !isAdmin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -169,6 +171,7 @@ function renderHeader() {
             link("/dashboard/live", "Go live"),
             link("/dashboard", "Dashboard"),
             link("/wallet", "Wallet"),
+            isStaff(user) ? h("a", { href: "/admin", "aria-current": here.startsWith("/admin") ? "page" : null }, "Admin") : null,
             notifications,
             h("a", { href: "/settings", class: "who", title: "Your profile and sessions", "aria-current": here === "/settings" ? "page" : null }, user.display_name || user.username),
             h("button", { type: "button", class: "button small ghost", onclick: signOut }, "Sign out"),
@@ -206,8 +209,11 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
-// Maintenance beginning or ending changes the page (admins keep theirs).
-onMaintenanceChange(() => render());
+// Maintenance beginning or ending changes the page; admins keep theirs as it is (one may be
+// in the middle of the console's maintenance switch).
+onMaintenanceChange(() => {
+  if (currentUser()?.role !== "admin") render();
+});
 
 async function start() {
   // A session from an earlier visit whose access token expired: refresh it once, quietly.
