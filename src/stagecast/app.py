@@ -57,6 +57,7 @@ from stagecast.middleware import (
 )
 from stagecast.moderation import events as moderation_events
 from stagecast.moderation import routes as moderation_routes
+from stagecast.moderation.flags import ChatWatch
 from stagecast.money import routes as money_routes
 from stagecast.money.jobs import run_forever as run_money_jobs
 from stagecast.money.providers import build_payment_provider, build_payout_provider
@@ -98,6 +99,9 @@ def _api_router() -> APIRouter:
     api.include_router(notifications_routes.router)
     api.include_router(chat_routes.router)
     api.include_router(moderation_routes.router)
+    api.include_router(moderation_routes.reports_router)
+    api.include_router(moderation_routes.queue_router)
+    api.include_router(moderation_routes.admin_reports_router)
     api.include_router(vods_routes.router)
     api.include_router(interaction_routes.router)
     api.include_router(clips_routes.router)
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     runtime.switches = Switches(runtime)
     runtime.switches.install()
     runtime.audit = AuditWriter(runtime)
+    runtime.chat_watch = ChatWatch(settings.moderation, lambda: runtime.db)
     realtime = RealtimeServer(runtime)
     for domain in (
         realtime_events,
@@ -259,6 +264,8 @@ def _lifespan(
             await media.stop()
             await pulse.stop()
             await realtime.stop()
+            if runtime.chat_watch is not None:
+                await runtime.chat_watch.drain()  # the flags raised by the last messages
             if runtime.leaderboards is not None:
                 await runtime.leaderboards.stop()
             await cluster.stop()

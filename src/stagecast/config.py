@@ -222,6 +222,33 @@ class PrivacySettings(BaseSettings):
     jobs_interval_seconds: float = Field(default=3600, gt=0)
 
 
+class ModerationSettings(BaseSettings):
+    """Automatic flags of chat (`STAGECAST_MODERATION_*`; docs/trust-and-safety.md).
+
+    Each node watches the messages it receives, in memory (a socket stays on one node), and
+    writes a flag into the moderation queue only when one is raised."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_MODERATION_", extra="ignore")
+
+    flags_enabled: bool = True
+    # A flood: more than `flood_messages` messages from one user in one channel within
+    # `flood_window_seconds` (the chat rate limit, 5 per 10 s, refuses bursts before that),
+    # or the same text `repeat_messages` times within `repeat_window_seconds`.
+    flood_messages: int = Field(default=20, ge=2, le=10_000)
+    flood_window_seconds: float = Field(default=60, gt=0, le=3600)
+    repeat_messages: int = Field(default=3, ge=2, le=1000)
+    repeat_window_seconds: float = Field(default=60, gt=0, le=3600)
+    # Link spam: more than `link_messages` messages with links within `link_window_seconds`
+    # (or any link in a channel whose chat forbids them: that message is refused too).
+    link_messages: int = Field(default=3, ge=1, le=1000)
+    link_window_seconds: float = Field(default=60, gt=0, le=3600)
+    # After a flag of one kind, the same user in the same channel is not flagged for that kind
+    # again for this long (one case, not one per message of a flood).
+    flag_cooldown_seconds: float = Field(default=60, ge=0, le=86_400)
+    # The most users each node keeps recent messages of; the quietest are forgotten first.
+    tracked_users: int = Field(default=50_000, ge=100)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Built in `create_app` or the CLI, never at import."""
 
@@ -331,6 +358,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     kyc: KycSettings = Field(default_factory=KycSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    moderation: ModerationSettings = Field(default_factory=ModerationSettings)
 
     @field_validator("access_token_ttl")
     @classmethod

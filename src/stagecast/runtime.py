@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from stagecast.leaderboards.sorted_sets import LeaderboardFeed
     from stagecast.media.service import LiveMedia
     from stagecast.media.store import MediaStore
+    from stagecast.moderation.flags import ChatWatch
     from stagecast.money.providers import PaymentProvider, PayoutProvider
     from stagecast.observability import Metrics
     from stagecast.ratelimit import RateLimiter
@@ -52,6 +53,7 @@ class Runtime:
     clips: ClipRenderer | None = None  # renders clips' MP4s in the background
     switches: Switches | None = None  # feature flags and maintenance mode, cached per node
     audit: AuditWriter | None = None  # the audit records waiting to be written
+    chat_watch: ChatWatch | None = None  # automatic flags of chat (moderation/flags.py)
     payments: PaymentProvider | None = None  # where purchases are paid
     payout_provider: PayoutProvider | None = None
     # Every provider whose webhooks are taken, by name (the configured one and the sandbox).

@@ -135,3 +135,5 @@ SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]
+# Platform staff: moderators and admins (the moderation queue).
+StaffUser = Annotated[User, Depends(require_role(Role.MODERATOR))]

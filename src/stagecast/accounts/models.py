@@ -29,6 +29,7 @@ class Role(enum.StrEnum):
 class UserStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    BANNED = "banned"  # by a moderation decision; like a suspension, signed out and kept out
     DELETED = "deleted"
 
 

@@ -388,7 +388,9 @@ async def admin_list_users(
     session: SessionDep,
     page: PageDep,
     role: Annotated[RoleIn | None, Query(description="a role; `performer` means creator")] = None,
-    status_: Annotated[Literal["active", "suspended"] | None, Query(alias="status")] = None,
+    status_: Annotated[
+        Literal["active", "suspended", "banned"] | None, Query(alias="status")
+    ] = None,
     q: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[UserPrivate]:
     """All users, newest first, filtered by role, status or a username/email fragment."""

@@ -261,4 +261,4 @@ class ApiKeyCreated(ApiKeyOut):
 
 class AdminUserUpdate(Input):
     role: RoleIn | None = None
-    status: Literal["active", "suspended"] | None = None
+    status: Literal["active", "suspended", "banned"] | None = None

@@ -614,13 +614,15 @@ async def admin_update_user(
 ) -> User:
     """Change a user's role or status; suspending signs them out everywhere."""
     user = await get_user(session, user_id)
-    if user.id == actor.id and (data.role not in (None, Role.ADMIN) or data.status == "suspended"):
+    if user.id == actor.id and (
+        data.role not in (None, Role.ADMIN) or data.status in ("suspended", "banned")
+    ):
         raise PermissionDenied("Admins cannot demote or suspend themselves")
     if data.role is not None:
         user.role = data.role.value
     if data.status is not None:
         user.status = data.status
-        if data.status == UserStatus.SUSPENDED.value:
-            await end_all_sessions(session, user_id=user.id, reason="suspended")
+        if data.status in (UserStatus.SUSPENDED.value, UserStatus.BANNED.value):
+            await end_all_sessions(session, user_id=user.id, reason=data.status)
     await session.flush()
     return user

@@ -163,6 +163,8 @@ class ChatSettings(BaseModel):
     subscribers_only: bool = False
     emote_only: bool = False
     blocked_terms: list[BlockedTerm] = Field(default_factory=list, max_length=200)
+    # Off: viewers' messages with links are refused (and flagged as link spam).
+    allow_links: bool = True
 
 
 def _emote_code(value: str) -> str:
@@ -215,6 +217,7 @@ class ChatSettingsUpdate(Input):
     subscribers_only: bool | None = None
     emote_only: bool | None = None
     blocked_terms: list[BlockedTerm] | None = Field(default=None, max_length=200)
+    allow_links: bool | None = None
 
 
 class ClipSettingsUpdate(Input):

@@ -117,6 +117,7 @@ async def send_message(
     if role is None:
         role = await moderation.channel_role(session, channel, user)
     now = utcnow()
+    fragments = fragments_of(body)
     await moderation.check_can_send(
         session,
         channel=channel,
@@ -125,6 +126,7 @@ async def send_message(
         body=body,
         emote_only_body=is_emote_only(body),
         now=now,
+        links=[f.url for f in fragments if f.type == "link" and f.url],
     )
     if reply_to is not None:
         parent = await session.get(ChatMessage, reply_to)

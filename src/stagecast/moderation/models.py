@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stagecast.db.base import Base, new_id, utcnow
+from stagecast.db.base import Base, JSONType, new_id, utcnow
 
 
 class ChannelModerator(Base):
@@ -116,3 +117,87 @@ class Report(Base):
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The queue's case the report joined, and what its decision did (a `Resolution`).
+    case_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("moderation_cases.id", ondelete="SET NULL"), index=True
+    )
+    resolution: Mapped[str | None] = mapped_column(String(16))
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"  # the content stays
+    REJECTED = "rejected"  # the content was removed or hidden
+
+
+class Resolution(enum.StrEnum):
+    """What a decision did, as the reports and the admin's list name it."""
+
+    DISMISSED = "dismissed"  # approved: nothing was wrong
+    WARNED = "warned"  # the content stays, its owner was warned
+    REMOVED = "removed"
+    SUSPENDED = "suspended"  # removed, and the owner's account suspended
+    BANNED = "banned"  # removed, and the owner's account banned
+
+
+class ModerationCase(Base):
+    """One reported or flagged object in the moderation queue: every report and flag of it
+    joins its one open case, which a decision closes (later reports open a new one)."""
+
+    __tablename__ = "moderation_cases"
+    __table_args__ = (
+        # One open case per object, even when its first reports arrive at once.
+        Index(
+            "uq_moderation_cases_open",
+            "content_type",
+            "content_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        # The queue: a status, oldest first (ids are time-ordered).
+        Index("ix_moderation_cases_status", "status", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    content_type: Mapped[str] = mapped_column(String(32))
+    content_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value)
+    first_reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    decision_action: Mapped[str | None] = mapped_column(String(16))  # a Resolution
+
+
+class FlagKind(enum.StrEnum):
+    BLOCKED_TERM = "blocked_term"
+    LINK_SPAM = "link_spam"
+    FLOOD = "flood"
+
+
+class ModerationFlag(Base):
+    """What the platform noticed by itself in chat (a blocked term, link spam, a flood), with
+    its evidence; it joins the object's case like a report."""
+
+    __tablename__ = "moderation_flags"
+    __table_args__ = (Index("ix_moderation_flags_channel", "channel_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    content_id: Mapped[uuid.UUID]
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("moderation_cases.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,8 +1,9 @@
-"""Reports of content: one model for every kind (`ReportedType`), made here and consumed by
-the moderation queue (issue 17).
+"""Reports of content: one model for every kind (`ReportedType`), made here (whichever route
+it came by) and consumed by the moderation queue (moderation/queue.py).
 
 A user who reports the same item again while their report is pending adds to that report (its
-count grows, the latest reason and details are kept) instead of filing another one.
+count grows, the latest reason and details are kept) instead of filing another one. Every
+report joins its item's open case (moderation/cases.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stagecast.accounts.models import User
 from stagecast.db.base import utcnow
 from stagecast.errors import ValidationFailed
+from stagecast.moderation.cases import join_case
 from stagecast.moderation.models import Report, ReportedType, ReportReason, ReportStatus
 from stagecast.moderation.schemas import ReportOut
 
@@ -39,9 +41,14 @@ async def file_report(
     whether it is new (False: merged into the reporter's pending report of the item)."""
     if owner_id == reporter.id:
         raise CannotReportOwnContent
+    now = utcnow()
+    case_id = await join_case(session, content_type=content_type, content_id=content_id, now=now)
     pending = await _pending(session, reporter.id, content_type, content_id)
     if pending is None:
         report = Report(
+            case_id=case_id,
+            created_at=now,
+            updated_at=now,
             content_type=content_type.value,
             content_id=content_id,
             reporter_id=reporter.id,
@@ -65,7 +72,8 @@ async def file_report(
     changes: dict[str, Any] = {
         "count": Report.count + 1,
         "reason": reason.value,
-        "updated_at": utcnow(),
+        "updated_at": now,
+        "case_id": case_id,
     }
     if details:
         changes["details"] = details

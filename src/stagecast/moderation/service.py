@@ -59,8 +59,22 @@ class SlowMode(AppError):
     status, code, title = 429, "SLOW_MODE", "Slow mode is on"
 
 
-class BlockedTerm(ValidationFailed):
+class FilteredMessage(ValidationFailed):
+    """A message a channel's filter refused; what the automatic flags need to know of it."""
+
+    def __init__(
+        self, *, channel_id: uuid.UUID, user_id: uuid.UUID, body: str, matched: str | list[str]
+    ) -> None:
+        super().__init__()
+        self.channel_id, self.user_id, self.body, self.matched = channel_id, user_id, body, matched
+
+
+class BlockedTerm(FilteredMessage):
     code, title = "BLOCKED_TERM", "The message contains a term this channel blocks"
+
+
+class LinksNotAllowed(FilteredMessage):
+    code, title = "LINKS_NOT_ALLOWED", "This channel's chat does not allow links"
 
 
 async def channel_role(session: AsyncSession, channel: Channel, user: User) -> ChannelRole:
@@ -117,8 +131,10 @@ async def check_can_send(
     body: str,
     emote_only_body: bool,
     now: datetime,
+    links: list[str] | None = None,
 ) -> None:
-    """Raise the reason a user may not send this message now, if there is one."""
+    """Raise the reason a user may not send this message now, if there is one (`links`: the
+    links in it)."""
     ban = await active_ban(session, channel_id=channel.id, user_id=user.id, now=now)
     if ban is not None and ban.expires_at is None:
         raise UserBanned()
@@ -129,10 +145,13 @@ async def check_can_send(
         )
     settings = chat_settings(channel)
     lowered = body.casefold()
-    if any(term in lowered for term in settings.blocked_terms):
-        raise BlockedTerm()
+    matched = next((term for term in settings.blocked_terms if term in lowered), None)
+    if matched is not None:
+        raise BlockedTerm(channel_id=channel.id, user_id=user.id, body=body, matched=matched)
     if role is not ChannelRole.VIEWER:
         return  # owner, staff and moderators are not held by chat modes
+    if links and not settings.allow_links:
+        raise LinksNotAllowed(channel_id=channel.id, user_id=user.id, body=body, matched=links)
     if settings.subscribers_only and not await subscriptions.subscribers_among(
         session, channel_id=channel.id, user_ids=[user.id], now=now
     ):
