@@ -17,7 +17,7 @@ import * as maintenance from "./admin/maintenance.js";
 
 // [path, name, module, the lowest role that the section's API accepts]
 const SECTIONS = [
-  ["queue", "Queue", queue, "admin"],
+  ["queue", "Queue", queue, "moderator"],
   ["reports", "Reports", reports, "admin"],
   ["kyc", "KYC review", kyc, "admin"],
   ["users", "Users", users, "admin"],

@@ -65,16 +65,25 @@ function latestReports(reports) {
     h("summary", {}, `Latest reports (${reports.length})`),
     h("ul", {}, reports.map((r) => h("li", {},
       h("strong", {}, reasonName.get(r.reason) || r.reason),
-      " from ", r.reporter ? person(r.reporter) : `@${r.reporter_username || "someone"}`,
+      " from ", r.reporter ? person(r.reporter) : "an erased account",
       " · ", when(r.created_at),
       r.details ? h("p", { class: "queue-details" }, r.details) : null))));
 }
 
+// What a decision did, in words (the API's `decision_action`).
+const OUTCOMES = {
+  dismissed: "Approved: kept",
+  warned: "Kept, its author warned",
+  removed: "Rejected: removed",
+  suspended: "Rejected: removed, its author suspended",
+  banned: "Rejected: removed, its author banned",
+};
+
 function decided(item) {
-  const who = item.decided_by && typeof item.decided_by === "object" ? person(item.decided_by) : item.decided_by ? person(String(item.decided_by)) : "staff";
+  const outcome = OUTCOMES[item.decision_action] || (item.status === "approved" ? OUTCOMES.dismissed : OUTCOMES.removed);
   return h("p", { class: `queue-decision ${item.status}` },
-    h("strong", {}, item.status === "approved" ? "Approved: kept" : "Rejected: removed"),
-    " by ", who, " · ", when(item.decided_at),
+    h("strong", {}, outcome),
+    item.decided_by ? [" by ", person(item.decided_by)] : null, " · ", when(item.decided_at),
     item.decision_note ? h("span", {}, ` — ${item.decision_note}`) : null);
 }
 
@@ -116,7 +125,7 @@ function queueItem(item) {
         current.flag_count ? h("span", {}, `${current.flag_count} automatic ${current.flag_count === 1 ? "flag" : "flags"}${current.flag_kinds?.length ? ` (${current.flag_kinds.join(", ")})` : ""}`) : null,
         h("span", { class: "muted" }, "first ", when(current.first_reported_at), " · last ", when(current.last_reported_at))),
       contentPreview(current),
-      reasons.length ? h("ul", { class: "chips" }, reasons.map(([reason, n]) => h("li", {}, chip(`${reasonName.get(reason) || reason} × ${n}`)))) : null,
+      reasons.length ? h("ul", { class: "chips" }, reasons.map(([reason, n]) => h("li", {}, chip(`${reasonName.get(reason) || reason} (${n})`)))) : null,
       latestReports(current.reports),
       current.status === "open" ? decideForm(current, draw) : decided(current));
   };

@@ -9,11 +9,18 @@ import { filterBar, filtersFrom, person, when } from "./controls.js";
 const PAGE = 25;
 const STATUSES = [["pending", "Pending"], ["resolved", "Resolved"], ["dismissed", "Dismissed"], ["all", "All"]];
 const ACTIONS = [
-  ["resolve", "Resolve (the content is dealt with)"],
-  ["dismiss", "Dismiss (nothing wrong)"],
-  ["warn", "Warn the author"],
-  ["ban", "Ban the author"],
+  ["resolve", "Resolve: remove the content"],
+  ["dismiss", "Dismiss: keep it"],
+  ["warn", "Warn its author, keep it"],
+  ["ban", "Remove it and ban its author"],
 ];
+const RESOLUTIONS = {
+  dismissed: "Dismissed: kept",
+  warned: "Kept, its author warned",
+  removed: "Resolved: removed",
+  suspended: "Removed, its author suspended",
+  banned: "Removed, its author banned",
+};
 const reasonName = new Map(REPORT_REASONS);
 const typeName = new Map(CONTENT_TYPES);
 
@@ -53,12 +60,15 @@ function reportItem(report) {
       h("span", { class: `chip ${current.status}` }, current.status),
       h("strong", {}, reasonName.get(current.reason) || current.reason),
       current.count > 1 ? h("span", {}, `reported ${current.count} times`) : null,
-      h("span", { class: "muted" }, "by ", person(current.reporter || current.reporter_id), " · ", when(current.created_at))),
+      h("span", { class: "muted" }, "by ", person(current.reporter), " · ", when(current.created_at))),
     h("p", { class: "muted" }, "Item ", h("code", {}, current.content_id)),
     current.details ? h("blockquote", { class: "queue-text" }, current.details) : null,
     current.status === "pending"
       ? resolveForm(current, draw)
-      : h("p", { class: "queue-decision" }, `${current.status}${current.resolution_note || current.note ? ` — ${current.resolution_note || current.note}` : ""}`));
+      : h("p", { class: `queue-decision ${current.status}` },
+        h("strong", {}, RESOLUTIONS[current.resolution] || current.status),
+        current.resolved_by ? [" by ", person(current.resolved_by)] : null,
+        " · ", when(current.resolved_at)));
   draw(report);
   return card;
 }
@@ -77,7 +87,7 @@ function resolveForm(report, redraw) {
       try {
         const answer = await post(`admin/reports/${report.id}/resolve`, { action: action.value, note: note.value.trim() || null });
         toast(`Report ${action.value === "dismiss" ? "dismissed" : "resolved"}`);
-        redraw(answer.report || answer);
+        redraw(answer);
       } catch (error) {
         replace(errors, errorBox(error));
         apply.disabled = false;

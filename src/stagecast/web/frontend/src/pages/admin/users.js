@@ -11,7 +11,7 @@ const STATUSES = [["", "Any status"], ["active", "Active"], ["suspended", "Suspe
 export async function render(container, { me, query, navigate }) {
   const filters = filtersFrom(query, ["q", "role", "status"]);
   const bar = filterBar([
-    ["Search", h("input", { name: "q", type: "search", maxlength: 64, placeholder: "username or email" })],
+    ["Username or email", h("input", { name: "q", type: "search", maxlength: 64 })],
     ["Role", choice({ name: "role" }, [["", "Any role"], ...ROLES])],
     ["Status", choice({ name: "status" }, STATUSES)],
   ], { query, navigate });
