@@ -12,7 +12,7 @@ from playwright.async_api import Locator, Page, Request, expect
 
 from tests.factories import Account, make_admin, make_channel
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import Browsing
+from tests.web.conftest import PHONE, Browsing, fits_the_screen
 from tests.web.test_interactions import signed_in
 
 SPAM = "cheap followers at spam.example"
@@ -175,4 +175,13 @@ async def test_the_console_sections_work_against_the_api(
     assert {f["name"]: f["enabled"] for f in flags.json()["data"]}["clips"] is False
     await clips.check()
     await expect(staff.locator(".toast").filter(has_text="clips is on")).to_be_visible()
+
+    # On a phone the sections go above the section, and nothing sticks out sideways.
+    await staff.set_viewport_size(PHONE)
+    drawn = {"audit": "tbody.audit-rows tr", "users": ".user-item", "analytics": ".chart-card"}
+    for section, selector in drawn.items():
+        await staff.goto(f"/admin/{section}")
+        await expect(staff.locator(selector).first).to_be_visible()
+        await fits_the_screen(staff)
+    await browsing.screenshot(staff, "analytics-phone")
     browsing.assert_no_errors()
