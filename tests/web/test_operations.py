@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from stagecast.accounts.models import Role
-from tests.factories import set_role
+from tests.factories import Account, login, set_role
 from tests.realtime.conftest import LiveServer
 from tests.web.conftest import PHONE, Browsing
 from tests.web.test_interactions import signed_in
@@ -35,6 +35,20 @@ async def test_announcement_banner_and_maintenance_page(
 ) -> None:
     admin = await web.account()
     await set_role(web.app, admin, Role.ADMIN)
+    try:
+        await announce_and_maintain(web, browsing, admin)
+    finally:
+        # The browser tests share their database: a failure must not leave the platform off.
+        token = (await login(web.http, admin))["access_token"]
+        off = await web.http.put(
+            "/api/v1/admin/maintenance",
+            json={"enabled": False},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert off.status_code == 200, off.text
+
+
+async def announce_and_maintain(web: LiveServer, browsing: Browsing, admin: Account) -> None:
     staff = await signed_in(browsing, admin, "/admin/announcements")
     form = staff.get_by_role("form", name="New announcement")
     await form.get_by_label("Title").fill("Heads up")

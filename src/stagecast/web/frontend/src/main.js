@@ -41,6 +41,13 @@ const ROUTES = [
 ];
 
 let cleanup = null;
+let showingMaintenance = false;
+
+// Whether this page is the maintenance page now. The sign-in page stays: admins sign in during
+// maintenance (others are told why not); admins keep the whole app.
+function maintenanceShown(pathname) {
+  return Boolean(currentMaintenance()) && currentUser()?.role !== "admin" && pathname !== "/login";
+}
 let rendering = 0;
 let moveFocus = false;
 
@@ -86,9 +93,8 @@ async function render() {
   const route = match(url.pathname);
   renderHeader();
   const maintenance = currentMaintenance();
-  // The sign-in page stays: admins sign in during maintenance (others are told why not).
-  const isAdmin = currentUser()?.role === "admin";
-  if (maintenance && !isAdmin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
+  showingMaintenance = maintenanceShown(url.pathname);
+  if (showingMaintenance) return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -209,10 +215,10 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
-// Maintenance beginning or ending changes the page; admins keep theirs as it is (one may be
-// in the middle of the console's maintenance switch).
+// Maintenance beginning or ending changes the page when it changes whether the maintenance
+// page is shown: a sign-in form being filled in, or an admin's console, stays as it is.
 onMaintenanceChange(() => {
-  if (currentUser()?.role !== "admin") render();
+  if (maintenanceShown(location.pathname) !== showingMaintenance) render();
 });
 
 async function start() {
