@@ -100,6 +100,7 @@ async def test_settings_merge_and_validate(client: httpx.AsyncClient) -> None:
         "subscribers_only": False,
         "emote_only": True,
         "blocked_terms": [],
+        "allow_links": True,
     }
     assert settings["recording_enabled"] is True
     assert (await client.get(f"/api/v1/channels/{channel['id']}")).json()["category"] == "music"

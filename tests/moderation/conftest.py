@@ -16,6 +16,7 @@ from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
 from stagecast.vods import service as vods
 from tests.factories import Account, go_live, make_channel, register, set_role
+from tests.realtime.conftest import live  # noqa: F401 (the fixture, for these tests)
 
 
 @dataclass

@@ -10,6 +10,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.moderation.models import CaseStatus, ModerationCase, ReportedType
+from stagecast.realtime.bus import STAFF_ROOM, publish
+
+CASE_UPDATED = "moderation:case_updated"
+
+
+def announce_case(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    content_type: ReportedType,
+    content_id: uuid.UUID,
+    status: CaseStatus,
+    change: str,
+) -> None:
+    """Tell staff's open sockets (the admin console) that a queue item changed, once this
+    commits: `change` is `reported` (a report or flag joined it) or `decided`."""
+    publish(
+        session,
+        CASE_UPDATED,
+        {
+            "case_id": str(case_id),
+            "content_type": content_type.value,
+            "content_id": str(content_id),
+            "status": status.value,
+            "change": change,
+        },
+        rooms=(STAFF_ROOM,),
+    )
 
 
 async def _open_case(
@@ -49,6 +77,7 @@ async def join_case(
             if case_id is None:
                 raise
         else:
+            _reported(session, case.id, content_type, content_id)
             return case.id
     await session.execute(
         update(ModerationCase)
@@ -56,4 +85,18 @@ async def join_case(
         .values(last_reported_at=now),
         execution_options={"synchronize_session": False},
     )
+    _reported(session, case_id, content_type, content_id)
     return case_id
+
+
+def _reported(
+    session: AsyncSession, case_id: uuid.UUID, content_type: ReportedType, content_id: uuid.UUID
+) -> None:
+    announce_case(
+        session,
+        case_id=case_id,
+        content_type=content_type,
+        content_id=content_id,
+        status=CaseStatus.OPEN,
+        change="reported",
+    )

@@ -28,7 +28,7 @@ from stagecast.clips.models import Clip
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied
 from stagecast.moderation import reports
-from stagecast.moderation.cases import join_case
+from stagecast.moderation.cases import announce_case, join_case
 from stagecast.moderation.content import Subject, load_subject, load_subjects
 from stagecast.moderation.models import (
     CaseStatus,
@@ -462,6 +462,14 @@ async def decide(
                 kind=CONTENT_REMOVED,
                 payload={**about, "action": action.value, "note": note},
             )
+    announce_case(
+        session,
+        case_id=case.id,
+        content_type=content_type,
+        content_id=case.content_id,
+        status=status,
+        change="decided",
+    )
     await session.flush()
     return after
 

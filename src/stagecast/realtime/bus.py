@@ -36,6 +36,10 @@ def user_room(user_id: uuid.UUID | str) -> str:
     return f"user:{user_id}"
 
 
+# Every socket of platform staff (moderators, admins): the moderation queue's live updates.
+STAFF_ROOM = "staff:moderation"
+
+
 def envelope(event_name: str, payload: dict[str, Any]) -> dict[str, Any]:
     """DESIGN.md's event envelope."""
     return {"type": event_name, "payload": payload, "timestamp": utcnow().isoformat()}

@@ -17,7 +17,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from stagecast.accounts import service as accounts
-from stagecast.accounts.models import User
+from stagecast.accounts.models import Role, User
 from stagecast.accounts.security import CHAT_TOKEN_TYPE
 from stagecast.accounts.service import AUTH_REVOKED
 from stagecast.channels import service as channels
@@ -30,7 +30,14 @@ from stagecast.errors import (
     NotFound,
     ValidationFailed,
 )
-from stagecast.realtime.bus import DomainEvent, EventBus, channel_room, envelope, user_room
+from stagecast.realtime.bus import (
+    STAFF_ROOM,
+    DomainEvent,
+    EventBus,
+    channel_room,
+    envelope,
+    user_room,
+)
 from stagecast.realtime.dialects import ENVELOPE, Dialect, DialectName
 from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
 from stagecast.realtime.hostile import MalformedTrafficGuard, QuietLogger, WarningBudget
@@ -297,6 +304,8 @@ class RealtimeServer:
                 dialect=dialect,
             )
             await self.sio.enter_room(sid, user_room(user.id))
+            if user.role_enum.rank >= Role.MODERATOR.rank:
+                await self.sio.enter_room(sid, STAFF_ROOM)
         await self.sio.save_session(sid, {"user": socket_user})
         self._lanes[sid] = asyncio.Lock()
         return True
