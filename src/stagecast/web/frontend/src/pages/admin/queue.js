@@ -1,8 +1,10 @@
 // The moderation queue: one entry per reported or flagged thing, oldest first, with what it
 // is, why people reported it and the latest reports. Approving keeps it; rejecting removes or
-// hides it, and may suspend or ban its author too.
+// hides it, and may suspend or ban its author too. It follows the staff room's
+// `moderation:case_updated` while it is open.
 import { get, post } from "../../api.js";
 import { h, replace, choice, errorBox, toast } from "../../dom.js";
+import { openSocket } from "../../realtime.js";
 import { REPORT_REASONS } from "../../report.js";
 import { cursorList, filterBar, filtersFrom, person, when } from "./controls.js";
 
@@ -32,15 +34,40 @@ export async function render(container, { query, navigate }) {
     ["Reason", choice({ name: "reason" }, [["", "Any"], ...REPORT_REASONS])],
     ["From", choice({ name: "source" }, SOURCES, filters.source)],
   ], { query, navigate });
+  const cards = new Map(); // case id -> {card, draw} of the entries on the page
   const paged = cursorList({
     load: (cursor) => get("moderation/queue", { ...filters, limit: 20, cursor }),
-    item: queueItem,
+    item: (item) => queueItem(item, cards),
     empty: "Nothing waits in the queue.",
     tag: "ol",
     className: "admin-list queue",
   });
-  replace(container, bar, paged.element);
+  const show = h("button", { type: "button", class: "button small" }, "Show them");
+  const fresh = h("p", { class: "notice queue-fresh", role: "status", hidden: true }, "New reports came in. ", show);
+  show.addEventListener("click", () => {
+    fresh.hidden = true;
+    cards.clear();
+    paged.reload();
+  });
+  // Staff sockets hear of every case reported, flagged or decided: entries on the page are
+  // drawn again (unless someone is typing in one), others are offered.
+  const live = openSocket();
+  live.on("moderation:case_updated", async (event) => {
+    const shown = cards.get(event.case_id);
+    if (!shown) {
+      if (event.change === "reported") fresh.hidden = false;
+      return;
+    }
+    if (shown.card.contains(document.activeElement) && event.change !== "decided") return;
+    try {
+      shown.draw(await get(`moderation/queue/${event.case_id}`));
+    } catch {
+      // the next load of the list shows it
+    }
+  });
+  replace(container, bar, fresh, paged.element);
   await paged.ready;
+  return () => live.close();
 }
 
 function chip(text, extra = "") {
@@ -113,7 +140,7 @@ function decideForm(item, redraw) {
     errors);
 }
 
-function queueItem(item) {
+function queueItem(item, cards) {
   const card = h("li", { class: `panel queue-item ${item.status}`, dataset: { id: item.id, contentType: item.content_type, contentId: item.content_id } });
   const draw = (current) => {
     const reasons = Object.entries(current.reasons || {}).sort((a, b) => b[1] - a[1]);
@@ -130,5 +157,6 @@ function queueItem(item) {
       current.status === "open" ? decideForm(current, draw) : decided(current));
   };
   draw(item);
+  cards.set(item.id, { card, draw });
   return card;
 }
