@@ -30,6 +30,8 @@ async def test_pages_answer_the_shell_with_the_built_bundle(client: httpx.AsyncC
         "/wallet",
         "/settings",
         "/dashboard/live",
+        "/admin",
+        "/admin/queue",
     )
     for path in pages:
         page = await client.get(path, headers=HTML)

@@ -1,5 +1,5 @@
 """KYC and privacy in the browser: a creator submits their documents from the settings and
-sees them approved (the admin approves over the API: the admin console is another issue's);
+sees them approved by an admin in the console's KYC review;
 the Do Not Sell choice and a data export from the privacy panel."""
 
 from __future__ import annotations
@@ -41,18 +41,24 @@ async def test_a_creator_submits_kyc_and_an_admin_approves_it(
     await expect(panel.locator(".kyc-status")).to_have_attribute("data-status", "pending")
     await browsing.screenshot(page, "kyc-submitted")
 
-    queue = await web.http.get("/api/v1/admin/kyc?status=pending", headers=admin.headers)
-    [waiting] = queue.json()["data"]
-    assert (waiting["legal_name"], waiting["date_of_birth"]) == ("Grace Hopper", "1986-12-09")
-    assert [d["content_type"] for d in waiting["documents"]] == ["image/png", "application/pdf"]
-    document = await web.http.get(
-        f"/api/v1/admin/kyc/documents/{waiting['documents'][0]['id']}", headers=admin.headers
-    )
-    assert document.content == photo.read_bytes()
-    approved = await web.http.post(
-        f"/api/v1/admin/kyc/{waiting['id']}/approve", headers=admin.headers
-    )
-    assert approved.status_code == 200, approved.text
+    # The admin reviews it in the console: the details, both documents, then approves.
+    staff = await signed_in(browsing, admin, "/admin/kyc")
+    review = staff.locator(".kyc-item").filter(has_text="Grace Hopper")
+    await expect(review).to_contain_text("born 1986-12-09")
+    await review.get_by_role("button", name="Open document 1").click()
+    shown = review.get_by_role("img", name="Document 1 of the submission")
+    await expect(shown).to_be_visible()
+    # The decrypted file itself: the PNG's own size, not a placeholder.
+    size = await shown.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [32, 20]
+    await review.get_by_role("button", name="Open document 2").click()
+    pdf = review.get_by_role("link", name="Read document 2 (PDF) in a new tab")
+    # The file is held in the page's memory, opened in a tab of its own when clicked.
+    assert (await pdf.get_attribute("href") or "").startswith("blob:")
+    await expect(shown).to_be_visible()  # each document has its own place
+    await browsing.screenshot(staff, "kyc-review")
+    await review.get_by_role("button", name="Approve").click()
+    await expect(review.locator(".queue-decision")).to_contain_text("Approved")
 
     await page.reload()
     await expect(panel.locator(".kyc-status")).to_have_text("Verified")

@@ -36,6 +36,7 @@ PAGES = (
     "/dashboard/live",
     "/tournaments",
     "/clips",
+    "/admin",
 )
 # Names esbuild writes: `app-HASH.js`, `hls.light-HASH.js`, their maps and CSS.
 _ASSET = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
@@ -130,6 +131,12 @@ async def vod_page(vod_id: str) -> HTMLResponse:
 @router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
 async def tournament_page(tournament_id: str) -> HTMLResponse:
     """A tournament's bracket page (the app asks the API whether it exists)."""
+    return _shell()
+
+
+@router.get("/admin/{section}", response_class=HTMLResponse)
+async def admin_page(section: str) -> HTMLResponse:
+    """A section of the admin console (the app checks who may open it)."""
     return _shell()
 
 

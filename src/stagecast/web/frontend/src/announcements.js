@@ -86,6 +86,9 @@ async function poll() {
   }
 }
 
+// Read the banners again now (after an admin changed them).
+export const refreshAnnouncements = () => poll();
+
 export function startAnnouncements() {
   poll();
   setInterval(poll, POLL_MS);

@@ -24,9 +24,9 @@ async function readProblem(response) {
 /**
  * Call the API. `path` is under /api/v1 unless it starts with "/" and not "/api".
  * `moves: true` adds an Idempotency-Key (money-moving POSTs), so a retried click moves
- * tokens once.
+ * tokens once. `withStatus: true` answers {status, body}, for routes whose 200 and 201 differ.
  */
-export async function api(path, { method = "GET", body, query, moves = false, key, blob = false } = {}) {
+export async function api(path, { method = "GET", body, query, moves = false, key, blob = false, withStatus = false } = {}) {
   let url = path.startsWith("/") ? path : `/api/v1/${path}`;
   if (query) {
     const params = new URLSearchParams();
@@ -56,7 +56,10 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
       credentials: "same-origin",
     });
     if (response.status === 204) return null;
-    if (response.ok) return blob ? response.blob() : response.json();
+    if (response.ok) {
+      const answer = await (blob ? response.blob() : response.json());
+      return withStatus ? { status: response.status, body: answer } : answer;
+    }
     const problem = await readProblem(response);
     if (response.status === 503 && problem.code === "MAINTENANCE") maintenanceStarted(problem.maintenance);
     if (response.status === 401 && token && attempt === 0) {
@@ -70,4 +73,5 @@ export async function api(path, { method = "GET", body, query, moves = false, ke
 export const get = (path, query) => api(path, { query });
 export const post = (path, body, options = {}) => api(path, { method: "POST", body, ...options });
 export const patch = (path, body) => api(path, { method: "PATCH", body });
+export const put = (path, body) => api(path, { method: "PUT", body });
 export const del = (path, body) => api(path, { method: "DELETE", body });

@@ -31,6 +31,8 @@ window.addEventListener("storage", (event) => {
 });
 
 export const currentUser = () => state?.user || null;
+// The platform's staff: who may open the admin console (each section asks for its own role).
+export const isStaff = (user) => ["moderator", "admin"].includes(user?.role);
 export const onAuthChange = (listener) => {
   listeners.add(listener);
   return () => listeners.delete(listener);

@@ -2,6 +2,7 @@
 // and the room's money alerts (tips, donations, gifts, subscriptions, milestones).
 import { get } from "./api.js";
 import { h, replace, formatTokens, toast } from "./dom.js";
+import { openReport } from "./report.js";
 
 export const EMOTES = {
   scHype: "🙌",
@@ -95,18 +96,30 @@ export function createChat({ live, channel, me, canModerate = false }) {
     add(h("li", { class: `chat-${kind}` }, text));
   }
 
+  // A message's menu: report it (someone else's), delete it (your own, or as a moderator),
+  // time out or ban its author (moderators).
+  function messageMenu(message) {
+    if (!me) return null;
+    const others = message.author.id !== me.id;
+    const item = (label, title, action) =>
+      h("button", { type: "button", role: "menuitem", title, onclick: () => {
+        menu.open = false;
+        action();
+      } }, label);
+    const items = [
+      others ? item("Report", "Report this message to the platform's moderators", () =>
+        openReport([{ content_type: "chat_message", content_id: message.id, label: `a message from ${message.author.display_name || message.author.username}` }])) : null,
+      canModerate || !others ? item("Delete", "Delete this message", () => moderate("chat:delete", { messageId: message.id })) : null,
+      canModerate && others ? item("Timeout", "Time out for 10 minutes", () => moderate("chat:timeout", { userId: message.author.id, duration: 600 })) : null,
+      canModerate && others ? item("Ban", "Ban from this channel", () => moderate("chat:ban", { userId: message.author.id })) : null,
+    ].filter(Boolean);
+    const menu = h("details", { class: "chat-menu" },
+      h("summary", { "aria-label": "Message actions", title: "Message actions" }, "⋯"),
+      h("div", { class: "chat-menu-items", role: "menu" }, items));
+    return menu;
+  }
+
   function messageItem(message) {
-    const actions = canModerate && message.author.id !== me?.id
-      ? h(
-          "span",
-          { class: "chat-actions" },
-          h("button", { type: "button", class: "link", title: "Delete this message", onclick: () => moderate("chat:delete", { messageId: message.id }) }, "Delete"),
-          h("button", { type: "button", class: "link", title: "Time out for 10 minutes", onclick: () => moderate("chat:timeout", { userId: message.author.id, duration: 600 }) }, "Timeout"),
-          h("button", { type: "button", class: "link", title: "Ban from this channel", onclick: () => moderate("chat:ban", { userId: message.author.id }) }, "Ban"),
-        )
-      : me && message.author.id === me.id
-        ? h("span", { class: "chat-actions" }, h("button", { type: "button", class: "link", onclick: () => moderate("chat:delete", { messageId: message.id }) }, "Delete"))
-        : null;
     return h(
       "li",
       { class: "chat-message", dataset: { messageId: message.id, userId: message.author.id } },
@@ -114,7 +127,7 @@ export function createChat({ live, channel, me, canModerate = false }) {
       h("strong", { class: "chat-author" }, message.author.display_name || message.author.username),
       ": ",
       h("span", { class: "chat-body" }, message.fragments?.length ? message.fragments.map(fragmentNode) : message.body),
-      actions,
+      messageMenu(message),
     );
   }
 
@@ -123,7 +136,7 @@ export function createChat({ live, channel, me, canModerate = false }) {
     if (!item) return;
     item.classList.add("deleted");
     replace(item.querySelector(".chat-body"), h("em", {}, reason));
-    item.querySelector(".chat-actions")?.remove();
+    item.querySelector(".chat-menu")?.remove();
   }
 
   async function moderate(event, payload) {

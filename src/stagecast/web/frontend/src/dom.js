@@ -138,3 +138,59 @@ export function uuid() {
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+// A modal dialog (the browser's <dialog>): a title, the given content and a close button. It
+// is removed from the page when it closes; Escape closes it too.
+export function openDialog(title, ...children) {
+  const id = `d-${Math.random().toString(36).slice(2, 9)}`;
+  const dialog = h("dialog", { class: "dialog", "aria-labelledby": id },
+    h("div", { class: "dialog-head" },
+      h("h2", { id }, title),
+      h("button", { type: "button", class: "button small ghost", "aria-label": "Close", onclick: () => dialog.close() }, "×")),
+    children);
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+// A <select> of [value, label] pairs.
+export function choice(attrs, options, selected) {
+  return h("select", attrs,
+    options.map(([value, label]) => h("option", { value, selected: value === selected }, label)));
+}
+
+// A table: a caption for screen readers, column headings, and rows of cells (nodes or text).
+export function table(caption, headings, rows) {
+  return h("div", { class: "table-scroll" },
+    h("table", { class: "table" },
+      h("caption", { class: "visually-hidden" }, caption),
+      h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows)));
+}
+
+// A button that asks once more before doing something that cannot be undone: the first click
+// shows the confirming button beside it, the second runs `action`.
+export function confirmButton(label, confirmLabel, action) {
+  const ask = h("button", { type: "button", class: "button small" }, label);
+  const confirm = h("button", { type: "button", class: "button danger small", hidden: true }, confirmLabel);
+  ask.addEventListener("click", () => {
+    confirm.hidden = !confirm.hidden;
+    if (!confirm.hidden) confirm.focus();
+  });
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = ask.disabled = true;
+    try {
+      await action();
+    } finally {
+      confirm.disabled = ask.disabled = false;
+      confirm.hidden = true;
+    }
+  });
+  return h("span", { class: "confirm" }, ask, confirm);
+}
+
+// A figure in a dashboard's row of stats: its label and its value (text, or a live element).
+export function stat(label, value) {
+  return h("div", { class: "stat" }, h("span", { class: "stat-label" }, label), value instanceof Node ? value : h("strong", { class: "stat-value" }, value));
+}

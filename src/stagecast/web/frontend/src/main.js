@@ -1,7 +1,7 @@
 // The app: a header, and a router that renders one page module into <main>.
 import "./styles.css";
 import { post } from "./api.js";
-import { currentUser, onAuthChange, refresh, signedOut } from "./auth.js";
+import { currentUser, isStaff, onAuthChange, refresh, signedOut } from "./auth.js";
 import { h, replace, toast, errorBox } from "./dom.js";
 import * as home from "./pages/home.js";
 import * as account from "./pages/account.js";
@@ -16,6 +16,7 @@ import * as wallet from "./pages/wallet.js";
 import * as settings from "./pages/settings.js";
 import * as tournaments from "./pages/tournaments.js";
 import * as tournament from "./pages/tournament.js";
+import * as admin from "./pages/admin.js";
 import { createBell } from "./bell.js";
 import { currentMaintenance, onMaintenanceChange, renderMaintenance, startAnnouncements } from "./announcements.js";
 
@@ -33,12 +34,20 @@ const ROUTES = [
   [/^\/tournaments$/, tournaments],
   [/^\/tournaments\/([^/]+)$/, tournament],
   [/^\/clips$/, clips],
+  [/^\/admin(?:\/([a-z]+))?$/, admin],
   [/^\/clips\/([^/]+)$/, clip],
   [/^\/embed\/clips\/([^/]+)$/, clip, { embed: true }],
   [/^\/([A-Za-z0-9][A-Za-z0-9_-]{2,31})$/, channel],
 ];
 
 let cleanup = null;
+let showingMaintenance = false;
+
+// Whether this page is the maintenance page now. The sign-in page stays: admins sign in during
+// maintenance (others are told why not); admins keep the whole app.
+function maintenanceShown(pathname) {
+  return Boolean(currentMaintenance()) && currentUser()?.role !== "admin" && pathname !== "/login";
+}
 let rendering = 0;
 let moveFocus = false;
 
@@ -84,9 +93,8 @@ async function render() {
   const route = match(url.pathname);
   renderHeader();
   const maintenance = currentMaintenance();
-  // The sign-in page stays: admins sign in during maintenance (others are told why not).
-  const admin = currentUser()?.role === "admin";
-  if (maintenance && !admin && url.pathname !== "/login") return renderMaintenance(main, maintenance);
+  showingMaintenance = maintenanceShown(url.pathname);
+  if (showingMaintenance) return renderMaintenance(main, maintenance);
   if (!route) return notFound(main);
   const context = {
     main,
@@ -169,6 +177,7 @@ function renderHeader() {
             link("/dashboard/live", "Go live"),
             link("/dashboard", "Dashboard"),
             link("/wallet", "Wallet"),
+            isStaff(user) ? h("a", { href: "/admin", "aria-current": here.startsWith("/admin") ? "page" : null }, "Admin") : null,
             notifications,
             h("a", { href: "/settings", class: "who", title: "Your profile and sessions", "aria-current": here === "/settings" ? "page" : null }, user.display_name || user.username),
             h("button", { type: "button", class: "button small ghost", onclick: signOut }, "Sign out"),
@@ -206,8 +215,11 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 onAuthChange(() => renderHeader());
 
-// Maintenance beginning or ending changes the page (admins keep theirs).
-onMaintenanceChange(() => render());
+// Maintenance beginning or ending changes the page when it changes whether the maintenance
+// page is shown: a sign-in form being filled in, or an admin's console, stays as it is.
+onMaintenanceChange(() => {
+  if (maintenanceShown(location.pathname) !== showingMaintenance) render();
+});
 
 async function start() {
   // A session from an earlier visit whose access token expired: refresh it once, quietly.

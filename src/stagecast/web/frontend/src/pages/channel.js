@@ -10,6 +10,7 @@ import { createChat } from "../chat.js";
 import { grid, vodCard } from "../cards.js";
 import { createPolls, createReactions } from "../interactions.js";
 import { createSupporters } from "../leaderboard.js";
+import { reportButton } from "../report.js";
 
 const VOD_POLL_MS = 3000;
 const VOD_POLL_TRIES = 40;
@@ -208,6 +209,14 @@ export async function render({ main, params }) {
     );
   }
   panel.id = "action-panel";
+  // What a visitor may report here: the broadcast on air, the channel, its owner's account.
+  if (!owner) {
+    actions.append(reportButton(() => [
+      ...(streamId ? [{ content_type: "stream", content_id: streamId, label: "the live stream" }] : []),
+      { content_type: "channel", content_id: channel.id, label: `the channel ${channel.name}` },
+      { content_type: "user", content_id: channel.owner.id, label: `the account @${channel.owner.username}` },
+    ], { small: false }));
+  }
 
   async function toggle(button, build) {
     const open = button.getAttribute("aria-expanded") === "true";

@@ -3,6 +3,7 @@ import { get, post, del } from "../api.js";
 import { currentUser } from "../auth.js";
 import { h, replace, copyButton, errorBox, formatDuration, formatNumber, timeAgo } from "../dom.js";
 import { createPlayer } from "../player.js";
+import { reportButton } from "../report.js";
 
 export async function render({ main, params, embed = false }) {
   let clip = await get(`clips/${encodeURIComponent(params[0])}`);
@@ -69,7 +70,10 @@ export async function render({ main, params, embed = false }) {
         h("a", { href: `/${clip.channel_slug}` }, clip.channel_slug),
         clip.creator ? ` · clipped by ${clip.creator.display_name}` : "",
         ` · ${timeAgo(clip.created_at)} · ${formatDuration(clip.duration)} · ${formatNumber(clip.view_count)} views`),
-      h("div", { class: "clip-actions" }, like, likes, " likes"),
+      h("div", { class: "clip-actions" }, like, likes, " likes",
+        currentUser()?.id === clip.creator?.id
+          ? null
+          : reportButton(() => [{ content_type: "clip", content_id: clip.id, label: "this clip" }])),
       errors,
       download,
       h("div", { class: "field" }, h("label", {}, "Share"), h("input", { readonly: true, value: share, class: "share-link" }), copyButton(() => share)),

@@ -1,7 +1,7 @@
 // The creator dashboard: live stats, viewers over the last streams, revenue and payouts,
 // subscription tiers and subscribers, chat settings, moderators and bans.
 import { get, post, patch, del } from "../api.js";
-import { h, replace, field, errorBox, toast, formatNumber, formatTokens, formatDate, formatDuration } from "../dom.js";
+import { h, replace, field, errorBox, toast, stat, formatNumber, formatTokens, formatDate, formatDuration } from "../dom.js";
 import { openSocket } from "../realtime.js";
 import { streamHealthNotice } from "../streamhealth.js";
 import { requireUser } from "../signin.js";
@@ -77,10 +77,6 @@ export async function render({ main, navigate }) {
   );
   if (analytics.recent_streams.length) await drawChart(chart, analytics.recent_streams);
   return () => live.close();
-}
-
-function stat(label, value) {
-  return h("div", { class: "stat" }, h("span", { class: "stat-label" }, label), value instanceof Node ? value : h("strong", { class: "stat-value" }, value));
 }
 
 function streamsTable(rows) {

@@ -3,11 +3,12 @@
 // and the channel's other recordings.
 import { del, get, patch, post } from "../api.js";
 import { accessToken, currentUser } from "../auth.js";
-import { h, replace, formatDuration, formatDate, errorBox, toast } from "../dom.js";
+import { h, replace, confirmButton, formatDuration, formatDate, toast } from "../dom.js";
 import { createPlayer } from "../player.js";
 import { grid, vodCard } from "../cards.js";
 import { badges, fragmentNode } from "../chat.js";
 import { clipButton, vodClipSource } from "../clips.js";
+import { reportButton } from "../report.js";
 
 const SAVE_EVERY_S = 10; // of playback
 const REPLAY_WINDOW_S = 60; // chat fetched ahead of the playhead
@@ -19,20 +20,6 @@ const VISIBILITIES = [
   ["public", "Everyone"],
   ["subscribers", "Subscribers"],
   ["private", "Only me"],
-];
-const REPORT_REASONS = [
-  ["spam", "Spam"],
-  ["harassment", "Harassment or bullying"],
-  ["hate", "Hateful content"],
-  ["violence", "Violence"],
-  ["sexual_content", "Sexual content"],
-  ["self_harm", "Self-harm"],
-  ["minor_safety", "A minor's safety"],
-  ["illegal", "Illegal content"],
-  ["copyright", "Copyright"],
-  ["misinformation", "Misinformation"],
-  ["impersonation", "Impersonation"],
-  ["other", "Something else"],
 ];
 
 export async function render({ main, params, navigate }) {
@@ -85,9 +72,8 @@ export async function render({ main, params, navigate }) {
           ),
           me && me.id === channel.owner.id
             ? ownerControls(vod, channel, navigate)
-            : me
-              ? reportControls(vodId)
-              : null,
+            : h("div", { class: "channel-actions" },
+                reportButton(() => [{ content_type: "vod", content_id: vod.id, label: "this recording" }])),
         ),
         replay.element,
       ),
@@ -140,13 +126,7 @@ function ownerControls(vod, channel, navigate) {
       toast(error.message, "error");
     }
   });
-  const confirm = h("button", { type: "button", class: "button danger small", hidden: true }, "Delete for good");
-  const remove = h("button", { type: "button", class: "button small" }, "Delete recording");
-  remove.addEventListener("click", () => {
-    confirm.hidden = false;
-    confirm.focus();
-  });
-  confirm.addEventListener("click", async () => {
+  const remove = confirmButton("Delete recording", "Delete for good", async () => {
     try {
       await del(`vods/${vod.id}`);
       toast("The recording was deleted");
@@ -155,44 +135,7 @@ function ownerControls(vod, channel, navigate) {
       toast(error.message, "error");
     }
   });
-  return h("div", { class: "channel-actions vod-owner" }, h("label", {}, "Who can watch ", visibility), remove, confirm);
-}
-
-/** Report the recording to the moderators. */
-function reportControls(vodId) {
-  const panel = h("div", { class: "action-panel" });
-  const open = h("button", { type: "button", class: "button small" }, "Report");
-  open.addEventListener("click", () => {
-    if (panel.childElementCount) {
-      panel.replaceChildren();
-      return;
-    }
-    const reason = h("select", { name: "reason", "aria-label": "Reason" },
-      REPORT_REASONS.map(([value, label]) => h("option", { value }, label)));
-    const details = h("textarea", { name: "details", maxlength: 2000, rows: 3, "aria-label": "Details (optional)", placeholder: "What is wrong? (optional)" });
-    const errors = h("div");
-    const form = h(
-      "form",
-      { class: "stack" },
-      h("h2", {}, "Report this recording"),
-      reason,
-      details,
-      errors,
-      h("button", { type: "submit", class: "button primary small" }, "Send report"),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try {
-        const report = await post(`vods/${vodId}/report`, { reason: reason.value, details: details.value || null });
-        panel.replaceChildren();
-        toast(report.count > 1 ? "Your report was updated" : "Thanks: the moderators will look at it");
-      } catch (error) {
-        replace(errors, errorBox(error));
-      }
-    });
-    panel.replaceChildren(form);
-  });
-  return h("div", { class: "vod-report" }, h("div", { class: "channel-actions" }, open), panel);
+  return h("div", { class: "channel-actions vod-owner" }, h("label", {}, "Who can watch ", visibility), remove);
 }
 
 /** Save the playhead: every SAVE_EVERY_S seconds of playback, on pause, seek and leaving. */
