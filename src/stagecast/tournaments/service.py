@@ -22,6 +22,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from stagecast.leaderboards import events as leaderboard_events
 from stagecast.leaderboards import service as leaderboards
 from stagecast.money import ledger
 from stagecast.money.ledger import Leg, wallet_of
@@ -590,6 +591,9 @@ async def _decide(
     match.status = MatchStatus.COMPLETED.value
     match.reports = {}
     match.completed_at = utcnow()
+    leaderboard_events.member_changed(
+        session, board=leaderboard_events.standings_board(tournament.id), user_id=winner_id
+    )
     await session.flush()
     matches = await _matches(session, tournament.id)
     if tournament.format == TournamentFormat.SINGLE_ELIMINATION:
