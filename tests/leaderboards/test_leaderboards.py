@@ -198,10 +198,95 @@ def test_periods_are_utc_calendar_periods() -> None:
 # --- both backends --------------------------------------------------------------------------
 
 
+async def start_round_robin(
+    client: httpx.AsyncClient, organiser: Account, players: list[Account]
+) -> tuple[str, list[dict[str, Any]]]:
+    """A started round robin of `players`: its id and its matches."""
+    created = await client.post(
+        "/api/v1/tournaments",
+        json={"name": "Ladder", "category": "chess", "format": "round_robin",
+              "max_participants": len(players), "starts_at": later()},
+        headers=organiser.headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    tid: str = created.json()["id"]
+    for player in players:
+        joined = await client.post(f"/api/v1/tournaments/{tid}/join", headers=player.headers)
+        assert joined.status_code == 200, joined.text
+    started = await client.post(f"/api/v1/tournaments/{tid}/start", headers=organiser.headers)
+    assert started.status_code == 200, started.text
+    return tid, [match for round_ in started.json()["rounds"] for match in round_["matches"]]
+
+
+async def decide_matches(
+    client: httpx.AsyncClient,
+    organiser: Account,
+    tid: str,
+    matches: list[dict[str, Any]],
+    players: list[Account],
+    beats: set[tuple[int, int]],
+) -> None:
+    """The organiser reports every match: (winner, loser) by the players' index in `beats`."""
+    index = {player.id: n for n, player in enumerate(players)}
+    for match in matches:
+        a, b = (index[str(match[side]["user_id"])] for side in ("player1", "player2"))
+        winner = players[a] if (a, b) in beats else players[b]
+        decided = await client.post(
+            f"/api/v1/tournaments/{tid}/matches/{match['id']}/result",
+            json={"winner_id": winner.id},
+            headers=organiser.headers,
+        )
+        assert decided.status_code == 200, decided.text
+
+
+def later(hours: int = 1) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+async def follow(client: httpx.AsyncClient, fan: Account, slug: str, *, on: bool = True) -> None:
+    path = f"/api/v1/channels/{slug}/follow"
+    answer = await (
+        client.post(path, headers=fan.headers) if on else client.delete(path, headers=fan.headers)
+    )
+    assert answer.status_code in (200, 201, 204), answer.text
+
+
+async def compare_with_sql(
+    client: httpx.AsyncClient, runtime: Runtime, name: str, users: list[Account]
+) -> int:
+    """Every period of a board from Redis against the database: every rank, with its ties, and
+    every user's entry and neighbours. Returns how many entries were compared."""
+    compared = 0
+    for period in Period:
+        data = await board(client, name, period=period.value, limit=100)
+        assert data["backend"] == "redis"
+        async with runtime.db.read_session() as session, session.begin():
+            resolved = await leaderboards.resolve_board(session, name)
+            since = period_start(period, datetime.now(UTC))
+            expected = await leaderboards.sql_top(session, resolved, since, limit=100)
+            assert ranks(data) == [(r, str(u), s) for r, u, s in expected], (name, period)
+            assert len({s for _, _, s in expected}) < len(expected)  # ties were made
+            for user in users:
+                entry = await client.get(
+                    f"{API}/{name}/entries/{user.id}", params={"period": period.value}
+                )
+                got = entry.json()
+                rank, score, around = await leaderboards.sql_entry(
+                    session, resolved, since, uuid.UUID(user.id)
+                )
+                assert (got["rank"], got["score"]) == (rank, score), (name, period, user.id)
+                assert [(n["rank"], n["user_id"], n["score"]) for n in got["neighbours"]] == [
+                    (r, str(u), s) for r, u, s in around
+                ]
+                compared += 1
+    return compared
+
+
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs STAGECAST_TEST_REDIS_URL (CI sets it)")
 async def test_redis_and_sql_rank_every_entry_the_same(tmp_path: Path, database: Database) -> None:
-    """One sequence of tips, donations, gifts, subscriptions and chat, with many ties; then
-    every board and period read from the sorted sets and from the database, rank by rank."""
+    """One sequence of tips, donations, gifts, subscriptions, chat, match results, follows and
+    unfollows, with many ties; then every board and period read from the sorted sets and from
+    the database, rank by rank."""
     settings = make_settings(tmp_path, "unused", redis_url=TEST_REDIS_URL)
     app = create_app(settings, database=database)
     async with (
@@ -213,9 +298,13 @@ async def test_redis_and_sql_rank_every_entry_the_same(tmp_path: Path, database:
         channel = await make_channel(client, creator)
         stream_id = await go_live(app, channel["slug"])
         fans = [await register(client) for _ in range(8)]
-        # A sorted set built before the events (and fed by them) and one built after them.
+        others = [await register(client) for _ in range(3)]
+        other_channels = [await make_channel(client, other) for other in others]
+        creators = [creator, *others]
+        # Sets built before the events (and fed by them) as well as after them.
         early = await board(client, f"channel:{channel['id']}:supporters", period="week")
         assert (early["backend"], early["data"]) == ("redis", [])
+        assert (await board(client, "creators:followers", period="day"))["data"] == []
         for n, fan in enumerate(fans):
             await fund(client, fan, 5000)
             # Amounts repeat: fans n and n + 4 end on the same score.
@@ -238,34 +327,43 @@ async def test_redis_and_sql_rank_every_entry_the_same(tmp_path: Path, database:
         await client.post(
             "/api/v1/gifts", json={"gift": "heart", "stream_id": stream_id}, headers=fans[7].headers
         )
-        assert runtime.leaderboards is not None
-        await runtime.leaderboards.drain()
+
+        # Standings: 0 beats 1, 1 beats 2, 2 beats 0, 3 beats 0, 1 and 2 beat 3: fans 1 and 2
+        # tie on two wins, fans 0 and 3 on one. The board is read before any result.
+        players = fans[:4]
+        tid, matches = await start_round_robin(client, creator, players)
+        standings = f"tournament:{tid}:standings"
+        assert (await board(client, standings))["data"] == []
+        beats = {(0, 1), (1, 2), (2, 0), (3, 0), (1, 3), (2, 3)}
+        await decide_matches(client, creator, tid, matches, players, beats)
+
+        # Followers: others[0] and others[1] end on three, the creator and others[2] on one;
+        # others[0] had four until an unfollow.
+        for slug, followers in (
+            (other_channels[0]["slug"], fans[:4]),
+            (other_channels[1]["slug"], fans[:3]),
+            (other_channels[2]["slug"], fans[4:5]),
+            (channel["slug"], fans[5:6]),
+        ):
+            for fan in followers:
+                await follow(client, fan, slug)
+        await follow(client, fans[3], other_channels[0]["slug"], on=False)
 
         compared = 0
-        for name in (f"channel:{channel['id']}:supporters", f"channel:{channel['id']}:chat"):
-            for period in Period:
-                data = await board(client, name, period=period.value, limit=100)
-                assert data["backend"] == "redis"
-                async with runtime.db.read_session() as session, session.begin():
-                    resolved = await leaderboards.resolve_board(session, name)
-                    since = period_start(period, datetime.now(UTC))
-                    expected = await leaderboards.sql_top(session, resolved, since, limit=100)
-                    assert ranks(data) == [(r, str(u), s) for r, u, s in expected]
-                    assert len({s for _, _, s in expected}) < len(expected)  # ties were made
-                    for fan in [*fans, creator]:  # the creator has no points: no rank
-                        entry = await client.get(
-                            f"{API}/{name}/entries/{fan.id}", params={"period": period.value}
-                        )
-                        got = entry.json()
-                        rank, score, around = await leaderboards.sql_entry(
-                            session, resolved, since, uuid.UUID(fan.id)
-                        )
-                        assert (got["rank"], got["score"]) == (rank, score)
-                        assert [(n["rank"], n["user_id"]) for n in got["neighbours"]] == [
-                            (r, str(u)) for r, u, _ in around
-                        ]
-                        compared += 1
-        assert compared == 2 * len(Period) * (len(fans) + 1)
-        # The week's set was built while empty and fed by the events; it matches the database.
+        users = [*fans, *creators]  # creators have no supporter points, fans no followers
+        for name in (
+            f"channel:{channel['id']}:supporters",
+            f"channel:{channel['id']}:chat",
+            standings,
+            "creators:followers",
+        ):
+            compared += await compare_with_sql(client, runtime, name, users)
+        assert compared == 4 * len(Period) * len(users)
+        # The sets built while empty were brought up to date by the events' marks.
         week = await board(client, f"channel:{channel['id']}:supporters", period="week")
         assert len(week["data"]) == len(fans)
+        day = await board(client, "creators:followers", period="day")
+        assert [(e["user_id"], e["score"]) for e in day["data"]] == [
+            *sorted([(others[0].id, 3), (others[1].id, 3)]),
+            *sorted([(creator.id, 1), (others[2].id, 1)]),
+        ]

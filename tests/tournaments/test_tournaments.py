@@ -532,6 +532,60 @@ async def test_the_tournament_room_sees_the_bracket_advance(
         assert (last["status"], last["winner_id"]) == ("completed", a.id)
 
 
+async def test_leaving_the_room_stops_its_updates(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    """`tournament:leave` takes the socket out of the room (another watcher still hears every
+    change); joining an unknown tournament, or one by a malformed id, acks an error."""
+    async with serving(make_settings(tmp_path, committed_database_url)) as live:
+        organiser = await live.account()
+        players = [await live.account() for _ in range(3)]
+        created = await live.http.post(
+            API,
+            json={"name": "Quiet Cup", "category": "chess", "max_participants": 4,
+                  "starts_at": later()},
+            headers=organiser.headers,
+        )  # fmt: skip
+        tid = created.json()["id"]
+        leaver, stayer = await live.connect(), await live.connect(players[0])
+        for watcher in (leaver, stayer):
+            assert (await watcher.call("tournament:join", {"tournamentId": tid}))["ok"]
+
+        def count(n: int) -> Any:
+            return lambda e: e["payload"]["participant_count"] == n
+
+        await live.http.post(f"{API}/{tid}/join", headers=players[0].headers)
+        for watcher in (leaver, stayer):
+            await watcher.wait_for("tournament:updated", where=count(1))
+        left = await leaver.call("tournament:leave", {"tournamentId": tid})
+        assert (left["ok"], left["tournament_id"]) == (True, tid)
+        heard = len(leaver.received("tournament:updated"))
+        assert heard == 1
+
+        await live.http.post(f"{API}/{tid}/join", headers=players[1].headers)
+        await live.http.post(f"{API}/{tid}/join", headers=players[2].headers)
+        await stayer.wait_for("tournament:updated", where=count(3))
+        # The room's events go out in order: the leaver would have had these by now.
+        await asyncio.sleep(0.3)
+        assert len(leaver.received("tournament:updated")) == heard
+
+        # Joining again brings the updates back.
+        assert (await leaver.call("tournament:join", {"tournamentId": tid}))["ok"]
+        await live.http.post(f"{API}/{tid}/leave", headers=players[2].headers)
+        await leaver.wait_for("tournament:updated", where=count(2))
+
+        unknown = await leaver.call("tournament:join", {"tournamentId": MISSING_ID})
+        assert (unknown["ok"], unknown["error"]["code"]) == (False, "TOURNAMENT_NOT_FOUND")
+        malformed = await leaver.call("tournament:join", {"tournamentId": "not-an-id"})
+        assert (malformed["ok"], malformed["error"]["code"]) == (False, "VALIDATION_ERROR")
+        missing = await leaver.call("tournament:join", {})
+        assert (missing["ok"], missing["error"]["code"]) == (False, "VALIDATION_ERROR")
+
+
+# Fixed, not uuid4(): a tournament nobody created.
+MISSING_ID = "00000000-0000-4000-8000-000000000000"
+
+
 async def test_concurrent_joins_never_overfill(tmp_path: Path, committed_database_url: str) -> None:
     """Twelve players join a four-place tournament at once: four get in, eight are told it is
     full, and the pool holds four fees (SQLite's write lock; PostgreSQL's row lock)."""

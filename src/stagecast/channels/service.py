@@ -33,6 +33,7 @@ from stagecast.channels.schemas import (
 )
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from stagecast.leaderboards import events as leaderboard_events
 from stagecast.pagination import PageInfo, PageParams, SortKey, paginate_rows
 from stagecast.patches import load_stored, merge_patch
 from stagecast.realtime.bus import channel_room, publish
@@ -249,6 +250,10 @@ async def delete_channel(session: AsyncSession, *, actor: User, channel: Channel
     await search.remove_document(session, kind="channel", ref_id=channel.id)
     await session.delete(channel)
     await session.flush()
+    # Its followers go with it: its owner's place among the creators changes.
+    leaderboard_events.member_changed(
+        session, board=leaderboard_events.FOLLOWERS_BOARD, user_id=channel.owner_id
+    )
 
 
 def settings_of(channel: Channel) -> ChannelSettings:
@@ -315,6 +320,9 @@ async def follow_channel(session: AsyncSession, *, user: User, channel: Channel)
             existing = follow
             await session.refresh(channel, ["follower_count"])
             _announce_follow(session, channel, user)
+            leaderboard_events.member_changed(
+                session, board=leaderboard_events.FOLLOWERS_BOARD, user_id=channel.owner_id
+            )
     await session.refresh(channel, ["follower_count"])
     return FollowState(
         following=True,
@@ -360,6 +368,9 @@ async def unfollow_channel(session: AsyncSession, *, user: User, channel: Channe
             update(Channel)
             .where(Channel.id == channel.id)
             .values(follower_count=Channel.follower_count - 1)
+        )
+        leaderboard_events.member_changed(
+            session, board=leaderboard_events.FOLLOWERS_BOARD, user_id=channel.owner_id
         )
     await session.refresh(channel, ["follower_count"])
     return FollowState(following=False, follower_count=channel.follower_count)

@@ -1,8 +1,10 @@
-"""Points that reach a board without an event of their own (subscription payments).
+"""Scores that change without an event of their own saying so.
 
-The other boards are fed by the events their domains already publish (`tip:received`,
-`donation:received`, `gift:sent`, `chat:message`); this internal event goes to no room: only
-the leaderboards' feed (sorted_sets.py) reads it, once its transaction commits.
+The supporters and chat boards follow the events their domains already publish
+(`tip:received`, `donation:received`, `gift:sent`, `chat:message`); subscription payments,
+match results and follows publish this internal event, which goes to no room: only the
+leaderboards' feed (sorted_sets.py) reads it, once its transaction commits, to mark the user's
+score on the board for counting again.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stagecast.db.base import utcnow
 from stagecast.realtime.bus import publish
 
-POINTS = "leaderboard:points"
+CHANGED = "leaderboard:changed"
+FOLLOWERS_BOARD = "creators:followers"
 
 
 def supporters_board(channel_id: uuid.UUID) -> str:
@@ -29,12 +31,6 @@ def standings_board(tournament_id: uuid.UUID) -> str:
     return f"tournament:{tournament_id}:standings"
 
 
-def points_scored(session: AsyncSession, *, board: str, user_id: uuid.UUID, points: int) -> None:
-    """Add points to a user on a board once the transaction commits."""
-    payload = {
-        "board": board,
-        "user_id": str(user_id),
-        "points": points,
-        "at": utcnow().isoformat(),
-    }
-    publish(session, POINTS, payload, rooms=())
+def member_changed(session: AsyncSession, *, board: str, user_id: uuid.UUID) -> None:
+    """Say, once the transaction commits, that a user's score on a board changed."""
+    publish(session, CHANGED, {"board": board, "user_id": str(user_id)}, rooms=())

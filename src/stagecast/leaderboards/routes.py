@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts import service as accounts
 from stagecast.db.base import utcnow
@@ -22,15 +24,15 @@ router = APIRouter(prefix="/leaderboards", tags=["leaderboards"])
 PeriodQuery = Annotated[Period, Query(description="UTC calendar day, week (from Monday), month")]
 
 
-async def _sorted_sets(runtime: Runtime, board: leaderboards.Board) -> SortedSets | None:
-    """The Redis store for this board, after this node's committed events reached it."""
+async def _redis_set(
+    runtime: Runtime,
+    session: AsyncSession,
+    board: leaderboards.Board,
+    period: Period,
+    now: datetime,
+) -> tuple[SortedSets, str] | None:
     feed = runtime.leaderboards
-    if feed is None or not board.in_sorted_sets:
-        return None
-    sets = feed.sorted_sets()
-    if sets is not None:
-        await feed.drain()
-    return sets
+    return None if feed is None else await feed.prepared(session, board, period, now)
 
 
 @router.get("/{name}", responses=problem_responses(404, 422))
@@ -46,9 +48,10 @@ async def leaderboard(
     since = leaderboards.period_start(period, now)
     async with session.begin():
         board = await leaderboards.resolve_board(session, name)
-        sets = await _sorted_sets(runtime, board)
-        if sets is not None:
-            key = await sets.ensure(session, board, period, now)
+    found = await _redis_set(runtime, session, board, period, now)
+    async with session.begin():
+        if found is not None:
+            sets, key = found
             ranked = await sets.top(key, limit=limit)
         else:
             ranked = await leaderboards.sql_top(session, board, since, limit=limit)
@@ -57,7 +60,7 @@ async def leaderboard(
         name=board.name,
         period=period,
         since=since,
-        backend="redis" if sets is not None else "sql",
+        backend="redis" if found is not None else "sql",
         data=entries,
     )
 
@@ -76,9 +79,10 @@ async def leaderboard_entry(
     async with session.begin():
         board = await leaderboards.resolve_board(session, name)
         await accounts.get_user(session, user_id)
-        sets = await _sorted_sets(runtime, board)
-        if sets is not None:
-            key = await sets.ensure(session, board, period, now)
+    found = await _redis_set(runtime, session, board, period, now)
+    async with session.begin():
+        if found is not None:
+            sets, key = found
             rank, score, around = await sets.entry(key, user_id)
         else:
             rank, score, around = await leaderboards.sql_entry(session, board, since, user_id)

@@ -8,10 +8,9 @@ A board's name says what it counts (docs/interactions.md):
 - `tournament:<tournament id>:standings`: matches a participant won (byes do not count);
 - `creators:followers`: creators by followers (gained in the period, or all they have).
 
-Scores are read from the database, which holds every one of them. When Redis is configured the
-boards fed by high-rate events (supporters, chat) are kept in sorted sets as well
-(leaderboards/sorted_sets.py) and read from there; the others are indexed counts or a few dozen
-rows. Ranks are positions: score descending, then user id ascending (both backends).
+Scores are read from the database, which holds every one of them. When Redis is configured
+every board is kept in sorted sets as well (leaderboards/sorted_sets.py) and read from there.
+Ranks are positions: score descending, then user id ascending (both backends).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel, ChannelFollow
 from stagecast.chat.models import ChatMessage
 from stagecast.errors import NotFound
-from stagecast.leaderboards.events import standings_board
+from stagecast.leaderboards.events import FOLLOWERS_BOARD, standings_board
 from stagecast.leaderboards.schemas import BoardEntry
 from stagecast.money.ledger import earnings_of
 from stagecast.money.models import AccountKind, Contribution, LedgerAccount, LedgerEntry
@@ -71,20 +70,12 @@ class BoardKind(enum.StrEnum):
     FOLLOWERS = "followers"
 
 
-# Boards whose scores also live in Redis sorted sets when Redis is configured.
-SORTED_SET_KINDS = frozenset({BoardKind.SUPPORTERS, BoardKind.CHAT})
-
-
 @dataclass(frozen=True, slots=True)
 class Board:
     name: str  # canonical: channels named by id
     kind: BoardKind
     subject_id: uuid.UUID | None = None  # the channel or tournament
     owner_id: uuid.UUID | None = None  # the channel's owner (whose earnings subs pay)
-
-    @property
-    def in_sorted_sets(self) -> bool:
-        return self.kind in SORTED_SET_KINDS
 
 
 def period_start(period: Period, now: datetime) -> datetime | None:
@@ -103,7 +94,7 @@ async def resolve_board(session: AsyncSession, name: str) -> Board:
     """The board a name means; LeaderboardNotFound for a name that is none."""
     parts = name.split(":")
     if parts == ["creators", BoardKind.FOLLOWERS]:
-        return Board(name="creators:followers", kind=BoardKind.FOLLOWERS)
+        return Board(name=FOLLOWERS_BOARD, kind=BoardKind.FOLLOWERS)
     if len(parts) == 3 and parts[0] == "channel" and parts[2] in {"supporters", "chat"}:
         try:
             channel = await channels.get_channel(session, parts[1])
@@ -203,6 +194,17 @@ async def all_scores(
         select(table.c.user_id, table.c.score).order_by(table.c.score.desc(), table.c.user_id)
     )
     return [(user_id, int(score)) for user_id, score in rows.all()]
+
+
+async def member_scores(
+    session: AsyncSession, board: Board, since: datetime | None, users: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The positive scores of some users on the board (those without one have none)."""
+    table = scores(board, since)
+    rows = await session.execute(
+        select(table.c.user_id, table.c.score).where(table.c.user_id.in_(users))
+    )
+    return {user_id: int(score) for user_id, score in rows.all()}
 
 
 async def sql_top(

@@ -143,9 +143,7 @@ async def _charge(
         details={"channel_id": str(channel.id), "tier": tier.level},
     )
     # The payer supports the channel: its supporters board counts the price.
-    leaderboard_events.points_scored(
-        session, board=supporters_board(channel.id), user_id=payer_id, points=price
-    )
+    leaderboard_events.member_changed(session, board=supporters_board(channel.id), user_id=payer_id)
 
 
 async def subscribe(

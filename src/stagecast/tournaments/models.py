@@ -15,6 +15,7 @@ from stagecast.db.base import Base, JSONType, new_id, utcnow
 
 class TournamentFormat(enum.StrEnum):
     SINGLE_ELIMINATION = "single_elimination"
+    DOUBLE_ELIMINATION = "double_elimination"
     ROUND_ROBIN = "round_robin"
 
 
@@ -82,7 +83,8 @@ class TournamentParticipant(Base):
 
 class TournamentMatch(Base):
     """One match of the bracket; round 1 is the first. In single elimination the winner of
-    (round, position) plays in (round + 1, position // 2)."""
+    (round, position) plays in (round + 1, position // 2). Double elimination numbers its
+    losers bracket's rounds from 101 and its grand final 200 (its reset 201): see brackets.py."""
 
     __tablename__ = "tournament_matches"
     __table_args__ = (UniqueConstraint("tournament_id", "round", "position"),)

@@ -111,7 +111,8 @@ class MatchOut(BaseModel):
 
 class RoundOut(BaseModel):
     round: int
-    name: str  # "Final", "Semi-finals", "Round 1"…
+    name: str  # "Final", "Semi-finals", "Round 1", "Losers round 2", "Grand final"…
+    bracket: str  # "main"; in double elimination "winners", "losers" or "grand_final"
     matches: list[MatchOut]
 
 

@@ -22,6 +22,7 @@ from stagecast.channels import service as channels
 from stagecast.channels.models import Channel
 from stagecast.db.base import utcnow
 from stagecast.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from stagecast.leaderboards import events as leaderboard_events
 from stagecast.leaderboards import service as leaderboards
 from stagecast.money import ledger
 from stagecast.money.ledger import Leg, wallet_of
@@ -190,11 +191,29 @@ async def _pool(session: AsyncSession, tournament: Tournament) -> int:
     return await ledger.balance_of(session, prize_pool_of(tournament.id))
 
 
-def _round_name(round_number: int, rounds: int, tournament_format: str) -> str:
+def _round_name(round_number: int, rounds: int, tournament_format: str) -> tuple[str, str]:
+    """(name, bracket) of a round; `rounds` is the (winners) bracket's number of rounds."""
     if tournament_format == TournamentFormat.ROUND_ROBIN:
-        return f"Round {round_number}"
+        return f"Round {round_number}", "main"
+    if tournament_format == TournamentFormat.DOUBLE_ELIMINATION:
+        if round_number == brackets.GRAND_FINAL:
+            return "Grand final", "grand_final"
+        if round_number == brackets.RESET:
+            return "Grand final reset", "grand_final"
+        if round_number > brackets.LOSERS:
+            k = round_number - brackets.LOSERS
+            last = k == brackets.losers_rounds(rounds)
+            return ("Losers final" if last else f"Losers round {k}"), "losers"
+        left = rounds - round_number
+        names = {0: "Winners final", 1: "Winners semi-finals"}
+        return names.get(left, f"Winners round {round_number}"), "winners"
     left = rounds - round_number
-    return {0: "Final", 1: "Semi-finals", 2: "Quarter-finals"}.get(left, f"Round {round_number}")
+    names = {0: "Final", 1: "Semi-finals", 2: "Quarter-finals"}
+    return names.get(left, f"Round {round_number}"), "main"
+
+
+def _winners_rounds(matches: Sequence[TournamentMatch]) -> int:
+    return max((m.round for m in matches if m.round < brackets.LOSERS), default=0)
 
 
 async def view(session: AsyncSession, tournament: Tournament) -> TournamentOut:
@@ -221,7 +240,7 @@ async def view(session: AsyncSession, tournament: Tournament) -> TournamentOut:
             seed=seeds.get(user_id),
         )
 
-    rounds_total = max((m.round for m in matches), default=0)
+    rounds_total = _winners_rounds(matches)
     by_round: dict[int, list[MatchOut]] = {}
     for match in matches:
         channel = streamed.get(match.channel_id) if match.channel_id else None
@@ -244,10 +263,10 @@ async def view(session: AsyncSession, tournament: Tournament) -> TournamentOut:
                 completed_at=match.completed_at,
             )
         )
-    rounds = [
-        RoundOut(round=n, name=_round_name(n, rounds_total, tournament.format), matches=ms)
-        for n, ms in sorted(by_round.items())
-    ]
+    rounds = []
+    for n, ms in sorted(by_round.items()):
+        name, bracket = _round_name(n, rounds_total, tournament.format)
+        rounds.append(RoundOut(round=n, name=name, bracket=bracket, matches=ms))
     pool = await _pool(session, tournament)
     fields = _summary_fields(tournament, users[tournament.organiser_id], len(participants), pool)
     return TournamentOut(
@@ -285,7 +304,9 @@ def _standings(
 ) -> list[StandingOut]:
     """Placed players by placement; before that, by wins, fewest losses, then seed."""
     wins, losses = _record(matches)
-    eliminating = tournament.format == TournamentFormat.SINGLE_ELIMINATION
+    # Out after one loss in single elimination, after two in double elimination.
+    lives = {TournamentFormat.SINGLE_ELIMINATION: 1, TournamentFormat.DOUBLE_ELIMINATION: 2}
+    allowed = lives.get(TournamentFormat(tournament.format))
     never = len(participants) + 1
 
     def order(p: TournamentParticipant) -> tuple[int, int, int, int, str]:
@@ -301,7 +322,7 @@ def _standings(
             seed=p.seed,
             wins=wins.get(p.user_id, 0),
             losses=losses.get(p.user_id, 0),
-            eliminated=eliminating and losses.get(p.user_id, 0) > 0,
+            eliminated=allowed is not None and losses.get(p.user_id, 0) >= allowed,
             placement=p.placement,
             prize_tokens=p.prize_tokens,
         )
@@ -479,6 +500,8 @@ async def start(
     players = [p.user_id for p in seeded]
     if tournament.format == TournamentFormat.ROUND_ROBIN:
         _draw_round_robin(session, tournament, players)
+    elif tournament.format == TournamentFormat.DOUBLE_ELIMINATION:
+        _draw_double_elimination(session, tournament, players, now=now)
     else:
         _draw_elimination(session, tournament, players, now=now)
     await session.flush()
@@ -536,6 +559,140 @@ def _advance(matches: dict[tuple[int, int], TournamentMatch], match: TournamentM
         following.status = MatchStatus.READY.value
 
 
+def _draw_double_elimination(
+    session: AsyncSession, tournament: Tournament, players: list[uuid.UUID], *, now: datetime
+) -> None:
+    """Both brackets and the grand final; round 1 filled by seed, its byes through at once.
+    A bye in round 1 has no loser, so some losers-bracket places never fill: a player facing
+    such a place goes through, and a match between two of them is void."""
+    size = brackets.bracket_size(len(players))
+    rounds = brackets.rounds_of(size)
+    created = {
+        key: TournamentMatch(
+            tournament_id=tournament.id, round=key[0], position=key[1],
+            status=MatchStatus.PENDING.value,
+        )
+        for key in brackets.double_elimination_keys(size)
+    }  # fmt: skip
+    session.add_all(created.values())
+    for position, (a, b) in enumerate(brackets.first_round(players)):
+        match = created[(1, position)]
+        match.player1_id, match.player2_id = a, b
+        if a is not None and b is not None:
+            match.status = MatchStatus.READY.value
+        else:
+            match.status = MatchStatus.BYE.value
+            match.winner_id = a or b
+            match.completed_at = now
+    for position in range(brackets.losers_round_size(size, 1) if rounds > 1 else 0):
+        key = (brackets.LOSERS + 1, position)
+        if _never_filled(created, key, 0) and _never_filled(created, key, 1):
+            void = created[key]
+            void.status, void.completed_at = MatchStatus.BYE.value, now
+    for position in range(size >> 1):
+        match = created[(1, position)]
+        if match.status == MatchStatus.BYE:
+            _send_winner(created, match, rounds, now=now)
+
+
+def _never_filled(
+    matches: dict[brackets.Key, TournamentMatch], key: brackets.Key, slot: int
+) -> bool:
+    """Whether a losers-bracket place stays empty (fed by a round-1 bye, which has no loser)."""
+    round_, position = key
+    if round_ == brackets.LOSERS + 1:
+        return matches[(1, 2 * position + slot)].status == MatchStatus.BYE
+    if round_ == brackets.LOSERS + 2 and slot == 0:
+        feeder = (brackets.LOSERS + 1, position)
+        return _never_filled(matches, feeder, 0) and _never_filled(matches, feeder, 1)
+    return False
+
+
+def _seat(
+    matches: dict[brackets.Key, TournamentMatch],
+    key: brackets.Key,
+    slot: int,
+    player: uuid.UUID | None,
+    rounds: int,
+    *,
+    now: datetime,
+) -> None:
+    """Put a player into a double-elimination match: ready with both players, through at
+    once when the other place never fills."""
+    match = matches[key]
+    if slot == 0:
+        match.player1_id = player
+    else:
+        match.player2_id = player
+    if match.player1_id is not None and match.player2_id is not None:
+        match.status = MatchStatus.READY.value
+    elif _never_filled(matches, key, 1 - slot):
+        match.status = MatchStatus.BYE.value
+        match.winner_id = player
+        match.completed_at = now
+        _send_winner(matches, match, rounds, now=now)
+
+
+def _send_winner(
+    matches: dict[brackets.Key, TournamentMatch],
+    match: TournamentMatch,
+    rounds: int,
+    *,
+    now: datetime,
+) -> None:
+    goes = brackets.winner_goes((match.round, match.position), rounds)
+    if goes is not None and match.winner_id is not None:
+        _seat(matches, goes[0], goes[1], match.winner_id, rounds, now=now)
+
+
+def _advance_double(
+    session: AsyncSession, matches: Sequence[TournamentMatch], match: TournamentMatch
+) -> bool:
+    """Move a decided double-elimination match's players on; True when that ends it all."""
+    by_key = {(m.round, m.position): m for m in matches}
+    rounds = _winners_rounds(matches)
+    now = match.completed_at or utcnow()
+    if match.round == brackets.GRAND_FINAL:
+        if match.winner_id == match.player1_id:  # the winners bracket's champion: no reset
+            return True
+        # The losers bracket's champion handed the other their first loss: one more match.
+        session.add(
+            TournamentMatch(
+                tournament_id=match.tournament_id, round=brackets.RESET, position=0,
+                player1_id=match.player1_id, player2_id=match.player2_id,
+                status=MatchStatus.READY.value,
+            )
+        )  # fmt: skip
+        return False
+    if match.round == brackets.RESET:
+        return True
+    _send_winner(by_key, match, rounds, now=now)
+    loser = match.player2_id if match.winner_id == match.player1_id else match.player1_id
+    drops = brackets.loser_goes((match.round, match.position), rounds)
+    if drops is not None:
+        _seat(by_key, drops[0], drops[1], loser, rounds, now=now)
+    return False
+
+
+def _double_elimination_places(
+    participants: Sequence[TournamentParticipant], matches: Sequence[TournamentMatch]
+) -> dict[uuid.UUID, int]:
+    """A player is out at their second loss; places follow the order they went out in."""
+    rounds = _winners_rounds(matches)
+    losses: dict[uuid.UUID, int] = {}
+    out_at: dict[uuid.UUID, int | None] = {p.user_id: None for p in participants}
+    for m in sorted(matches, key=lambda m: (m.round, m.position)):
+        if m.status != MatchStatus.COMPLETED or m.winner_id is None:
+            continue
+        loser = m.player2_id if m.winner_id == m.player1_id else m.player1_id
+        if loser is None:
+            continue
+        losses[loser] = losses.get(loser, 0) + 1
+        if losses[loser] == 2:
+            out_at[loser] = brackets.elimination_stage((m.round, m.position), rounds)
+    return brackets.places_by_stage(out_at)
+
+
 async def report_result(
     session: AsyncSession,
     *,
@@ -590,12 +747,18 @@ async def _decide(
     match.status = MatchStatus.COMPLETED.value
     match.reports = {}
     match.completed_at = utcnow()
+    leaderboard_events.member_changed(
+        session, board=leaderboard_events.standings_board(tournament.id), user_id=winner_id
+    )
     await session.flush()
     matches = await _matches(session, tournament.id)
     if tournament.format == TournamentFormat.SINGLE_ELIMINATION:
         _advance({(m.round, m.position): m for m in matches}, match)
         final_round = max(m.round for m in matches)
         if match.round == final_round:
+            await _complete(session, tournament, matches)
+    elif tournament.format == TournamentFormat.DOUBLE_ELIMINATION:
+        if _advance_double(session, matches, match):
             await _complete(session, tournament, matches)
     elif all(m.status == MatchStatus.COMPLETED for m in matches):
         await _complete(session, tournament, matches)
@@ -619,6 +782,11 @@ async def _complete(
                     knocked_out[loser] = m.round
         for p in participants:
             p.placement = brackets.elimination_placement(knocked_out.get(p.user_id), rounds)
+        ordered = sorted(participants, key=lambda p: (p.placement or never, p.seed or never))
+    elif tournament.format == TournamentFormat.DOUBLE_ELIMINATION:
+        places = _double_elimination_places(participants, matches)
+        for p in participants:
+            p.placement = places[p.user_id]
         ordered = sorted(participants, key=lambda p: (p.placement or never, p.seed or never))
     else:
         ordered = sorted(

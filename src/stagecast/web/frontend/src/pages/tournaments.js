@@ -39,6 +39,7 @@ function createForm(navigate) {
     category: h("input", { name: "category", required: true, maxlength: 64 }),
     format: h("select", { name: "format" },
       h("option", { value: "single_elimination" }, "Single elimination"),
+      h("option", { value: "double_elimination" }, "Double elimination"),
       h("option", { value: "round_robin" }, "Round robin")),
     max: h("input", { name: "max_participants", type: "number", min: 2, max: 256, value: 8 }),
     starts: h("input", { name: "starts_at", type: "datetime-local", required: true }),
