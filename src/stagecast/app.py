@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
-from stagecast import __version__
+from stagecast import __version__, route_memo
 from stagecast.accounts import routes as accounts_routes
 from stagecast.accounts.security import Passwords, TokenSigner
 from stagecast.accounts.touches import Touches
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the app. `database` lets tests hand in one bound to a rolled-back transaction."""
     settings = settings or Settings()
     configure_logging(settings)
+    route_memo.install()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(
         settings=settings,

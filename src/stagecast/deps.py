@@ -14,12 +14,12 @@ from stagecast.pagination import PageParams, offset_params, page_params
 from stagecast.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 

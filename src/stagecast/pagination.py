@@ -93,7 +93,7 @@ class PageInfo:
     total: int | None = None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
@@ -127,7 +127,7 @@ def page_params(
     return PageParams(limit=limit, cursor=cursor, offset=offset, page=page)
 
 
-def offset_params(
+async def offset_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:

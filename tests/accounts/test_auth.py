@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ from stagecast.accounts.models import User
 from stagecast.accounts.security import Passwords
 from stagecast.app import create_app
 from stagecast.db.engine import Database
+from stagecast.errors import InvalidToken
 from stagecast.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, login, register, unique_name
@@ -351,3 +353,31 @@ async def test_login_upgrades_a_hash_made_with_older_cost(
         async with runtime.db.session() as session, session.begin():
             after = (await session.get_one(User, uuid.UUID(account.id))).password_hash
         assert "t=2" in after
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    account = await register(client)
+    runtime: Runtime = app.state.runtime
+    claims = runtime.tokens.decode_access(account.access_token)
+    # Expired 2.5 s ago (3.5 s at most, `exp` is in whole seconds): inside the verification's
+    # 5 s leeway, so accepted and remembered; 3.5 s later it is past the leeway, and the
+    # remembered claims must not count.
+    nearly, _ = runtime.tokens.issue(
+        subject=str(claims.user_id),
+        token_type="access",
+        ttl=timedelta(seconds=-2.5),
+        claims={"sid": str(claims.session_id), "role": "viewer"},
+    )
+    auth = {"Authorization": f"Bearer {nearly}"}
+    assert (await client.get("/api/v1/auth/me", headers=auth)).status_code == 200
+    assert runtime.tokens.decode_access(nearly) is runtime.tokens.decode_access(nearly)
+    await asyncio.sleep(3.5)
+    refused = await client.get("/api/v1/auth/me", headers=auth)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "INVALID_TOKEN"
+    assert "expired" in refused.json()["detail"]
+    # A token remembered under one type is not accepted as another (chat vs access).
+    with pytest.raises(InvalidToken):
+        runtime.tokens.decode_access(account.access_token, token_type="chat")

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import json
 import secrets
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +30,12 @@ ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
 CHAT_TOKEN_TYPE = "chat"  # noqa: S105 - a claim value, not a secret
 CHAT_TOKEN_TTL = timedelta(minutes=5)
 JWT_ALGORITHM = "EdDSA"
+JWT_LEEWAY_SECONDS = 5
+# Verified access tokens remembered per process (issue 14): verifying the Ed25519 signature
+# and parsing the token cost ~0.2 ms, paid on every authenticated request otherwise. A token
+# verifies the same way until it expires, so an entry lives until then at most; the session
+# behind it is still checked on every request, so revocation is not affected.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class Passwords:
@@ -191,6 +199,8 @@ class TokenSigner:
         self._jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self._public))
         self.key_id = _jwk_thumbprint(self._jwk)
         self._jwk.update({"kid": self.key_id, "use": "sig", "alg": JWT_ALGORITHM})
+        # (token type, token) -> its claims, least recently used first; only valid tokens.
+        self._verified: OrderedDict[tuple[str, str], AccessClaims] = OrderedDict()
 
     @property
     def ttl(self) -> timedelta:
@@ -238,7 +248,7 @@ class TokenSigner:
                 algorithms=[JWT_ALGORITHM],
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "sub", "typ"]},
-                leeway=5,
+                leeway=JWT_LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidToken("The token has expired") from exc
@@ -279,10 +289,19 @@ class TokenSigner:
         )
 
     def decode_access(self, token: str, *, token_type: str = ACCESS_TOKEN_TYPE) -> AccessClaims:
-        """Verify a session token (Ed25519 costs ~0.1 ms; callers cache it per request)."""
+        """Verify a session token, once per process: a token verified before is answered
+        from memory until it expires (the same leeway as the verification's)."""
+        key = (token_type, token)
+        known = self._verified.get(key)
+        if known is not None:
+            if time.time() < known.expires_at.timestamp() + JWT_LEEWAY_SECONDS:
+                self._verified.move_to_end(key)
+                return known
+            del self._verified[key]
+            raise InvalidToken("The token has expired")
         payload = self.decode(token, token_type=token_type)
         try:
-            return AccessClaims(
+            claims = AccessClaims(
                 user_id=uuid.UUID(payload["sub"]),
                 session_id=uuid.UUID(payload["sid"]),
                 role=str(payload.get("role", "")),
@@ -290,6 +309,10 @@ class TokenSigner:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidToken("The token is invalid") from exc
+        self._verified[key] = claims
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return claims
 
 
 def _jwk_thumbprint(jwk: dict[str, Any]) -> str:

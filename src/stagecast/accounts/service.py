@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -398,14 +398,21 @@ async def end_session_of_refresh_token(session: AsyncSession, raw_token: str) ->
         await session.flush()
 
 
+# Built once: SQLAlchemy memoises a statement's cache key on the statement object, so a
+# hot-path query made per request pays for building it and its key each time (~0.4 ms here).
+_ACCESS_QUERY = (
+    select(User, AuthSession)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+
+
 async def resolve_access(session: AsyncSession, claims: AccessClaims) -> tuple[User, AuthSession]:
     """Load the user and live session behind a verified access token, in one statement and
     without writing (the caller notes the use: accounts/touches.py)."""
     row = (
         await session.execute(
-            select(User, AuthSession)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == claims.user_id, AuthSession.id == claims.session_id)
+            _ACCESS_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id}
         )
     ).one_or_none()
     if row is None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, case, insert, select, update
+from sqlalchemy import ColumnElement, Select, Table, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -244,7 +244,7 @@ async def reverse(
     )
 
 
-def balance_query(key: str) -> Select[int]:
+def balance_query(key: str | ColumnElement[str]) -> Select[int]:
     """The query of an account's cached balance (no row: the account never moved)."""
     return select(LedgerAccount.balance).where(LedgerAccount.key == key)
 

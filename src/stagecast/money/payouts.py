@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 import structlog
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,7 +60,7 @@ def amount_cents(settings: MoneySettings, tokens: int) -> int:
     return tokens * 100 // settings.tokens_per_unit
 
 
-def reserved_tokens_query(user_id: uuid.UUID) -> Select[int]:
+def reserved_tokens_query(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> Select[int]:
     """The query of the earnings held by payouts not yet paid (to embed in another)."""
     return select(func.coalesce(func.sum(Payout.tokens), 0)).where(
         Payout.user_id == user_id, Payout.status.in_(IN_FLIGHT)

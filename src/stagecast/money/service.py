@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -246,17 +246,22 @@ async def list_contributions(
 # --- wallet ----------------------------------------------------------------------------------
 
 
+# Built once (its cache key is memoised on the statement): GET /wallet/balance is a hot path.
+_BALANCES_QUERY = select(
+    ledger.balance_query(bindparam("wallet", type_=String)).scalar_subquery(),
+    ledger.balance_query(bindparam("earnings", type_=String)).scalar_subquery(),
+    payouts.reserved_tokens_query(bindparam("user_id")).scalar_subquery(),
+)
+
+
 async def balances(
     session: AsyncSession, settings: MoneySettings, user_id: uuid.UUID
 ) -> BalanceOut:
     """The wallet, the earnings and what payouts hold, in one statement (a hot path)."""
     wallet, earnings, reserved = (
         await session.execute(
-            select(
-                ledger.balance_query(wallet_of(user_id)).scalar_subquery(),
-                ledger.balance_query(earnings_of(user_id)).scalar_subquery(),
-                payouts.reserved_tokens_query(user_id).scalar_subquery(),
-            )
+            _BALANCES_QUERY,
+            {"wallet": wallet_of(user_id), "earnings": earnings_of(user_id), "user_id": user_id},
         )
     ).one()
     return BalanceOut(

@@ -193,7 +193,7 @@ def _instant(value: datetime | date, *, end_of_day: bool) -> datetime:
     return start + timedelta(days=1) if end_of_day else start
 
 
-def transfer_filters(
+async def transfer_filters(
     status: Annotated[
         TransferStatus | None,
         Query(description="approved, retrying, paid (seed 003: `completed`) or failed"),
