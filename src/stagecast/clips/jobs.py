@@ -21,7 +21,12 @@ from sqlalchemy import select
 
 from stagecast.clips.models import Clip, Mp4State
 from stagecast.clips.ranges import Segment
-from stagecast.clips.render import RenderFailed, render_clip_files, source_groups
+from stagecast.clips.render import (
+    RenderFailed,
+    SourceGroup,
+    render_clip_media,
+    source_groups,
+)
 from stagecast.clips.service import ClipMediaPlan, clip_prefix
 from stagecast.errors import ServiceUnavailable
 from stagecast.media.service import media_of
@@ -137,19 +142,24 @@ async def _render(
     runtime: Runtime, store: MediaStore, job: RenderJob, work_dir: Path
 ) -> tuple[str, str | None, float]:
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-    sources = []
-    for index, group in enumerate(source_groups(job.segments)):
-        parts = [await store.read(job.plan.source_key(job.rendition, group[0].map_uri))]
-        parts += [await store.read(job.plan.source_key(job.rendition, s.uri)) for s in group]
-        path = work_dir / f"source_{index}.mp4"
-        await asyncio.to_thread(path.write_bytes, b"".join(parts))
-        sources.append(path)
-    rendered = await render_clip_files(
+    groups = []
+    for group in source_groups(job.segments):
+        init = await store.read(job.plan.source_key(job.rendition, group[0].map_uri))
+        data = [await store.read(job.plan.source_key(job.rendition, s.uri)) for s in group]
+        groups.append(SourceGroup(init, tuple(group), tuple(data)))
+    rendered = await render_clip_media(
         media_of(runtime).ffmpeg,
         work_dir=work_dir,
-        sources=sources,
-        seek=job.plan.start - job.segments[0].start,
-        duration=job.plan.end - job.plan.start,
+        groups=groups,
+        start=job.plan.start,
+        end=job.plan.end,
+    )
+    log.info(
+        "clip_render_done",
+        clip_id=str(job.plan.clip_id),
+        method=rendered.method,
+        seconds=rendered.seconds,
+        cpu_seconds=rendered.cpu_seconds,
     )
     prefix = clip_prefix(job.plan.clip_id)
     mp4_key = f"{prefix}/clip_v{job.version}.mp4"
