@@ -99,20 +99,40 @@ class ClipRenderer:
                 self._queue.task_done()
 
 
-async def render_clip(runtime: Runtime, clip_id: uuid.UUID) -> bool:
-    """Render a pending clip's MP4 and thumbnail and record them; False if nothing was due."""
+async def _due_job(runtime: Runtime, clip_id: uuid.UUID) -> RenderJob | None:
+    """The render a pending clip is due, from where its media lives now."""
     async with runtime.db.read_session() as session, session.begin():
         clip = await session.get(Clip, clip_id)
         if clip is None or clip.mp4_state != Mp4State.PENDING.value:
-            return False
+            return None
         plan = ClipMediaPlan.of(clip)
         version = clip.render_version
     rendition, segments = plan.renditions[0]
-    job = RenderJob(plan, version, rendition, plan.shown(segments))
+    return RenderJob(plan, version, rendition, plan.shown(segments))
+
+
+async def render_clip(runtime: Runtime, clip_id: uuid.UUID) -> bool:
+    """Render a pending clip's MP4 and thumbnail and record them; False if nothing was due."""
+    job = await _due_job(runtime, clip_id)
+    if job is None:
+        return False
+    version = job.version
     store = media_of(runtime).store
     work_dir = runtime.settings.data_dir / "work" / "clips" / f"{clip_id}-{version}"
     try:
-        mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
+        try:
+            mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
+        except MediaNotFound:
+            # The VOD was deleted while its segments were read: its clips' media was copied
+            # into their own folders first (detach_clips_of_stream), so read that copy.
+            copied = await _due_job(runtime, clip_id)
+            if job.plan.copied or copied is None or not copied.plan.copied:
+                raise
+            if copied.version != version:
+                return True  # trimmed meanwhile: the newer version's render is queued
+            log.info("clip_render_reads_its_copy", clip_id=str(clip_id))
+            job = copied
+            mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
     except (RenderFailed, MediaNotFound, ServiceUnavailable) as error:
         log.warning("clip_render_failed", clip_id=str(clip_id), error=str(error)[:500])
         async with runtime.db.session() as session, session.begin():
