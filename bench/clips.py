@@ -54,7 +54,8 @@ from typing import Any
 
 import httpx
 import imageio_ffmpeg
-from serving import clean_env, free_port, launched, source_version, stagecast_command
+from kit import source_version
+from serving import clean_env, free_port, launched, stagecast_command
 
 from stagecast.clips.ranges import read_media_playlist
 from stagecast.clips.render import SourceGroup, render_reencoded, render_spliced
