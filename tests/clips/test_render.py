@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright
 
 from stagecast.clips import splice
 from stagecast.clips.ranges import read_media_playlist
 from stagecast.clips.render import Rendered, SourceGroup, render_clip_media, source_groups
 from stagecast.media.ladder import Rendition, video_encode_args
 from tests.media.conftest import FFMPEG, run_ffmpeg
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 FPS = 30
 SECONDS = 8
@@ -207,3 +210,46 @@ async def test_a_clip_without_audio_is_spliced(tmp_path: Path) -> None:
     assert rendered.method == "spliced"
     assert rendered.frames == 120
     assert await decode_errors(rendered.mp4) == ""
+
+
+_PLAY_TO_THE_END = """() => new Promise((done) => {
+  const video = document.getElementById("clip");
+  const quality = () => video.getVideoPlaybackQuality();
+  video.onerror = () => done({ error: video.error && video.error.message });
+  video.onended = () => done({
+    ended: true, duration: video.duration, frames: quality().totalVideoFrames,
+  });
+  video.play().catch((error) => done({ error: String(error) }));
+  setTimeout(() => done({ error: "timeout", at: video.currentTime }), 20000);
+})"""
+
+
+async def play_in_chromium(path: Path) -> dict[str, Any]:
+    """Play a file to its end in Debian's Chromium: what happened (`ended` or `error`)."""
+    page_file = path.with_suffix(".html")
+    page_file.write_text(f'<video id="clip" muted src="{path.name}"></video>')
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(page_file.as_uri())
+            outcome: dict[str, Any] = await page.evaluate(_PLAY_TO_THE_END)
+        finally:
+            await browser.close()
+    return outcome
+
+
+async def test_a_spliced_mp4_plays_to_its_end_in_chromium(tmp_path: Path) -> None:
+    group = await recording(tmp_path / "recording", LADDER)
+    rendered = await render(tmp_path, group, 1.5, 5.5)
+    assert rendered.method == "spliced"
+    played = await play_in_chromium(rendered.mp4)
+    assert played.get("ended"), played
+    assert abs(played["duration"] - 4) <= 1 / FPS
+    assert played["frames"] == 120  # every frame went to the decoder
+    # The same parts joined without the merged avcC stop at the first edge's frames: the
+    # browser's decoder reads only the sample entry.
+    unmerged = await play_in_chromium(rendered.mp4.with_name("joined.mp4"))
+    assert "error" in unmerged, unmerged
