@@ -13,8 +13,14 @@ What it does
     - duration: the MP4's video frames (ffmpeg reads them without decoding) against the
       request's 30 s at 30 fps, in frames.
 
-    The floor, in the same run on the same machine after the clips: `ffmpeg -c copy` of the
-    same segments (init + segments joined, as the render job reads them) into an MP4.
+    Clips are asked `--offset` seconds behind the live edge (default 2.5: where a player
+    watching with HLS latency is), so that both ends fall inside a GOP, as they do for people.
+
+    After the clips, in the same run on the same machine, alone (less sensitive to the load of
+    a shared machine than the times above): the floor, `ffmpeg -c copy` of the same segments
+    (init + segments joined) into an MP4; and the render job's two ways on the same segments
+    and range, timed and with their ffmpeg CPU seconds (user + system of the children): the
+    splice (copied segments, re-encoded edge GOPs) and the whole clip re-encoded (the fallback).
 
     The live stream's latency: every 0.5 s, now minus the live edge the live playlist
     announces (the last EXT-X-PROGRAM-DATE-TIME plus the segments and parts after it), over
@@ -32,7 +38,9 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -47,7 +55,8 @@ import imageio_ffmpeg
 import kit
 from serving import clean_env, free_port, launched, stagecast_command
 
-from stagecast.clips.render import build_render_args
+from stagecast.clips.ranges import read_media_playlist
+from stagecast.clips.render import SourceGroup, render_reencoded, render_spliced
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 FRAME_RATE = 30
@@ -61,7 +70,10 @@ class ClipTiming:
     mp4_seconds: float | None = None
     frames: int | None = None
     copy_seconds: float | None = None
-    encode_seconds: float | None = None
+    splice_seconds: float | None = None
+    splice_cpu: float | None = None
+    reencode_seconds: float | None = None
+    reencode_cpu: float | None = None
 
 
 @dataclass
@@ -101,8 +113,9 @@ async def sample_latency(
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
-async def fetch_playable(http: httpx.AsyncClient, playlist_url: str) -> list[str]:
-    """Fetch what a player needs for the first frame; return the media playlist's URLs."""
+async def fetch_playable(http: httpx.AsyncClient, playlist_url: str) -> tuple[list[str], str]:
+    """Fetch what a player needs for the first frame; return the media playlist's URLs and
+    the playlist."""
     master = await http.get(playlist_url)
     master.raise_for_status()
     variant = next(line for line in master.text.splitlines() if line.endswith(".m3u8"))
@@ -120,21 +133,21 @@ async def fetch_playable(http: httpx.AsyncClient, playlist_url: str) -> list[str
         raise RuntimeError(f"an unplayable clip playlist:\n{media.text}")
     for url in (absolute(init.group(1)), absolute(uris[0])):
         (await http.get(url)).raise_for_status()
-    return [absolute(init.group(1)), *[absolute(u) for u in uris]]
+    return [absolute(init.group(1)), *[absolute(u) for u in uris]], media.text
 
 
 async def make_clip(
-    http: httpx.AsyncClient, headers: dict[str, str], stream_id: str, run: Run
-) -> tuple[ClipTiming, list[str]]:
+    http: httpx.AsyncClient, headers: dict[str, str], stream_id: str, run: Run, offset: float
+) -> tuple[ClipTiming, list[str], str]:
     began = time.perf_counter()
     answer = await http.post(
         "/api/v1/clips",
-        json={"stream_id": stream_id, "duration": CLIP_SECONDS},
+        json={"stream_id": stream_id, "duration": CLIP_SECONDS, "offset": offset},
         headers=headers,
     )
     answer.raise_for_status()
     clip = answer.json()
-    urls = await fetch_playable(http, clip["playlist_url"])
+    urls, playlist = await fetch_playable(http, clip["playlist_url"])
     timing = ClipTiming(clip["id"], hls_seconds=time.perf_counter() - began)
     while True:
         state = (await http.get(f"/api/v1/clips/{clip['id']}")).json()
@@ -146,7 +159,7 @@ async def make_clip(
         data = (await http.get(state["mp4_url"])).content
         timing.frames = await asyncio.to_thread(count_frames, data)
     run.clips.append(timing)
-    return timing, urls
+    return timing, urls, playlist
 
 
 def count_frames(data: bytes) -> int:
@@ -162,9 +175,17 @@ def count_frames(data: bytes) -> int:
     return int(frames[-1]) if frames else -1
 
 
-async def copy_floor(http: httpx.AsyncClient, urls: list[str], work: Path) -> tuple[float, float]:
-    """ffmpeg copying the clip's segments into an MP4 (the segments fetched beforehand), and
-    the render job's encode of the same segments run alone: (copy seconds, encode seconds)."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def render_alone(
+    http: httpx.AsyncClient, urls: list[str], playlist: str, work: Path
+) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """The floor (ffmpeg copying the clip's segments into an MP4, fetched beforehand), then
+    the job's splice and its whole-clip re-encode of the same range, each alone:
+    (copy seconds, (splice seconds, CPU), (re-encode seconds, CPU))."""
     parts = [(await http.get(url)).content for url in urls]
     source, target = work / "source.mp4", work / "copy.mp4"
     source.write_bytes(b"".join(parts))
@@ -175,16 +196,20 @@ async def copy_floor(http: httpx.AsyncClient, urls: list[str], work: Path) -> tu
     )  # fmt: skip
     await process.wait()
     copied = time.perf_counter() - began
-    args = build_render_args(
-        FFMPEG, source=source, concat=False, seek=0.5, duration=CLIP_SECONDS - 1,
-        mp4=work / "encoded.mp4", thumbnail=work / "thumbnail.jpg",
-    )  # fmt: skip
-    began = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    await process.wait()
-    return copied, time.perf_counter() - began
+    segments = read_media_playlist(playlist)
+    found = re.search(r"TIME-OFFSET=([\d.]+)", playlist)
+    start = float(found.group(1)) if found else 0.0
+    group = SourceGroup(parts[0], tuple(segments), tuple(parts[1:]))
+    timings = []
+    for name, render in (("spliced", render_spliced), ("reencoded", render_reencoded)):
+        folder = work / f"render-{name}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        began, cpu = time.perf_counter(), children_cpu()
+        await render(FFMPEG, work_dir=folder, groups=[group], start=start,
+                     end=start + CLIP_SECONDS)  # fmt: skip
+        timings.append((time.perf_counter() - began, children_cpu() - cpu))
+    return copied, timings[0], timings[1]
 
 
 async def publisher(rtmp_url: str, seconds: float) -> asyncio.subprocess.Process:
@@ -235,7 +260,9 @@ async def measure(base_url: str, args: argparse.Namespace, work: Path) -> Run:
             sampler = asyncio.create_task(sample_latency(http, stream_id, run.latency_during, stop))
             tasks = []
             for _ in range(args.clips):
-                tasks.append(asyncio.create_task(make_clip(http, viewer, stream_id, run)))
+                tasks.append(
+                    asyncio.create_task(make_clip(http, viewer, stream_id, run, args.offset))
+                )
                 await asyncio.sleep(args.every)
             print(f"{args.clips} clips asked for; waiting for their MP4s", flush=True)
             made = await asyncio.gather(*tasks)
@@ -246,8 +273,11 @@ async def measure(base_url: str, args: argparse.Namespace, work: Path) -> Run:
                 process.kill()
             code = await process.wait()
             print(f"publisher exited {code} (killed at the end: -9)")
-        for timing, urls in made:
-            timing.copy_seconds, timing.encode_seconds = await copy_floor(http, urls, work)
+        for timing, urls, playlist in made:
+            copied, spliced, reencoded = await render_alone(http, urls, playlist, work)
+            timing.copy_seconds = copied
+            timing.splice_seconds, timing.splice_cpu = spliced
+            timing.reencode_seconds, timing.reencode_cpu = reencoded
     return run
 
 
@@ -264,14 +294,19 @@ async def live_stream(http: httpx.AsyncClient, channel_id: str) -> str:
 def report(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     hls = [c.hls_seconds for c in run.clips]
     mp4 = [c.mp4_seconds for c in run.clips if c.mp4_seconds is not None]
-    copies = [c.copy_seconds for c in run.clips if c.copy_seconds is not None]
-    encodes = [c.encode_seconds for c in run.clips if c.encode_seconds is not None]
+
+    def alone(name: str) -> list[float]:
+        return [v for c in run.clips if (v := getattr(c, name)) is not None]
+
     errors = [abs(c.frames - CLIP_SECONDS * FRAME_RATE) for c in run.clips if c.frames is not None]
     rows = [
         ("POST -> playable HLS (playlists + first segment)", hls),
-        ("POST -> MP4 ready (30 s of 720p, re-encoded)", mp4),
-        ("floor: ffmpeg -c copy of the same segments", copies),
-        ("the job's re-encode of the same segments, alone", encodes),
+        ("POST -> MP4 ready (30 s of 720p)", mp4),
+        ("floor: ffmpeg -c copy of the same segments", alone("copy_seconds")),
+        ("alone: splice (edge GOPs re-encoded), wall", alone("splice_seconds")),
+        ("alone: splice, ffmpeg CPU seconds", alone("splice_cpu")),
+        ("alone: whole clip re-encoded, wall", alone("reencode_seconds")),
+        ("alone: whole clip re-encoded, ffmpeg CPU seconds", alone("reencode_cpu")),
         ("live latency before clipping", run.latency_before),
         ("live latency while clipping", run.latency_during),
     ]
@@ -304,6 +339,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between two clips")
     parser.add_argument("--ladder", default="[]", help="STAGECAST_MEDIA_LADDER (JSON list)")
+    parser.add_argument(
+        "--offset", type=float, default=2.5, help="seconds behind the live edge a clip ends"
+    )
     args = parser.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="stagecast-clips-") as temp:

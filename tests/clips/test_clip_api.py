@@ -3,6 +3,7 @@ deleting (whose clip it is), likes and views, the channel's lists and trending."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -190,3 +191,31 @@ async def _lists(http: httpx.AsyncClient, channel_id: str, clip: dict[str, Any])
     assert counted["total"] == 5
     assert counted["page"] == 2
     assert (await _ids(http, "/api/v1/clips/trending"))[0] == clip["id"]
+
+
+async def test_the_per_user_limit_holds_for_clips_asked_at_once(media_server: MediaServer) -> None:
+    server, http = media_server, media_server.live.http
+    clipper = await server.live.account()
+    limit = await http.patch(
+        f"/api/v1/channels/{server.channel['id']}/settings",
+        json={"clips": {"per_user_per_hour": 3}},
+        headers=server.owner.headers,
+    )
+    assert limit.status_code == 200, limit.text
+    publisher = await start_publisher(server.rtmp_url, seconds=40)
+    try:
+        stream = await server.live_stream()
+        await published(server, stream["id"], seconds=7)
+        answers = await asyncio.gather(
+            *(
+                _clip(http, clipper.headers, stream_id=stream["id"], duration=5, offset=n / 10)
+                for n in range(8)
+            )
+        )
+    finally:
+        publisher.kill()
+        await publisher.wait()
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [201] * 3 + [429] * 5, [a.text for a in answers]
+    mine = await _ids(http, f"/api/v1/channels/{server.channel['id']}/clips?period=all")
+    assert len(mine) == 3

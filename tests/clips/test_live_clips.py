@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from stagecast.clips import jobs, splice
 from stagecast.clips import service as clips
 from stagecast.clips.models import Clip
 from stagecast.media.pipeline import media_prefix
@@ -51,7 +53,7 @@ async def test_a_live_clip_plays_at_once_then_renders_a_frame_exact_mp4(
         await published(server, stream["id"], seconds=9)
         answer = await http.post(
             "/api/v1/clips",
-            json={"stream_id": stream["id"], "duration": 6, "offset": 1, "title": "Nice"},
+            json={"stream_id": stream["id"], "duration": 6, "offset": 1.5, "title": "Nice"},
             headers=viewer.headers,
         )
         assert answer.status_code == 201, answer.text
@@ -83,6 +85,10 @@ async def test_a_live_clip_plays_at_once_then_renders_a_frame_exact_mp4(
         path.write_bytes(mp4.content)
         frames = await mp4_frames(path)
         assert frames == 6 * 30  # the test pattern's 30 fps, to the frame
+        assert_spliced_and_clean(path, edges=2)  # 1.5 s behind the edge: mid-GOP at both ends
+        code, errors = await run_ffmpeg("-v", "error", "-i", str(path), "-f", "null", "-")
+        assert code == 0
+        assert errors.strip() == ""
         assert abs(done["mp4_duration"] - 6) <= 1 / 30
         thumbnail = await http.get(done["thumbnail_url"])
         assert thumbnail.status_code == 200
@@ -140,6 +146,7 @@ async def test_a_clip_keeps_its_media_when_the_vod_media_is_removed(
     path = tmp_path / "trimmed.mp4"
     path.write_bytes((await http.get(done["mp4_url"])).content)
     assert await mp4_frames(path) == round(5.2 * 30)
+    assert_spliced_and_clean(path, edges=2)  # 1.5 s and 6.7 s into the recording
     assert done["duration"] == 5.2
     assert done["trim_start"] == 0.5
     # Clipping the stream again is refused: its recording is gone.
@@ -150,6 +157,16 @@ async def test_a_clip_keeps_its_media_when_the_vod_media_is_removed(
     )
     assert refused.status_code == 409
     assert refused.json()["code"] == "CLIP_SOURCE_UNAVAILABLE"
+
+
+def assert_spliced_and_clean(path: Path, *, edges: int) -> None:
+    """The MP4 was spliced: its avcC holds the source's parameter sets and one more SPS per
+    re-encoded edge, and its moov comes first."""
+    data = path.read_bytes()
+    config = splice.parse_avcc(splice.avcc_of_file(data) or b"")
+    assert len(config.sps) == 1 + edges
+    boxes = [kind for kind, _, _ in splice.top_level_boxes(data)]
+    assert boxes.index("moov") < boxes.index("mdat")
 
 
 async def _vod_of(
@@ -182,3 +199,41 @@ async def test_clip_rows_keep_the_segments_they_cover(media_server: MediaServer)
     finally:
         publisher.kill()
         await publisher.wait()
+
+
+async def test_a_vod_deleted_while_its_clip_renders_leaves_a_ready_mp4(
+    media_server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, http = media_server, media_server.live.http
+    publisher = await start_publisher(server.rtmp_url, seconds=9)
+    stream = await server.live_stream()
+    await publisher.wait()
+    vod = await eventually(lambda: _vod_of(http, server.channel["id"], stream["id"]))
+    store, runtime = server.media.store, server.runtime
+    prefix = f"{media_prefix(stream['id'])}/"
+    render = jobs._render
+    deleted: list[str] = []
+
+    async def render_racing_a_vod_deletion(*args: Any) -> tuple[str, str | None, float]:
+        if not deleted:
+            # The render has read where the clip's media is (the stream's segments) when the
+            # VOD goes: what its DELETE does, the clips copied, then the stream's media removed.
+            async with runtime.db.session() as session, session.begin():
+                await clips.detach_clips_of_stream(session, store, uuid.UUID(stream["id"]))
+            deleted.append(prefix)
+            assert await store.delete_prefix(prefix) > 0
+        return await render(*args)
+
+    monkeypatch.setattr(jobs, "_render", render_racing_a_vod_deletion)
+    made = await http.post(
+        "/api/v1/clips",
+        json={"vod_id": vod["id"], "start": 1.5, "duration": 6},
+        headers=server.owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    done = await wait_for_mp4(http, made.json()["id"])  # ready, not failed
+    assert deleted  # the deletion did happen in the middle of the render
+    assert done["media_state"] == "copied"
+    path = tmp_path / "clip.mp4"
+    path.write_bytes((await http.get(done["mp4_url"])).content)
+    assert await mp4_frames(path) == 6 * 30

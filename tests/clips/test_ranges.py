@@ -116,21 +116,26 @@ def test_segments_join_in_runs_of_one_init_without_discontinuities() -> None:
     assert len(source_groups(same_init)) == 2
 
 
-def test_render_arguments_seek_exactly_and_draw_the_middle_frame(tmp_path: Path) -> None:
+def test_render_arguments_pick_frames_by_number_and_draw_the_middle_frame(
+    tmp_path: Path,
+) -> None:
     args = build_render_args(
-        "ffmpeg", source=tmp_path / "in.mp4", concat=False, seek=0.4, duration=30,
-        mp4=tmp_path / "clip.mp4", thumbnail=tmp_path / "t.jpg",
+        "ffmpeg", source=tmp_path / "in.mp4", concat=False, skip=12, frames=900, frame=1 / 30,
+        audio_seek=0.4, mp4=tmp_path / "clip.mp4", thumbnail=tmp_path / "t.jpg",
     )  # fmt: skip
-    assert args[args.index("-ss") + 1] == "0.400"
-    assert args.index("-ss") < args.index("-i")  # an input seek: decoded up to the frame
-    assert args.count("-t") == 2
-    assert "select=gte(t\\,15.000)" in args[args.index("-vf") + 1]
+    assert args.count("-i") == 2  # the video from the top, the audio seeked
+    assert args[args.index("-ss") + 1] == "0.400000"
+    assert args.index("-ss") < args.index("-i", args.index("-i") + 1)
+    assert "trim=start_frame=12" in args[args.index("-vf") + 1]
+    assert args[args.index("-frames:v") + 1] == "900"
+    assert args[args.index("-t") + 1] == "30.000000"
+    assert "select=eq(n\\,462)" in args[len(args) - 1 - args[::-1].index("-vf") + 1]
     assert "-f" not in args
     concat = build_render_args(
-        "ffmpeg", source=tmp_path / "list.txt", concat=True, seek=0, duration=5,
-        mp4=tmp_path / "clip.mp4", thumbnail=tmp_path / "t.jpg",
+        "ffmpeg", source=tmp_path / "list.txt", concat=True, skip=0, frames=150, frame=1 / 30,
+        audio_seek=0, mp4=tmp_path / "clip.mp4", thumbnail=tmp_path / "t.jpg",
     )  # fmt: skip
-    assert concat[concat.index("-f") + 1] == "concat"
+    assert concat.count("concat") == 2
 
 
 def test_the_render_report_gives_frames_and_rate() -> None:

@@ -21,7 +21,12 @@ from sqlalchemy import select
 
 from stagecast.clips.models import Clip, Mp4State
 from stagecast.clips.ranges import Segment
-from stagecast.clips.render import RenderFailed, render_clip_files, source_groups
+from stagecast.clips.render import (
+    RenderFailed,
+    SourceGroup,
+    render_clip_media,
+    source_groups,
+)
 from stagecast.clips.service import ClipMediaPlan, clip_prefix
 from stagecast.errors import ServiceUnavailable
 from stagecast.media.service import media_of
@@ -94,20 +99,40 @@ class ClipRenderer:
                 self._queue.task_done()
 
 
-async def render_clip(runtime: Runtime, clip_id: uuid.UUID) -> bool:
-    """Render a pending clip's MP4 and thumbnail and record them; False if nothing was due."""
+async def _due_job(runtime: Runtime, clip_id: uuid.UUID) -> RenderJob | None:
+    """The render a pending clip is due, from where its media lives now."""
     async with runtime.db.read_session() as session, session.begin():
         clip = await session.get(Clip, clip_id)
         if clip is None or clip.mp4_state != Mp4State.PENDING.value:
-            return False
+            return None
         plan = ClipMediaPlan.of(clip)
         version = clip.render_version
     rendition, segments = plan.renditions[0]
-    job = RenderJob(plan, version, rendition, plan.shown(segments))
+    return RenderJob(plan, version, rendition, plan.shown(segments))
+
+
+async def render_clip(runtime: Runtime, clip_id: uuid.UUID) -> bool:
+    """Render a pending clip's MP4 and thumbnail and record them; False if nothing was due."""
+    job = await _due_job(runtime, clip_id)
+    if job is None:
+        return False
+    version = job.version
     store = media_of(runtime).store
     work_dir = runtime.settings.data_dir / "work" / "clips" / f"{clip_id}-{version}"
     try:
-        mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
+        try:
+            mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
+        except MediaNotFound:
+            # The VOD was deleted while its segments were read: its clips' media was copied
+            # into their own folders first (detach_clips_of_stream), so read that copy.
+            copied = await _due_job(runtime, clip_id)
+            if job.plan.copied or copied is None or not copied.plan.copied:
+                raise
+            if copied.version != version:
+                return True  # trimmed meanwhile: the newer version's render is queued
+            log.info("clip_render_reads_its_copy", clip_id=str(clip_id))
+            job = copied
+            mp4_key, thumbnail_key, duration = await _render(runtime, store, job, work_dir)
     except (RenderFailed, MediaNotFound, ServiceUnavailable) as error:
         log.warning("clip_render_failed", clip_id=str(clip_id), error=str(error)[:500])
         async with runtime.db.session() as session, session.begin():
@@ -137,19 +162,24 @@ async def _render(
     runtime: Runtime, store: MediaStore, job: RenderJob, work_dir: Path
 ) -> tuple[str, str | None, float]:
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-    sources = []
-    for index, group in enumerate(source_groups(job.segments)):
-        parts = [await store.read(job.plan.source_key(job.rendition, group[0].map_uri))]
-        parts += [await store.read(job.plan.source_key(job.rendition, s.uri)) for s in group]
-        path = work_dir / f"source_{index}.mp4"
-        await asyncio.to_thread(path.write_bytes, b"".join(parts))
-        sources.append(path)
-    rendered = await render_clip_files(
+    groups = []
+    for group in source_groups(job.segments):
+        init = await store.read(job.plan.source_key(job.rendition, group[0].map_uri))
+        data = [await store.read(job.plan.source_key(job.rendition, s.uri)) for s in group]
+        groups.append(SourceGroup(init, tuple(group), tuple(data)))
+    rendered = await render_clip_media(
         media_of(runtime).ffmpeg,
         work_dir=work_dir,
-        sources=sources,
-        seek=job.plan.start - job.segments[0].start,
-        duration=job.plan.end - job.plan.start,
+        groups=groups,
+        start=job.plan.start,
+        end=job.plan.end,
+    )
+    log.info(
+        "clip_render_done",
+        clip_id=str(job.plan.clip_id),
+        method=rendered.method,
+        seconds=rendered.seconds,
+        cpu_seconds=rendered.cpu_seconds,
     )
     prefix = clip_prefix(job.plan.clip_id)
     mp4_key = f"{prefix}/clip_v{job.version}.mp4"

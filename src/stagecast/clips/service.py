@@ -283,6 +283,28 @@ async def check_may_clip(
         session, channel_id=channel.id, user_ids=[user.id], now=now
     ):
         raise ClippingNotAllowed("Only this channel's subscribers can clip it")
+    await check_clip_limit(session, channel=channel, user=user, now=now)
+
+
+async def check_clip_limit_again(
+    session: AsyncSession, *, channel: Channel, user: User, now: datetime
+) -> None:
+    """The rate limit once more, in the transaction that inserts the clip: the count and the
+    insert must be one step, or two clips asked at once both see room for one. SQLite's
+    writing transactions begin IMMEDIATE (one writer at a time); on PostgreSQL the clipper's
+    row is locked until commit (NO KEY UPDATE: rows that only refer to the user, chat
+    messages and the like, are not held up)."""
+    if await moderation.channel_role(session, channel, user) is not ChannelRole.VIEWER:
+        return
+    await session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    await check_clip_limit(session, channel=channel, user=user, now=now)
+
+
+async def check_clip_limit(
+    session: AsyncSession, *, channel: Channel, user: User, now: datetime
+) -> None:
+    """Raise ClipRateLimited when `user` made the channel's hourly number of clips."""
+    settings = channels.settings_of(channel).clips
     since = now - timedelta(hours=1)
     made = (
         await session.execute(
@@ -679,6 +701,8 @@ async def make_clip(runtime: Runtime, *, user: User, data: ClipCreate) -> uuid.U
         await write_clip_playlists(media.store, plan)
         async with runtime.db.session() as session, session.begin():
             author = await session.get_one(User, user.id)
+            channel = await session.get_one(Channel, source.channel_id)
+            await check_clip_limit_again(session, channel=channel, user=author, now=now)
             await insert_clip(
                 session, clip_id=clip_id, source=source, user=author, title=data.title, plan=plan
             )
