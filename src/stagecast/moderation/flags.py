@@ -26,6 +26,8 @@ from stagecast.moderation.cases import join_case
 from stagecast.moderation.models import FlagKind, ModerationFlag, ReportedType
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from stagecast.db.engine import Database
 
 log = structlog.get_logger(__name__)
@@ -202,7 +204,7 @@ class ChatWatch:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
 
-async def store_flag(session: Any, flag: RaisedFlag) -> ModerationFlag:
+async def store_flag(session: AsyncSession, flag: RaisedFlag) -> ModerationFlag:
     """Write one flag into its message's open case (a refused message is stored, deleted)."""
     now = utcnow()
     if flag.refused:
