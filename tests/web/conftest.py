@@ -19,13 +19,16 @@ from playwright.async_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    Locator,
     Page,
     async_playwright,
+    expect,
 )
 
 from stagecast.config import InteractionSettings
 from stagecast.db import migrate
 from tests.conftest import fresh_database_url
+from tests.factories import PASSWORD, Account
 from tests.media.conftest import media_settings
 from tests.realtime.conftest import LiveServer, serving
 
@@ -91,6 +94,23 @@ class Browsing:
             if not any(w in e for w in expected) and not (tolerated and tolerated.search(e))
         ]
         assert not unexpected, "\n".join(unexpected)
+
+
+def sign_out_button(page: Page) -> Locator:
+    """The header's Sign out (the settings page has its own, one per session)."""
+    return page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out")
+
+
+async def signed_in(browsing: Browsing, account: Account, path: str) -> Page:
+    """A new person's page signed in as `account`, at `path`."""
+    page = await browsing.person()
+    await page.goto(f"/login?next={path}")
+    await page.get_by_label("Email or username").fill(account.email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(sign_out_button(page)).to_be_visible()
+    await page.goto(path)
+    return page
 
 
 async def fits_the_screen(page: Page) -> None:

@@ -12,8 +12,7 @@ from playwright.async_api import Locator, Page, Request, expect
 
 from tests.factories import Account, make_admin, make_channel
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import PHONE, Browsing, fits_the_screen
-from tests.web.test_interactions import signed_in
+from tests.web.conftest import PHONE, Browsing, fits_the_screen, signed_in
 
 SPAM = "cheap followers at spam.example"
 

@@ -4,22 +4,11 @@ move as another viewer votes; two viewers react and both see the burst over the 
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from tests.factories import PASSWORD, Account, go_live, make_channel
+from tests.factories import go_live, make_channel
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import Browsing
-
-
-async def signed_in(browsing: Browsing, account: Account, path: str) -> Page:
-    page = await browsing.person()
-    await page.goto(f"/login?next={path}")
-    await page.get_by_label("Email or username").fill(account.email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    await page.goto(path)
-    return page
+from tests.web.conftest import Browsing, signed_in
 
 
 @pytest.mark.timeout(180)

@@ -12,8 +12,7 @@ from playwright.async_api import Page, expect
 from stagecast.accounts.models import Role
 from tests.factories import Account, login, set_role
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import PHONE, Browsing
-from tests.web.test_interactions import signed_in
+from tests.web.conftest import PHONE, Browsing, sign_out_button, signed_in
 
 
 async def switch_maintenance(staff: Page, *, on: bool, message: str = "") -> None:
@@ -78,13 +77,13 @@ async def announce_and_maintain(web: LiveServer, browsing: Browsing, admin: Acco
     await browsing.screenshot(viewer, "maintenance")
     # An admin keeps the app, with a reminder that nobody else has it, and can sign in
     # while it lasts.
-    await staff.get_by_role("button", name="Sign out").click()
+    await sign_out_button(staff).click()
     await expect(staff.get_by_role("heading", name="Down for maintenance")).to_be_visible()
     await staff.goto("/login?next=/browse")
     await staff.get_by_label("Email or username").fill(admin.email)
     await staff.get_by_label("Password").fill(admin.password)
     await staff.get_by_role("button", name="Sign in").click()
-    await expect(staff.get_by_role("button", name="Sign out")).to_be_visible()
+    await expect(sign_out_button(staff)).to_be_visible()
     await staff.goto("/browse")
     await expect(staff.locator(".announcement").first).to_contain_text("Maintenance mode is on")
     await expect(staff.get_by_role("heading", name="Down for maintenance")).to_have_count(0)

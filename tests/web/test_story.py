@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.factories import PASSWORD, unique_name
-from tests.web.conftest import PHONE, Browsing, fits_the_screen
+from tests.web.conftest import PHONE, Browsing, fits_the_screen, sign_out_button
 
 MEDIA_WAIT_MS = 90_000  # a browser WebM goes through ffmpeg before the first segment
 # Low-Latency HLS: hls.js asks for the part the playlist hints at next; when the stream ends
@@ -32,7 +32,7 @@ async def sign_up(page: Page, username: str) -> None:
     await page.get_by_label("Email").fill(f"{username}@example.com")
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    await expect(sign_out_button(page)).to_be_visible()
 
 
 async def video_advances(page: Page, *, beyond: float = 1.5) -> None:

@@ -16,8 +16,7 @@ from stagecast.privacy import jobs
 from tests.factories import make_admin, make_channel
 from tests.kyc.test_kyc import PDF, png
 from tests.realtime.conftest import LiveServer
-from tests.web.conftest import Browsing
-from tests.web.test_interactions import signed_in
+from tests.web.conftest import Browsing, signed_in
 
 
 @pytest.mark.timeout(180)

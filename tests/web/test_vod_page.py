@@ -17,7 +17,7 @@ from stagecast.runtime import Runtime
 from tests.factories import PASSWORD, register, unique_name
 from tests.realtime.conftest import LiveServer
 from tests.vods.conftest import make_recording, say_in_chat
-from tests.web.conftest import Browsing
+from tests.web.conftest import Browsing, sign_out_button
 from tests.web.test_story import sign_up
 
 PLAY_WAIT_MS = 60_000
@@ -133,7 +133,7 @@ async def _sign_in(page: Page, login: str) -> None:
     await page.locator("input[name=login]").fill(login)
     await page.locator("input[name=password]").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    await expect(sign_out_button(page)).to_be_visible()
 
 
 async def test_the_owner_hides_and_deletes_a_recording_that_a_viewer_reports(

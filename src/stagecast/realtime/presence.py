@@ -3,6 +3,12 @@
 Each node keeps its own room -> viewer -> socket count. With Redis, every node also writes
 its viewers of a room to a set that expires unless refreshed; the room's count is the size
 of the union of the nodes' sets, so a viewer with tabs on two nodes counts once.
+
+A join or leave changes one member of the node's set (`record`), so a room filling up costs
+one SADD per arrival, not a rewrite of the whole set; the once-a-second tick rewrites it
+(`publish_local`), which also mends any order two in-flight changes of one viewer ended in.
+The count is taken in Redis (SCARD of the one node's set, or the union's size), so 5,000
+members never travel back to be counted.
 """
 
 from __future__ import annotations
@@ -13,6 +19,17 @@ from typing import Any
 
 NODE_TTL_SECONDS = 5
 
+# The unique viewers across the node sets in KEYS: one set is counted as it is; several are
+# unioned into a scratch key (ARGV[1]) that is counted and dropped.
+_COUNT = """
+if #KEYS == 1 then
+  return redis.call('SCARD', KEYS[1])
+end
+local n = redis.call('SUNIONSTORE', ARGV[1], unpack(KEYS))
+redis.call('DEL', ARGV[1])
+return n
+"""
+
 
 class Presence:
     def __init__(self, *, redis: Any | None, key_prefix: str) -> None:
@@ -21,6 +38,7 @@ class Presence:
         self._prefix = f"{key_prefix}:presence"
         self.node_id = uuid.uuid4().hex[:12]
         self.touched: set[str] = set()
+        self._count = redis.register_script(_COUNT) if redis is not None else None
 
     def join(self, room: str, viewer: str) -> bool:
         """Count a socket of a viewer in; True when the viewer is new to this node's room."""
@@ -49,6 +67,22 @@ class Presence:
     def local_viewers(self, room: str) -> set[str]:
         return set(self._local.get(room, {}))
 
+    async def record(self, room: str, viewer: str) -> None:
+        """Bring this node's Redis set of a room in line with one viewer after a join or a
+        leave: one SADD or SREM (no-op without Redis)."""
+        if self._redis is None:
+            return
+        key = f"{self._prefix}:{room}:{self.node_id}"
+        pipe = self._redis.pipeline(transaction=False)
+        if viewer in self._local.get(room, {}):
+            pipe.sadd(key, viewer)
+            pipe.expire(key, NODE_TTL_SECONDS)
+            pipe.sadd(f"{self._prefix}:{room}:nodes", self.node_id)
+            pipe.expire(f"{self._prefix}:{room}:nodes", NODE_TTL_SECONDS * 4)
+        else:
+            pipe.srem(key, viewer)
+        await pipe.execute()
+
     async def publish_local(self, room: str) -> None:
         """Write this node's viewers of a room to Redis (no-op without Redis)."""
         if self._redis is None:
@@ -73,9 +107,10 @@ class Presence:
         if self._redis is None:
             return len(self._local.get(room, {}))
         keys = await self._node_keys(self._redis, room)
-        if not keys:
+        if not keys or self._count is None:
             return len(self._local.get(room, {}))
-        return len(await self._redis.sunion(keys))
+        scratch = f"{self._prefix}:{room}:count:{self.node_id}:{uuid.uuid4().hex[:8]}"
+        return int(await self._count(keys=keys, args=[scratch]))
 
     async def viewers(self, room: str) -> set[str]:
         """The unique viewers of a room across all nodes (read only: `count` is its size)."""

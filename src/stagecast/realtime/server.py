@@ -423,7 +423,7 @@ class RealtimeServer:
         user.streams[channel.id] = stream.id if stream else None
         user.dialects[channel.id] = dialect
         arrived = not already and self.presence.join(room, user.viewer_key)
-        await self.presence.publish_local(room)
+        await self.presence.record(room, user.viewer_key)
         count = await self.presence.count(room)
         if arrived and not user.anonymous and self._announces_viewers(count):
             await self.bus.emit("viewers:joined", self._who(user, channel.id), rooms=(room,))
@@ -438,8 +438,10 @@ class RealtimeServer:
         user.streams.pop(channel_id, None)
         user.dialects.pop(channel_id, None)
         await self.sio.leave_room(sid, room)
+        last = self.presence.leave(room, user.viewer_key)
+        await self.presence.record(room, user.viewer_key)
         if (
-            self.presence.leave(room, user.viewer_key)
+            last
             and not user.anonymous
             # Counted with the viewer who leaves, as their arrival was.
             and self._announces_viewers(await self.presence.count(room) + 1)
