@@ -13,6 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from stagecast.config import Settings
+from stagecast.crypto import SecretBox, load_or_create_secret
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -92,7 +93,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, rtmp_port: 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
         # Before the event loop starts: Alembic's async environment runs its own loop.
-        migrate.upgrade(settings.resolved_database_url)
+        migrate.upgrade(settings.resolved_database_url, secret=load_or_create_secret(settings))
     app = create_app(settings)
     config = uvicorn_config(
         app,
@@ -118,7 +119,9 @@ def db_upgrade(revision: str) -> None:
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url, revision)
+    migrate.upgrade(
+        settings.resolved_database_url, revision, secret=load_or_create_secret(settings)
+    )
     click.echo(f"database at {revision}")
 
 
@@ -150,7 +153,7 @@ def db_revision(message: str) -> None:
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url)
+    migrate.upgrade(settings.resolved_database_url, secret=load_or_create_secret(settings))
     migrate.make_revision(settings.resolved_database_url, message)
 
 
@@ -180,7 +183,7 @@ def create_admin(email: str, username: str, password_stdin: bool) -> None:
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
-        migrate.upgrade(settings.resolved_database_url)
+        migrate.upgrade(settings.resolved_database_url, secret=load_or_create_secret(settings))
     try:
         data = RegisterIn(username=username, email=email, password=password)
     except ValidationError as exc:
@@ -194,7 +197,11 @@ def create_admin(email: str, username: str, password_stdin: bool) -> None:
         try:
             async with database.session() as session, session.begin():
                 user = await accounts.create_user(
-                    session, data=data, password_hash=password_hash, role=Role.ADMIN
+                    session,
+                    SecretBox(load_or_create_secret(settings)),
+                    data=data,
+                    password_hash=password_hash,
+                    role=Role.ADMIN,
                 )
                 return str(user.id)
         finally:

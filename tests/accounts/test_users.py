@@ -10,8 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
-from stagecast.accounts.models import Role
+from stagecast.accounts import service as accounts
+from stagecast.accounts.models import Role, User
+from stagecast.crypto import SecretBox
+from stagecast.runtime import Runtime
 from tests.factories import (
     PASSWORD,
     Account,
@@ -136,6 +140,32 @@ async def test_profile_by_id_by_username_and_me(client: httpx.AsyncClient) -> No
     assert body["status"] == "active"
     assert body["role"] == "viewer"
     assert body["email_verified"] is False
+
+
+async def test_the_date_of_birth_is_stored_encrypted(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """A database leak does not give away anyone's age: the row holds ciphertext that only
+    the server secret opens; the owner reads the date back, the public never sees it."""
+    account = await register(client, date_of_birth="1990-05-17")
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session:
+        sealed = await session.scalar(
+            select(User.date_of_birth_encrypted).where(User.id == uuid.UUID(account.id))
+        )
+    assert sealed is not None
+    assert "1990" not in sealed
+    assert SecretBox(b"another-secret").decrypt(accounts.BIRTH_DATE_PURPOSE, sealed) is None
+    me = await client.get(f"{USERS}/me", headers=account.headers)
+    assert me.json()["date_of_birth"] == "1990-05-17"
+    assert "date_of_birth" not in (await client.get(f"{USERS}/{account.id}")).json()
+    cleared = await client.patch(
+        f"{USERS}/me", headers=account.headers, json={"date_of_birth": None}
+    )
+    assert cleared.json()["date_of_birth"] is None
+    async with runtime.db.session() as session:
+        row = await session.get_one(User, uuid.UUID(account.id))
+        assert row.date_of_birth_encrypted is None
 
 
 async def test_anonymous_and_other_users_see_only_the_public_profile(

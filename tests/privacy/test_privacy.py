@@ -84,6 +84,10 @@ async def _export_link(client: httpx.AsyncClient, app: FastAPI, who: Account) ->
 
 async def test_export_archive_holds_the_users_rows(client: httpx.AsyncClient, app: FastAPI) -> None:
     _creator, fan, stream_id = await _fan_of_a_live_channel(client, app)
+    born = await client.patch(
+        "/api/v1/users/me", headers=fan.headers, json={"date_of_birth": "1990-05-17"}
+    )
+    assert born.status_code == 200, born.text
     link = await _export_link(client, app, fan)
     download = await client.get(link, headers=fan.headers)
     assert download.status_code == 200, download.text
@@ -96,6 +100,7 @@ async def test_export_archive_holds_the_users_rows(client: httpx.AsyncClient, ap
     }
     assert files["profile"][0]["id"] == fan.id
     assert files["profile"][0]["email"] == fan.email
+    assert files["profile"][0]["date_of_birth"] == "1990-05-17"  # decrypted for them
     assert [f["user_id"] for f in files["channel_follows"]] == [fan.id]
     assert [m["body"] for m in files["chat_messages"]] == ["hello from the fan"]
     assert [c["tokens"] for c in files["contributions"]] == [250]
@@ -109,6 +114,7 @@ async def test_export_archive_holds_the_users_rows(client: httpx.AsyncClient, ap
     assert amounts == [-250, 1000]  # bought 1000, tipped 250 out of the wallet
     raw = b"".join(archive.read(name) for name in archive.namelist())
     assert b"password_hash" not in raw
+    assert b"_encrypted" not in raw
     assert b"argon2" not in raw
     listed = (await client.get("/api/v1/users/me/exports", headers=fan.headers)).json()
     assert [e["status"] for e in listed["data"]] == ["ready"]
@@ -192,7 +198,7 @@ async def test_erasure_keeps_the_books_and_locks_the_account(
     runtime: Runtime = app.state.runtime
     async with runtime.db.session() as session, session.begin():
         user = await session.get_one(User, uuid.UUID(fan.id))
-        assert (user.status, user.display_name, user.date_of_birth) == (
+        assert (user.status, user.display_name, user.date_of_birth_encrypted) == (
             "deleted",
             "Deleted user",
             None,

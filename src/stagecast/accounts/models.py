@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -45,7 +45,8 @@ class User(TimestampMixin, Base):
     bio: Mapped[str | None] = mapped_column(Text)
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     country: Mapped[str | None] = mapped_column(String(2))
-    date_of_birth: Mapped[date | None]
+    # Fernet-encrypted (accounts.service.seal_birth_date): a database leak does not date anyone.
+    date_of_birth_encrypted: Mapped[str | None] = mapped_column(Text)
     # Indexed: the admin list filters (and counts) by them.
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER.value, index=True)
     status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE.value, index=True)

@@ -86,7 +86,7 @@ def _token_pair(request: Request, response: Response, issued: IssuedTokens) -> T
         refresh_token=issued.refresh_token,
         refresh_expires_in=int((issued.refresh_expires_at - now).total_seconds()),
         session_id=issued.session_id,
-        user=UserPrivate.model_validate(issued.user),
+        user=accounts.private_profile(runtime.secrets, issued.user),
     )
 
 
@@ -115,7 +115,9 @@ async def register(
         runtime.passwords, password=body.password, username=body.username, email=str(body.email)
     )
     async with session.begin():
-        user = await accounts.create_user(session, data=body, password_hash=password_hash)
+        user = await accounts.create_user(
+            session, runtime.secrets, data=body, password_hash=password_hash
+        )
         issued = await accounts.open_session(
             session,
             runtime.tokens,
@@ -240,9 +242,9 @@ async def change_password(
 
 
 @auth_router.get("/me", responses=problem_responses(401))
-async def me(user: CurrentUser) -> UserPrivate:
+async def me(user: CurrentUser, runtime: RuntimeDep) -> UserPrivate:
     """The signed-in user's own profile."""
-    return UserPrivate.model_validate(user)
+    return accounts.private_profile(runtime.secrets, user)
 
 
 @jwks_router.get("/.well-known/jwks.json")
@@ -341,25 +343,27 @@ async def revoke_api_key(
     response_model=UserPrivate | UserPublic,
     responses=problem_responses(401, 404),
 )
-async def get_user(user_id: str, viewer: OptionalUser, session: SessionDep) -> UserPublic:
+async def get_user(
+    user_id: str, viewer: OptionalUser, session: SessionDep, runtime: RuntimeDep
+) -> UserPublic:
     """A user's profile by id, username or `me`: public fields, or all of them for its owner."""
     async with session.begin():
         user = await accounts.get_user_for(session, user_id, viewer)
     if viewer is not None and (viewer.id == user.id or viewer.role_enum is Role.ADMIN):
-        return UserPrivate.model_validate(user)
+        return accounts.private_profile(runtime.secrets, user)
     return UserPublic.model_validate(user)
 
 
 @users_router.patch("/{user_id}", responses=problem_responses(401, 403, 404, 409, 422))
 async def update_user(
-    user_id: str, body: UserUpdate, actor: CurrentUser, session: SessionDep
+    user_id: str, body: UserUpdate, actor: CurrentUser, session: SessionDep, runtime: RuntimeDep
 ) -> UserPrivate:
     """Change a profile (its owner or an admin)."""
     async with session.begin():
         user = await accounts.get_user_for(session, user_id, actor)
         accounts.ensure_can_manage(actor, user)
-        user = await accounts.update_user(session, user=user, data=body)
-    return UserPrivate.model_validate(user)
+        user = await accounts.update_user(session, runtime.secrets, user=user, data=body)
+    return accounts.private_profile(runtime.secrets, user)
 
 
 @users_router.get("/{user_id}/preferences", responses=problem_responses(401, 403, 404))
@@ -386,6 +390,7 @@ async def update_preferences(
 async def admin_list_users(
     _admin: AdminUser,
     session: SessionDep,
+    runtime: RuntimeDep,
     page: PageDep,
     role: Annotated[RoleIn | None, Query(description="a role; `performer` means creator")] = None,
     status_: Annotated[
@@ -402,14 +407,18 @@ async def admin_list_users(
             status=UserStatus(status_) if status_ else None,
             query_text=q,
         )
-    return make_page([UserPrivate.model_validate(r) for r in rows], cursor)
+    return make_page([accounts.private_profile(runtime.secrets, r) for r in rows], cursor)
 
 
 @admin_router.patch("/{user_id}", responses=problem_responses(404, 422))
 async def admin_update_user(
-    user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminUser, session: SessionDep
+    user_id: uuid.UUID,
+    body: AdminUserUpdate,
+    admin: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> UserPrivate:
     """Change a user's role or suspend them (suspension ends all their sessions)."""
     async with session.begin():
         user = await accounts.admin_update_user(session, actor=admin, user_id=user_id, data=body)
-    return UserPrivate.model_validate(user)
+    return accounts.private_profile(runtime.secrets, user)

@@ -146,7 +146,8 @@ class UserPrivate(UserPublic):
     email: str
     email_verified: bool
     country: str | None
-    date_of_birth: date | None
+    # Stored sealed: `accounts.service.private_profile` fills it in.
+    date_of_birth: date | None = None
     status: UserStatus
     updated_at: datetime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,6 +28,7 @@ from stagecast.accounts.schemas import (
     Preferences,
     PreferencesUpdate,
     RegisterIn,
+    UserPrivate,
     UserUpdate,
 )
 from stagecast.accounts.security import (
@@ -99,6 +100,29 @@ def seal_ip(box: SecretBox, ip: str | None) -> str | None:
 def open_ip(box: SecretBox, sealed: str | None) -> str | None:
     """The address `seal_ip` stored (None for one stored before it, or under another secret)."""
     return box.decrypt(IP_PURPOSE, sealed) if sealed else None
+
+
+BIRTH_DATE_PURPOSE = "date-of-birth"
+
+
+def seal_birth_date(box: SecretBox, born: date | None) -> str | None:
+    """A date of birth as the profile stores it: encrypted, like the KYC record's."""
+    return box.encrypt(BIRTH_DATE_PURPOSE, born.isoformat()) if born else None
+
+
+def birth_date_of(box: SecretBox, user: User) -> date | None:
+    """The profile's date of birth (None when unset, or sealed under another secret)."""
+    if not user.date_of_birth_encrypted:
+        return None
+    raw = box.decrypt(BIRTH_DATE_PURPOSE, user.date_of_birth_encrypted)
+    return date.fromisoformat(raw) if raw else None
+
+
+def private_profile(box: SecretBox, user: User) -> UserPrivate:
+    """The profile as its owner or an admin sees it, the date of birth unsealed."""
+    return UserPrivate.model_validate(user).model_copy(
+        update={"date_of_birth": birth_date_of(box, user)}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +201,7 @@ async def hash_new_password(
 
 async def create_user(
     session: AsyncSession,
+    box: SecretBox,
     *,
     data: RegisterIn,
     password_hash: str,
@@ -191,7 +216,7 @@ async def create_user(
         username_key=data.username.lower(),
         display_name=data.display_name or data.username,
         country=data.country,
-        date_of_birth=data.date_of_birth,
+        date_of_birth_encrypted=seal_birth_date(box, data.date_of_birth),
         role=role.value,
         password_hash=password_hash,
         preferences={},
@@ -560,7 +585,9 @@ def ensure_can_manage(actor: User, target: User) -> None:
         raise PermissionDenied("You can only change your own account")
 
 
-async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
+async def update_user(
+    session: AsyncSession, box: SecretBox, *, user: User, data: UserUpdate
+) -> User:
     """Apply a profile patch; only the fields sent change, `null` clears optional ones."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     if "username" in changes and changes["username"].lower() != user.username_key:
@@ -568,9 +595,11 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
     if "username" in changes:
         user.username = changes["username"]
         user.username_key = changes["username"].lower()
-    for name in ("display_name", "bio", "country", "date_of_birth"):
+    for name in ("display_name", "bio", "country"):
         if name in changes:
             setattr(user, name, changes[name])
+    if "date_of_birth" in changes:
+        user.date_of_birth_encrypted = seal_birth_date(box, changes["date_of_birth"])
     if "avatar_url" in changes:
         user.avatar_url = str(changes["avatar_url"]) if changes["avatar_url"] else None
     await _flush_unique(session)

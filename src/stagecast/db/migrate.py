@@ -22,20 +22,23 @@ def include_object(
     return not (reflected and name is not None and name.startswith(DIALECT_ONLY_OBJECTS))
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, *, secret: bytes | None = None) -> Config:
+    """Alembic's configuration; `secret` (the server secret) lets a migration seal values
+    that are stored encrypted from then on (`context.config.attributes["secret"]`)."""
     config = Config()
+    config.attributes["secret"] = secret
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, secret: bytes | None = None) -> None:
     """Apply pending migrations (synchronous; call it outside a running event loop)."""
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, secret=secret), revision)
 
 
-def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+def downgrade(database_url: str, revision: str, *, secret: bytes | None = None) -> None:
+    command.downgrade(alembic_config(database_url, secret=secret), revision)
 
 
 def make_revision(database_url: str, message: str, *, autogenerate: bool = True) -> None:

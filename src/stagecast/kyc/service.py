@@ -17,6 +17,7 @@ import filetype
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stagecast.accounts import service as accounts
 from stagecast.accounts.models import User
 from stagecast.config import KycAction, KycSettings
 from stagecast.crypto import SecretBox
@@ -265,7 +266,7 @@ async def decide(
                 "The stored date of birth cannot be read (server secret changed?)"
             )
         _check_age(born, settings, utcnow().date())
-        user.date_of_birth = born
+        user.date_of_birth_encrypted = accounts.seal_birth_date(box, born)
     verification.status = (KycStatus.APPROVED if approve else KycStatus.REJECTED).value
     verification.decided_at = utcnow()
     verification.decided_by_id = actor.id

@@ -122,11 +122,17 @@ async def _rows(session: AsyncSession, table: Table, where: Any) -> list[dict[st
 async def collect(
     session: AsyncSession, box: SecretBox, user_id: uuid.UUID
 ) -> dict[str, list[dict[str, Any]]]:
-    """Everything held about a user, by table: each table's rows that name them (sessions'
-    addresses decrypted: the person gets them, not their ciphertext)."""
+    """Everything held about a user, by table: each table's rows that name them (the date of
+    birth and sessions' addresses decrypted: the person gets them, not their ciphertext)."""
     found: dict[str, list[dict[str, Any]]] = {}
     users = Base.metadata.tables["users"]
     found["profile"] = await _rows(session, users, users.c.id == user_id)
+    sealed = await session.scalar(
+        select(users.c.date_of_birth_encrypted).where(users.c.id == user_id)
+    )
+    for row in found["profile"]:
+        born = box.decrypt(accounts.BIRTH_DATE_PURPOSE, sealed) if sealed else None
+        row["date_of_birth"] = born
     for table in Base.metadata.sorted_tables:
         columns = _user_columns(table)
         if not columns or table.name == "users":
@@ -279,7 +285,7 @@ async def erase(
     user.username = user.username_key = placeholder
     user.email = f"{placeholder}@erased.invalid"
     user.display_name = ERASED_NAME
-    user.bio = user.avatar_url = user.country = user.date_of_birth = None
+    user.bio = user.avatar_url = user.country = user.date_of_birth_encrypted = None
     # Not an Argon2 hash: every password fails against it (an InvalidHashError is a mismatch).
     user.password_hash = ERASED_PASSWORD
     user.preferences = {}
