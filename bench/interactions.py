@@ -43,6 +43,7 @@ import contextlib
 import multiprocessing
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ from stagecast.accounts.security import TokenSigner
 from stagecast.config import Settings
 
 GOAL_P99_MS = 250.0
+SERVER_LOG = kit.RESULTS_DIR / "interactions-server.log"
 GOAL_EVENTS_PER_S = 10
 
 
@@ -352,7 +354,10 @@ def publisher(rtmp_port: int, key: str, log: Path) -> Iterator[subprocess.Popen[
 @contextlib.contextmanager
 def stagecast_room(args: argparse.Namespace) -> Iterator[tuple[Room, int]]:
     port, rtmp_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="stagecast-interactions-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="stagecast-interactions-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         data_dir = Path(tmp)
         env = stagecast_env(data_dir)
         # Cheap password hashing for the senders (the viewers are seeded, see seed_viewers).
@@ -360,8 +365,11 @@ def stagecast_room(args: argparse.Namespace) -> Iterator[tuple[Room, int]]:
         env.update({f"STAGECAST_PASSWORD_{name}": value for name, value in cheap.items()})
         env["STAGECAST_RTMP_PORT"] = str(rtmp_port)
         base = f"http://127.0.0.1:{port}"
+        server_log = data_dir / "server.log"
+        # The server's log outlives the run (its errors explain an answer like INTERNAL_ERROR).
+        stack.callback(keep_log, server_log)
         with launched(
-            stagecast_command(port), env=env, cwd=data_dir, log=data_dir / "server.log",
+            stagecast_command(port), env=env, cwd=data_dir, log=server_log,
             ready_url=f"{base}/readyz",
         ) as process:  # fmt: skip
             with httpx.Client(base_url=base, timeout=30) as http:
@@ -390,6 +398,12 @@ def stagecast_room(args: argparse.Namespace) -> Iterator[tuple[Room, int]]:
                     ),
                     process.pid,
                 )
+
+
+def keep_log(log: Path) -> None:
+    if log.exists():
+        SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, SERVER_LOG)
 
 
 def wait_live(base: str, channel_id: str, within: float = 30) -> str:

@@ -12,6 +12,8 @@ from sqlalchemy import update
 
 from stagecast.db.base import utcnow
 from stagecast.interactions.models import Poll
+from stagecast.interactions.pulse import pulse_of
+from stagecast.interactions.service import AlreadyVoted
 from stagecast.runtime import Runtime
 from tests.factories import Account, go_live, make_channel
 from tests.interactions.test_polls import votes_stored
@@ -156,3 +158,37 @@ async def test_reactions_reach_every_viewer_as_bursts(live: LiveServer) -> None:
     lost = await unjoined.call("reaction:send", {"emoji": "scHype"})
     assert lost["ok"] is False
     assert lost["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_votes_cast_at_once_are_written_together_and_each_answered(
+    live: LiveServer,
+) -> None:
+    """Group commit: votes arriving together share transactions; each caller still hears its
+    own outcome, after the commit (a repeat in the same batch is ALREADY_VOTED)."""
+    owner, channel_id, _stream_id = await _room(live)
+    created = await live.http.post(
+        "/api/v1/polls",
+        json={"channel_id": channel_id, "question": "Which?", "choices": ["A", "B"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    poll_id = uuid.UUID(created.json()["id"])
+    fans = [await live.account() for _ in range(24)]
+    box = pulse_of(live.app.state.runtime).ballots
+    before, now = box.batches, utcnow()
+
+    async def cast(fan: Account, choice: int) -> Poll:
+        return await box.cast(user_id=uuid.UUID(fan.id), poll_id=poll_id, choice=choice, now=now)
+
+    outcomes = await asyncio.gather(
+        *(cast(fan, index % 2) for index, fan in enumerate(fans)),
+        cast(fans[0], 1),
+        return_exceptions=True,
+    )
+    assert [type(o) for o in outcomes if isinstance(o, BaseException)] == [AlreadyVoted]
+    assert all(o.id == poll_id for o in outcomes if isinstance(o, Poll))
+    assert 1 <= box.batches - before < len(fans)
+    assert await votes_stored(live.app, str(poll_id)) == len(fans)
+    seen = await live.http.get(f"/api/v1/polls/{poll_id}", headers=fans[0].headers)
+    assert [c["votes"] for c in seen.json()["choices"]] == [12, 12]
+    assert seen.json()["my_vote"] == 0

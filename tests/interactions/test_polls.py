@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from stagecast.db.base import utcnow
+from stagecast.interactions import service as interactions
 from stagecast.interactions.models import Poll, PollVote
 from stagecast.runtime import Runtime
 from tests.factories import Account, go_live, make_channel, register
@@ -249,3 +250,37 @@ async def test_a_banned_viewer_cannot_vote(client: httpx.AsyncClient, app: FastA
     )
     assert refused.status_code == 403
     assert refused.json()["code"] == "USER_BANNED"
+
+
+async def test_a_vote_checked_before_the_end_but_written_after_it_is_refused(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    owner, channel = await owner_with_channel(client)
+    await go_live(app, channel["id"])
+    poll = (await start_poll(client, owner, channel["id"], duration=60)).json()
+    poll_id = uuid.UUID(poll["id"])
+    early, late = await register(client), await register(client)
+    runtime: Runtime = app.state.runtime
+    async with runtime.db.session() as session, session.begin():
+        ends_at = await session.scalar(select(Poll.ends_at).where(Poll.id == poll_id))
+    assert ends_at is not None
+    # Cast after the poll's time: refused even though nobody ended it yet.
+    async with runtime.db.session() as session, session.begin():
+        outcomes = await interactions.write_votes(
+            session,
+            [
+                interactions.Ballot(poll_id, uuid.UUID(early.id), 0, cast_at=utcnow()),
+                interactions.Ballot(poll_id, uuid.UUID(late.id), 1, cast_at=ends_at),
+            ],
+        )
+    assert outcomes == [None, interactions.PollEnded]
+    # Ended (early, by its owner) between a vote's check and its batch: refused, not counted.
+    ended = await client.post(f"/api/v1/polls/{poll['id']}/end", headers=owner.headers)
+    assert ended.status_code == 200, ended.text
+    async with runtime.db.session() as session, session.begin():
+        outcomes = await interactions.write_votes(
+            session, [interactions.Ballot(poll_id, uuid.UUID(late.id), 1, cast_at=utcnow())]
+        )
+    assert outcomes == [interactions.PollEnded]
+    assert await votes_stored(app, poll["id"]) == 1
+    assert [c["votes"] for c in ended.json()["choices"]] == [1, 0]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagecast.accounts.models import User
 from stagecast.db.base import utcnow
-from stagecast.interactions import service as interactions
 from stagecast.interactions.pulse import pulse_of
 from stagecast.interactions.schemas import PollVoteIn, ReactionSendIn
 from stagecast.realtime.events import joined_channel
@@ -18,14 +16,14 @@ def register(server: RealtimeServer) -> None:
 
     @server.on("poll:vote", model=PollVoteIn)
     async def poll_vote(sid: str, user: SocketUser, payload: PollVoteIn) -> dict[str, Any]:
-        user_id = user.require_user()
-        now = utcnow()
-        async with runtime.db.session() as session, session.begin():
-            voter = await session.get_one(User, user_id)
-            poll = await interactions.vote(
-                session, user=voter, poll_id=payload.poll_id, choice=payload.choice, now=now
-            )
-        pulse_of(runtime).voted(poll.id)
+        pulse = pulse_of(runtime)
+        poll = await pulse.ballots.cast(
+            user_id=user.require_user(),
+            poll_id=payload.poll_id,
+            choice=payload.choice,
+            now=utcnow(),
+        )
+        pulse.voted(poll.id)
         return {"poll_id": str(poll.id), "choice": payload.choice}
 
     @server.on("reaction:send", model=ReactionSendIn)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from stagecast.chat.emotes import EMOTES
 from stagecast.db.base import utcnow
 from stagecast.interactions import service as interactions
+from stagecast.interactions.ballots import BallotBox
 from stagecast.interactions.models import Poll
 from stagecast.interactions.schemas import ReactionAccepted, ReactionBurst, ReactionCount
 from stagecast.moderation import service as moderation
@@ -73,6 +74,7 @@ class Pulse:
         self._task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
         self.sent: Counter[str] = Counter()  # events sent by this node, by name (metrics, tests)
+        self.ballots = BallotBox(runtime)  # votes, written by group commit
 
     # --- what handlers call -------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class Pulse:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="pulse")
 
     async def stop(self) -> None:
+        await self.ballots.stop()  # the votes being written are answered, then marked below
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -47,17 +47,15 @@ async def get_poll(poll_id: uuid.UUID, user: OptionalUser, session: ReadSessionD
 
 
 @router.post("/polls/{poll_id}/vote", responses=problem_responses(401, 403, 404, 409, 422))
-async def vote(
-    poll_id: uuid.UUID, body: VoteIn, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
-) -> PollOut:
-    """Vote once (votes are final); the room gets the tallies in its next `poll:voted`."""
-    now = utcnow()
-    async with session.begin():
-        poll = await interactions.vote(
-            session, user=user, poll_id=poll_id, choice=body.choice, now=now
-        )
+async def vote(poll_id: uuid.UUID, body: VoteIn, user: CurrentUser, runtime: RuntimeDep) -> PollOut:
+    """Vote once (votes are final); the room gets the tallies in its next `poll:voted`. The
+    answer comes once the vote is committed (written with the others of its moment, see
+    interactions/ballots.py)."""
+    now, pulse = utcnow(), pulse_of(runtime)
+    poll = await pulse.ballots.cast(user_id=user.id, poll_id=poll_id, choice=body.choice, now=now)
+    async with runtime.db.read_session() as session, session.begin():
         counts = await interactions.count_votes(session, poll)
-    pulse_of(runtime).voted(poll.id)
+    pulse.voted(poll.id)
     return interactions.present_poll(poll, counts, now=now, my_vote=body.choice)
 
 

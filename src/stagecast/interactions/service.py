@@ -4,6 +4,8 @@ into the room's next burst by interactions/pulse.py)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -179,7 +181,12 @@ async def _target(session: AsyncSession, data: PollCreate) -> tuple[Channel, Str
 async def _finish(
     session: AsyncSession, poll: Poll, *, reason: str, at: datetime, by: User | None = None
 ) -> bool:
-    """End an open poll (once, whoever gets there first) and tell its room the final tallies."""
+    """End an open poll (once, whoever gets there first) and tell its room the final tallies.
+
+    The poll's row is locked before the votes are counted (PostgreSQL; SQLite's writer is one
+    at a time anyway): a batch of votes that checked the poll open (`write_votes`, which locks
+    it FOR SHARE) commits before the count, or finds the poll ended."""
+    await session.execute(select(Poll.id).where(Poll.id == poll.id).with_for_update())
     counts = await count_votes(session, poll)
     ended = await session.execute(
         update(Poll)
@@ -241,31 +248,80 @@ def _insert_vote(dialect: str) -> Any:
     return insert(PollVote).on_conflict_do_nothing(index_elements=["poll_id", "user_id"])
 
 
-async def vote(
-    session: AsyncSession, *, user: User, poll_id: uuid.UUID, choice: int, now: datetime
+async def check_vote(
+    session: AsyncSession, *, user_id: uuid.UUID, poll_id: uuid.UUID, choice: int, now: datetime
 ) -> Poll:
-    """Cast the user's one vote. Votes are final: the running tallies are public, and a vote
-    that could move would let viewers game them (Twitch's polls take one vote too)."""
+    """Whether the user may cast this vote, read without writing: the poll open, the choice
+    on it, no ban, a subscription for a subscribers-only poll. Votes are final: the running
+    tallies are public, and a vote that could move would let viewers game them (Twitch's
+    polls take one vote too). `write_votes` writes it, and tells a second vote apart."""
     poll = await get_poll_row(session, poll_id)
     if not is_open(poll, now):
         raise PollEnded()
     if choice >= len(poll.choices):
         raise InvalidChoice(f"Choose 0 to {len(poll.choices) - 1}")
-    if await moderation.active_ban(session, channel_id=poll.channel_id, user_id=user.id, now=now):
+    if await moderation.active_ban(session, channel_id=poll.channel_id, user_id=user_id, now=now):
         raise moderation.UserBanned()
     if poll.subscribers_only:
         channel = await session.get_one(Channel, poll.channel_id)
-        if channel.owner_id != user.id and not await subscriptions.active_subscription(
-            session, channel_id=poll.channel_id, user_id=user.id, now=now
+        if channel.owner_id != user_id and not await subscriptions.active_subscription(
+            session, channel_id=poll.channel_id, user_id=user_id, now=now
         ):
             raise SubscribersOnly()
-    row = {"id": new_id(), "poll_id": poll.id, "user_id": user.id, "choice": choice}
-    inserted = await session.execute(
-        _insert_vote(session.get_bind().dialect.name).values(created_at=now, **row)
-    )
-    if inserted.rowcount != 1:  # type: ignore[attr-defined]
-        raise AlreadyVoted()
     return poll
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    """A checked vote waiting to be written."""
+
+    poll_id: uuid.UUID
+    user_id: uuid.UUID
+    choice: int
+    cast_at: datetime
+
+
+async def write_votes(
+    session: AsyncSession, ballots: Sequence[Ballot]
+) -> list[type[Conflict] | None]:
+    """Write checked votes in one statement; for each, None (counted), `AlreadyVoted` (the
+    user's vote was in already) or `PollEnded` (it ended after the check). The polls' rows
+    are locked FOR SHARE first, so an end (`_finish`, FOR UPDATE) counts these or refuses them."""
+    ids = sorted({b.poll_id for b in ballots})
+    polls = {
+        p.id: p
+        for p in await session.scalars(
+            select(Poll).where(Poll.id.in_(ids)).order_by(Poll.id).with_for_update(read=True)
+        )
+    }
+
+    def still_open(ballot: Ballot) -> bool:
+        poll = polls.get(ballot.poll_id)
+        return poll is not None and poll.ended_at is None and poll.ends_at > ballot.cast_at
+
+    rows, seen = [], set()
+    for ballot in ballots:
+        key = (ballot.poll_id, ballot.user_id)
+        if still_open(ballot) and key not in seen:
+            seen.add(key)
+            row = {"id": new_id(), "poll_id": ballot.poll_id, "user_id": ballot.user_id}
+            rows.append({**row, "choice": ballot.choice, "created_at": ballot.cast_at})
+    inserted: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    if rows:
+        statement = _insert_vote(session.get_bind().dialect.name).values(rows)
+        returned = await session.execute(statement.returning(PollVote.poll_id, PollVote.user_id))
+        inserted = {(poll_id, user_id) for poll_id, user_id in returned.all()}
+    outcomes: list[type[Conflict] | None] = []
+    for ballot in ballots:
+        key = (ballot.poll_id, ballot.user_id)
+        if not still_open(ballot):
+            outcomes.append(PollEnded)
+        elif key in inserted:
+            inserted.discard(key)  # the same vote twice in one batch: the second is a repeat
+            outcomes.append(None)
+        else:
+            outcomes.append(AlreadyVoted)
+    return outcomes
 
 
 async def end_poll(
