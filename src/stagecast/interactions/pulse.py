@@ -23,12 +23,14 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from stagecast.cache import Memo
 from stagecast.chat.emotes import EMOTES
 from stagecast.db.base import utcnow
 from stagecast.interactions import service as interactions
@@ -54,7 +56,6 @@ class ReactionGate:
 
     allowed: frozenset[str] | None
     stream_id: uuid.UUID | None
-    read_at: float
 
 
 class Pulse:
@@ -68,13 +69,15 @@ class Pulse:
         self._reactions: dict[uuid.UUID, _RoomReactions] = {}
         # Rooms whose counts went to Redis but whose burst this node did not send yet.
         self._pending: dict[uuid.UUID, uuid.UUID | None] = {}
-        self._gates: dict[uuid.UUID, ReactionGate] = {}
-        # (channel, user) -> (read until, banned then)
-        self._bans: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]] = {}
+        # Per channel, for `reaction_cache_seconds`, each read once however many ask at once
+        # (5,000 viewers reacting in the same second must not open 5,000 sessions).
+        cached = self.settings.reaction_cache_seconds
+        self._gates: Memo[uuid.UUID, ReactionGate] = Memo(ttl_seconds=cached)
+        self._bans: Memo[uuid.UUID, dict[uuid.UUID, datetime | None]] = Memo(ttl_seconds=cached)
         self._task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
         self.sent: Counter[str] = Counter()  # events sent by this node, by name (metrics, tests)
-        self.ballots = BallotBox(runtime)  # votes, written by group commit
+        self.ballots = BallotBox(runtime, self.banned)  # votes, written by group commit
 
     # --- what handlers call -------------------------------------------------------------------
 
@@ -106,45 +109,44 @@ class Pulse:
 
     async def gate(self, channel_id: uuid.UUID, stream_id: uuid.UUID | None) -> ReactionGate:
         """The channel's reaction set and live stream, read at most once per cache period."""
-        now = time.monotonic()
-        known = self._gates.get(channel_id)
-        if known is not None and now - known.read_at < self.settings.reaction_cache_seconds:
-            return known
-        async with self.runtime.db.read_session() as session, session.begin():
-            allowed, live = await interactions.reaction_target(
-                session, stream_id=stream_id, channel_id=channel_id
-            )
-        gate = ReactionGate(allowed, live, now)
-        self._gates[channel_id] = gate
-        return gate
+
+        async def load() -> ReactionGate:
+            async with self.runtime.db.read_session() as session, session.begin():
+                allowed, live = await interactions.reaction_target(
+                    session, stream_id=stream_id, channel_id=channel_id
+                )
+            return ReactionGate(allowed, live)
+
+        return await self._gates.get(channel_id, load)
 
     async def banned(self, channel_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Whether the user is banned or timed out there, as read within the cache period (a
-        ban on this node is seen at once: `forget` drops the answer on chat:ban)."""
-        now = time.monotonic()
-        key = (channel_id, user_id)
-        known = self._bans.get(key)
-        if known is not None and now < known[0]:
-            return known[1]
-        async with self.runtime.db.read_session() as session, session.begin():
-            ban = await moderation.active_ban(
-                session, channel_id=channel_id, user_id=user_id, now=utcnow()
-            )
-        self._bans[key] = (now + self.settings.reaction_cache_seconds, ban is not None)
-        return ban is not None
+        """Whether the user is banned or timed out there: the channel's bans, read at most
+        once per cache period (a ban on this node is seen at once: `forget` drops them)."""
+
+        async def load() -> dict[uuid.UUID, datetime | None]:
+            async with self.runtime.db.read_session() as session, session.begin():
+                return await moderation.channel_bans(session, channel_id=channel_id, now=utcnow())
+
+        bans = await self._bans.get(channel_id, load)
+        if user_id not in bans:
+            return False
+        until = bans[user_id]
+        return until is None or until > utcnow()
 
     def forget(self, event: DomainEvent) -> None:
-        """Bus listener: a ban, timeout or settings change is seen by the next reaction."""
+        """Bus listener: a ban, timeout or settings change is seen by the next reaction (and
+        vote), a poll's end by the next vote."""
+        if event.name == "poll:ended":
+            self.ballots.forget(uuid.UUID(str(event.payload["id"])))
+            return
         channel_id = event.payload.get("channel_id")
         watched = {"chat:ban", "chat:timeout", "chat:unban", "chat:mode"}
         if channel_id is None or event.name not in watched:
             return
         channel = uuid.UUID(str(channel_id))
-        self._gates.pop(channel, None)
+        self._gates.forget(channel)
         if event.name != "chat:mode":
-            target = event.payload.get("user_id")
-            if target is not None:
-                self._bans.pop((channel, uuid.UUID(str(target))), None)
+            self._bans.forget(channel)
 
     # --- the window ---------------------------------------------------------------------------
 

@@ -248,27 +248,27 @@ def _insert_vote(dialect: str) -> Any:
     return insert(PollVote).on_conflict_do_nothing(index_elements=["poll_id", "user_id"])
 
 
-async def check_vote(
-    session: AsyncSession, *, user_id: uuid.UUID, poll_id: uuid.UUID, choice: int, now: datetime
-) -> Poll:
-    """Whether the user may cast this vote, read without writing: the poll open, the choice
-    on it, no ban, a subscription for a subscribers-only poll. Votes are final: the running
-    tallies are public, and a vote that could move would let viewers game them (Twitch's
-    polls take one vote too). `write_votes` writes it, and tells a second vote apart."""
-    poll = await get_poll_row(session, poll_id)
+def check_vote(poll: Poll, *, choice: int, now: datetime) -> None:
+    """Whether the poll takes this vote now: open, and the choice on it. Votes are final: the
+    running tallies are public, and a vote that could move would let viewers game them
+    (Twitch's polls take one vote too). `write_votes` tells a second vote apart."""
     if not is_open(poll, now):
         raise PollEnded()
     if choice >= len(poll.choices):
         raise InvalidChoice(f"Choose 0 to {len(poll.choices) - 1}")
-    if await moderation.active_ban(session, channel_id=poll.channel_id, user_id=user_id, now=now):
-        raise moderation.UserBanned()
-    if poll.subscribers_only:
-        channel = await session.get_one(Channel, poll.channel_id)
-        if channel.owner_id != user_id and not await subscriptions.active_subscription(
-            session, channel_id=poll.channel_id, user_id=user_id, now=now
-        ):
-            raise SubscribersOnly()
-    return poll
+
+
+async def check_voter(
+    session: AsyncSession, poll: Poll, *, user_id: uuid.UUID, now: datetime
+) -> None:
+    """A subscribers-only poll takes the votes of the channel's subscribers (and its owner)."""
+    if not poll.subscribers_only:
+        return
+    channel = await session.get_one(Channel, poll.channel_id)
+    if channel.owner_id != user_id and not await subscriptions.active_subscription(
+        session, channel_id=poll.channel_id, user_id=user_id, now=now
+    ):
+        raise SubscribersOnly()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stagecast.accounts import service as accounts
@@ -120,6 +120,19 @@ async def active_ban(
     if ban is None or (ban.expires_at is not None and ban.expires_at <= now):
         return None
     return ban
+
+
+async def channel_bans(
+    session: AsyncSession, *, channel_id: uuid.UUID, now: datetime
+) -> dict[uuid.UUID, datetime | None]:
+    """The users banned (None) or timed out (until when) in a channel at `now`."""
+    rows = await session.execute(
+        select(ChannelBan.user_id, ChannelBan.expires_at).where(
+            ChannelBan.channel_id == channel_id,
+            or_(ChannelBan.expires_at.is_(None), ChannelBan.expires_at > now),
+        )
+    )
+    return dict(rows.tuples().all())
 
 
 async def check_can_send(
