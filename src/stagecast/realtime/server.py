@@ -39,7 +39,7 @@ from stagecast.realtime.bus import (
     user_room,
 )
 from stagecast.realtime.dialects import ENVELOPE, Dialect, DialectName
-from stagecast.realtime.fanout import FanoutManager, RedisFanoutManager
+from stagecast.realtime.fanout import FanoutManager, FramingServer, RedisFanoutManager
 from stagecast.realtime.hostile import MalformedTrafficGuard, QuietLogger, WarningBudget
 from stagecast.realtime.presence import Presence
 from stagecast.runtime import Runtime
@@ -130,7 +130,7 @@ class RealtimeServer:
         self.runtime = runtime
         # Malformed packets from anyone: one warning line each, budgeted (realtime/hostile.py).
         self._budget = WarningBudget()
-        self.sio = socketio.AsyncServer(
+        self.sio = FramingServer(
             async_mode="asgi",
             client_manager=manager,
             # None: same origin only (python-socketio's check); configured origins widen it.
