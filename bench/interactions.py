@@ -23,6 +23,8 @@ How to read the table
     events/s/viewer  reaction + poll events one viewer received per second (mean and max over
                      viewers and seconds)
     chat p50/p99     chat latency, send to arrival (ms)
+    ack p50/p99      a reaction's time from its send to its ack (ms): how long anything a
+                     viewer sends waits for the server
     server CPU       the server process's CPU over the window (100% = one core)
 
     Goals: chat p99 with interactions under 250 ms; every acknowledged vote counted; at most
@@ -49,6 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -118,6 +121,9 @@ class RunResult:
     chat_delivered_pct: float
     chat_p50_ms: float
     chat_p99_ms: float
+    # How long the server took to answer a reaction: the wait of anything a viewer sends.
+    reaction_ack_p50_ms: float
+    reaction_ack_p99_ms: float
     server_cpu_pct: float
     duration: float
     errors: list[str] = field(default_factory=list)
@@ -173,8 +179,9 @@ async def viewer_main(
         await asyncio.sleep(max(0.0, t0 - time.time()))
         reactions: list[asyncio.Future[Any]] = []
         votes: list[asyncio.Future[Any]] = []
+        acked_ms: array[float] = array("d")
         if interact:
-            await act(clients, reactions, votes, t0, poll_id, args)
+            await act(clients, reactions, votes, t0, poll_id, args, acked_ms)
         await asyncio.sleep(max(0.0, stop_at - time.time()))
         reaction_outcome = await collect_acks_of(reactions)
         vote_outcome = await collect_acks_of(votes)
@@ -184,6 +191,7 @@ async def viewer_main(
                 "delivered": deliveries.count,
                 "latencies": deliveries.latencies_ms.tobytes(),
                 "reactions": reaction_outcome,
+                "reaction_acks": acked_ms.tobytes(),
                 "votes": vote_outcome,
                 "max_per_s": max((max(c.values(), default=0) for c in window), default=0),
                 "events": sum(sum(c.values()) for c in window),
@@ -193,6 +201,12 @@ async def viewer_main(
         await asyncio.wait([asyncio.create_task(c.close()) for c in clients] or [asyncio.sleep(0)])
 
 
+def timer(into: array[float]) -> Any:
+    """A done-callback adding the milliseconds from now to its future's end to `into`."""
+    started = time.time()
+    return lambda _: into.append(1000 * (time.time() - started))
+
+
 async def act(
     clients: list[SocketIOClient],
     reactions: list[asyncio.Future[Any]],
@@ -200,9 +214,10 @@ async def act(
     t0: float,
     poll_id: str,
     args: argparse.Namespace,
+    acked_ms: array[float],
 ) -> None:
     """Every viewer reacts once a second (spread over the second) and votes once, at a random
-    moment of the vote window."""
+    moment of the vote window; `acked_ms` gets each reaction's time to its ack."""
     rng = random.Random()  # noqa: S311 - when to react, not a secret
     vote_at = {i: t0 + rng.uniform(0, args.vote_window) for i in range(len(clients))}
     offsets = [rng.random() for _ in clients]
@@ -217,9 +232,11 @@ async def act(
             client = clients[index]
             if client.closed:
                 continue
-            reactions.append(
-                await client.emit("reaction:send", {"emoji": emotes[index % len(emotes)]})
+            sent = await client.emit("reaction:send", {"emoji": emotes[index % len(emotes)]})
+            sent.add_done_callback(
+                lambda _, at=time.time(): acked_ms.append(1000 * (time.time() - at))
             )
+            reactions.append(sent)
             if index in vote_at and time.time() >= vote_at[index]:
                 del vote_at[index]
                 votes.append(
@@ -491,6 +508,7 @@ def run(room: Room, pid: int, interact: bool, args: argparse.Namespace) -> RunRe
     viewers_done, sender_done = done[:-1], done[-1]
     connected = sum(r["connected"] for r in ready[:-1])
     latencies = latencies_of(viewers_done, "latencies")
+    acks = latencies_of(viewers_done, "reaction_acks")
     delivered = sum(d["delivered"] for d in viewers_done)
     viewer_seconds = sum(d["viewers"] for d in viewers_done) * args.duration
     return RunResult(
@@ -512,6 +530,8 @@ def run(room: Room, pid: int, interact: bool, args: argparse.Namespace) -> RunRe
         else 0.0,
         chat_p50_ms=round(percentile(latencies, 0.50), 1),
         chat_p99_ms=round(percentile(latencies, 0.99), 1),
+        reaction_ack_p50_ms=round(percentile(acks, 0.50), 1),
+        reaction_ack_p99_ms=round(percentile(acks, 0.99), 1),
         server_cpu_pct=round(100 * server_cpu, 1),
         duration=args.duration,
         errors=[e for r in ready for e in r["errors"]]
@@ -523,7 +543,8 @@ def run(room: Room, pid: int, interact: bool, args: argparse.Namespace) -> RunRe
 def table(results: list[RunResult]) -> str:
     head = (
         f"{'run':<18} {'viewers':>8} {'reactions/s sent/ok':>20} {'votes sent/ok/counted':>22}"
-        f" {'events/s/viewer':>16} {'chat p50':>9} {'chat p99':>9} {'server CPU':>11}"
+        f" {'events/s/viewer':>16} {'chat p50':>9} {'chat p99':>9} {'ack p50':>9}"
+        f" {'ack p99':>9} {'server CPU':>11}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -532,7 +553,9 @@ def table(results: list[RunResult]) -> str:
             f" {r.reactions_sent / r.duration:>9.0f}/{r.reactions_accepted / r.duration:<10.0f}"
             f" {r.votes_sent:>7}/{r.votes_accepted}/{r.votes_counted:<8}"
             f" {r.events_mean_per_s:>7.2f} (max {r.events_max_per_s:>2})"
-            f" {r.chat_p50_ms:>7.1f}ms {r.chat_p99_ms:>7.1f}ms {r.server_cpu_pct:>9.1f}%"
+            f" {r.chat_p50_ms:>7.1f}ms {r.chat_p99_ms:>7.1f}ms"
+            f" {r.reaction_ack_p50_ms:>7.1f}ms {r.reaction_ack_p99_ms:>7.1f}ms"
+            f" {r.server_cpu_pct:>9.1f}%"
         )
     return "\n".join(lines)
 
