@@ -34,7 +34,7 @@ How to read the table
 
 Usage
     .venv/bin/python bench/interactions.py [--viewers 5000] [--duration 20] [--procs 4]
-        [--vote-window 10] [--only with|without]
+        [--vote-window 10] [--only with|without] [--senders 3] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ from chat_fanout import (
     stagecast_env,
     stop_workers,
 )
-from serving import free_port, launched, register_creators, stagecast_command
+from serving import database_for, free_port, launched, register_creators, stagecast_command
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -309,13 +309,13 @@ def sender_process(
 # --- the server and the room ---------------------------------------------------------------
 
 
-def seed_viewers(data_dir: Path, count: int) -> list[str]:
+def seed_viewers(data_dir: Path, database_url: str, count: int) -> list[str]:
     """`count` signed-in viewers written straight into the running server's database (a user
     and a session each, in one transaction), with access tokens signed by the server's own key
     (`data_dir/keys`). Registering 5,000 through the API took more than 9 minutes: a password
     hash each and SQLite's writes taking turns; this takes seconds, and the server sees the
     same rows a registration and a sign-in would have left."""
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
     signer = TokenSigner(settings)
     prefix = "iv" + secrets.token_hex(3)
     expires = datetime.now(UTC) + timedelta(days=1)
@@ -374,9 +374,12 @@ def stagecast_room(args: argparse.Namespace) -> Iterator[tuple[Room, int]]:
     with (
         tempfile.TemporaryDirectory(prefix="stagecast-interactions-") as tmp,
         contextlib.ExitStack() as stack,
+        database_for(args.database_url) as database,
     ):
         data_dir = Path(tmp)
         env = stagecast_env(data_dir)
+        if database.url:
+            env["STAGECAST_DATABASE_URL"] = database.url
         # Cheap password hashing for the senders (the viewers are seeded, see seed_viewers).
         cheap = {"TIME_COST": "1", "MEMORY_KIB": "8192", "PARALLELISM": "1"}
         env.update({f"STAGECAST_PASSWORD_{name}": value for name, value in cheap.items()})
@@ -394,7 +397,7 @@ def stagecast_room(args: argparse.Namespace) -> Iterator[tuple[Room, int]]:
                 owner = creators[0]
                 key = http.get("/api/v1/live/streams/me/key", headers=owner.headers).json()
             print(f"seeding {args.viewers} viewers...", file=sys.stderr, flush=True)
-            tokens = seed_viewers(data_dir, args.viewers)
+            tokens = seed_viewers(data_dir, database.resolved_url(data_dir), args.viewers)
             with publisher(rtmp_port, key["stream_key"], data_dir / "ffmpeg.log"):
                 stream_id = wait_live(base, owner.channel_id)
                 yield (
@@ -584,6 +587,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=60.0)
     parser.add_argument("--ramp-timeout", type=float, default=300.0)
     parser.add_argument("--only", choices=["with", "without"])
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql+asyncpg://...): the run gets a fresh database on it",
+    )
     return parser.parse_args(argv)
 
 

@@ -86,6 +86,8 @@ async def test_the_channel_page_shows_its_top_supporters(
     await page.goto(f"/{channel['slug']}")
     supporters = page.get_by_role("region", name="Top supporters")
     await expect(supporters).to_contain_text("No supporters yet")
+    # Joined to the room (its count comes with the join's answer): the tip's event reaches it.
+    await expect(page.get_by_text("1 watching")).to_be_visible()
     tipped = await web.http.post(
         f"/api/v1/streams/{stream_id}/tips", json={"tokens": 250}, headers=fan.headers
     )
