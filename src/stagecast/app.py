@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
@@ -257,27 +258,59 @@ def _lifespan(
             runtime.shutting_down = True
             for job in jobs:
                 job.cancel()
-            await _close_money(runtime)
-            if rtmp is not None:
-                await rtmp.close()
-            if clip_renders is not None:
-                await clip_renders.stop()
-            await media.stop()
-            await pulse.stop()
-            await realtime.stop()
-            if runtime.chat_watch is not None:
-                await runtime.chat_watch.drain()  # the flags raised by the last messages
-            if runtime.leaderboards is not None:
-                await runtime.leaderboards.stop()
-            await cluster.stop()
-            if audit_writer is not None:
-                await audit_writer.stop()  # the last records, before the database closes
-            if runtime.redis is not None:
-                await runtime.redis.aclose()
-            await runtime.touches.stop(runtime.db)
+            steps = _shutdown_steps(
+                runtime, rtmp, media, pulse, realtime, cluster, clip_renders, audit_writer
+            )
+            for name, step in steps:
+                await _bounded(name, step)
             await runtime.db.dispose()
 
     return lifespan
+
+
+# A stop never hangs: each step of the shutdown gets this long, then the next one runs.
+SHUTDOWN_STEP_SECONDS = 15.0
+
+
+def _shutdown_steps(
+    runtime: Runtime,
+    rtmp: Any,
+    media: LiveMedia,
+    pulse: Pulse,
+    realtime: RealtimeServer,
+    cluster: ClusterBus,
+    clip_renders: Any,
+    audit_writer: Any,
+) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    """What the lifespan closes, in order (the database last, after these)."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]] | None]] = [
+        ("money", lambda: _close_money(runtime)),
+        ("rtmp", rtmp.close if rtmp is not None else None),
+        ("clip_renders", clip_renders.stop if clip_renders is not None else None),
+        ("media", media.stop),
+        ("pulse", pulse.stop),
+        ("realtime", realtime.stop),
+        # The flags raised by the last messages.
+        ("chat_watch", runtime.chat_watch.drain if runtime.chat_watch is not None else None),
+        ("leaderboards", runtime.leaderboards.stop if runtime.leaderboards is not None else None),
+        ("cluster", cluster.stop),
+        # The last audit records, before the database closes.
+        ("audit", audit_writer.stop if audit_writer is not None else None),
+        ("redis", runtime.redis.aclose if runtime.redis is not None else None),
+        ("touches", lambda: runtime.touches.stop(runtime.db)),
+    ]
+    return [(name, step) for name, step in steps if step is not None]
+
+
+async def _bounded(name: str, step: Callable[[], Awaitable[Any]]) -> None:
+    """Run one shutdown step for at most `SHUTDOWN_STEP_SECONDS`; one that overruns or fails
+    is logged and left behind, and the shutdown goes on."""
+    try:
+        await asyncio.wait_for(step(), SHUTDOWN_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("shutdown_step_overran", step=name, seconds=SHUTDOWN_STEP_SECONDS)
+    except Exception:
+        log.exception("shutdown_step_failed", step=name)
 
 
 def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:

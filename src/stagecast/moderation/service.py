@@ -132,7 +132,7 @@ async def channel_bans(
             or_(ChannelBan.expires_at.is_(None), ChannelBan.expires_at > now),
         )
     )
-    return dict(rows.tuples().all())
+    return {user_id: until for user_id, until in rows.all()}  # noqa: C416 - Row pairs
 
 
 async def check_can_send(
