@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import socketio
+from socketio import packet as socketio_packet
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.protocol import State
@@ -45,7 +46,7 @@ async def _joined_room(live: LiveServer) -> tuple[str, str]:
 
 
 async def test_websockets_get_the_shared_frame_and_polling_the_ordinary_way(
-    live: LiveServer,
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     channel_id, stream_id = await _joined_room(live)
     talker_account = await live.account()
@@ -68,10 +69,20 @@ async def test_websockets_get_the_shared_frame_and_polling_the_ordinary_way(
     # The two websocket clients took the shared frame, the long-polling one could not; the
     # talker's ack was a frame of its own (FramingServer), the poller's went the ordinary way.
     assert manager.frames_written - before == 3
-    before = manager.frames_written
+    # Acks: written as a frame to a websocket, handed to Engine.IO for a long-poller.
+    acks: list[tuple[str, bool]] = []
+    write_one = manager.write_one
+
+    def recording(eio_sid: str, encoded: str) -> bool:
+        written = write_one(eio_sid, encoded)
+        if encoded.startswith(str(socketio_packet.ACK)):
+            acks.append((encoded, written))
+        return written
+
+    monkeypatch.setattr(manager, "write_one", recording)
     assert (await watcher.call("stream:leave", {"streamId": stream_id}))["ok"]
     assert (await poller.call("stream:leave", {"streamId": stream_id}))["ok"]
-    assert manager.frames_written - before == 1
+    assert [written for _, written in acks] == [True, False]
 
 
 async def test_a_viewer_that_stops_reading_is_dropped_and_the_room_goes_on(

@@ -110,18 +110,16 @@ def seal_birth_date(box: SecretBox, born: date | None) -> str | None:
     return box.encrypt(BIRTH_DATE_PURPOSE, born.isoformat()) if born else None
 
 
-def birth_date_of(box: SecretBox, user: User) -> date | None:
-    """The profile's date of birth (None when unset, or sealed under another secret)."""
-    if not user.date_of_birth_encrypted:
-        return None
-    raw = box.decrypt(BIRTH_DATE_PURPOSE, user.date_of_birth_encrypted)
+def open_birth_date(box: SecretBox, sealed: str | None) -> date | None:
+    """The date `seal_birth_date` stored (None when unset, or sealed under another secret)."""
+    raw = box.decrypt(BIRTH_DATE_PURPOSE, sealed) if sealed else None
     return date.fromisoformat(raw) if raw else None
 
 
 def private_profile(box: SecretBox, user: User) -> UserPrivate:
     """The profile as its owner or an admin sees it, the date of birth unsealed."""
     return UserPrivate.model_validate(user).model_copy(
-        update={"date_of_birth": birth_date_of(box, user)}
+        update={"date_of_birth": open_birth_date(box, user.date_of_birth_encrypted)}
     )
 
 

@@ -131,8 +131,7 @@ async def collect(
         select(users.c.date_of_birth_encrypted).where(users.c.id == user_id)
     )
     for row in found["profile"]:
-        born = box.decrypt(accounts.BIRTH_DATE_PURPOSE, sealed) if sealed else None
-        row["date_of_birth"] = born
+        row["date_of_birth"] = _json_value(accounts.open_birth_date(box, sealed))
     for table in Base.metadata.sorted_tables:
         columns = _user_columns(table)
         if not columns or table.name == "users":

@@ -423,7 +423,8 @@ class RealtimeServer:
         user.streams[channel.id] = stream.id if stream else None
         user.dialects[channel.id] = dialect
         arrived = not already and self.presence.join(room, user.viewer_key)
-        await self.presence.record(room, user.viewer_key)
+        if arrived:  # the viewer is new to this node's set (a second tab changes nothing)
+            await self.presence.record(room, user.viewer_key)
         count = await self.presence.count(room)
         if arrived and not user.anonymous and self._announces_viewers(count):
             await self.bus.emit("viewers:joined", self._who(user, channel.id), rooms=(room,))
@@ -439,7 +440,8 @@ class RealtimeServer:
         user.dialects.pop(channel_id, None)
         await self.sio.leave_room(sid, room)
         last = self.presence.leave(room, user.viewer_key)
-        await self.presence.record(room, user.viewer_key)
+        if last:
+            await self.presence.record(room, user.viewer_key)
         if (
             last
             and not user.anonymous
