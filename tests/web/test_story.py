@@ -9,6 +9,7 @@ import re
 
 import pytest
 from playwright.async_api import Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.factories import PASSWORD, unique_name
 from tests.web.conftest import PHONE, Browsing, fits_the_screen, sign_out_button
@@ -35,20 +36,34 @@ async def sign_up(page: Page, username: str) -> None:
     await expect(sign_out_button(page)).to_be_visible()
 
 
+VIDEO_STATE = """() => { const v = document.querySelector('video.video');
+  if (!v) return 'no video.video on ' + location.pathname;
+  const ranges = Array.from({length: v.buffered.length},
+    (_, i) => v.buffered.start(i).toFixed(1) + '-' + v.buffered.end(i).toFixed(1));
+  return `${location.pathname}: src=${v.currentSrc || v.src} t=${v.currentTime.toFixed(2)}`
+    + ` paused=${v.paused} ended=${v.ended} ready=${v.readyState} network=${v.networkState}`
+    + ` buffered=[${ranges}] error=${v.error && v.error.code} ${v.error && v.error.message}`; }"""
+
+
 async def video_advances(page: Page, *, beyond: float = 1.5) -> None:
-    """The page's video plays: its clock moves past `beyond` seconds, then moves again."""
-    await page.wait_for_function(
-        "beyond => { const v = document.querySelector('video.video');"
-        " return v && !v.paused && v.currentTime > beyond; }",
-        arg=beyond,
-        timeout=MEDIA_WAIT_MS,
-    )
-    first = await page.evaluate("document.querySelector('video.video').currentTime")
-    await page.wait_for_function(
-        "t => document.querySelector('video.video').currentTime > t + 0.5",
-        arg=first,
-        timeout=20_000,
-    )
+    """The page's video plays: its clock moves past `beyond` seconds, then moves again. If
+    it does not, the failure says what the video element was doing."""
+    try:
+        await page.wait_for_function(
+            "beyond => { const v = document.querySelector('video.video');"
+            " return v && !v.paused && v.currentTime > beyond; }",
+            arg=beyond,
+            timeout=MEDIA_WAIT_MS,
+        )
+        first = await page.evaluate("document.querySelector('video.video').currentTime")
+        await page.wait_for_function(
+            "t => document.querySelector('video.video').currentTime > t + 0.5",
+            arg=first,
+            timeout=20_000,
+        )
+    except PlaywrightTimeoutError as timeout:
+        state = await page.evaluate(VIDEO_STATE)
+        raise AssertionError(f"the video did not advance past {beyond} s: {state}") from timeout
 
 
 TITLE = "Testing the browser broadcaster"
