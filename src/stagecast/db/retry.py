@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stagecast.db.engine import SQLITE_BEGIN
 from stagecast.errors import AppError
 from stagecast.middleware import send_problem
 
@@ -55,9 +56,33 @@ def is_disconnect(error: BaseException) -> bool:
     return False
 
 
+_MAY_WRITE = "stagecast_transaction_may_write"
+
+
+def _may_write(connection: Connection) -> bool:
+    """Whether a transaction on `connection` could change anything: not an autocommit read
+    (authentication's), not a read-only one (GETs')."""
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT" or options.get("postgresql_readonly"):
+        return False
+    return not (SQLITE_BEGIN in options and options[SQLITE_BEGIN] in (None, "DEFERRED"))
+
+
+def _on_after_begin(session: Session, _transaction: object, connection: Connection) -> None:
+    if _may_write(connection):
+        session.info[_MAY_WRITE] = True
+
+
+def _on_after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MAY_WRITE, None)
+
+
 def _on_before_commit(session: Session) -> None:
+    # A commit of a transaction that holds no writing connection (one that read, or one that
+    # never connected, as authentication from the principal cache) cannot have done anything.
     attempt: RequestAttempt | None = session.info.get(REQUEST_ATTEMPT)
-    if attempt is not None and session.in_transaction():
+    if attempt is not None and session.info.get(_MAY_WRITE):
         attempt.commit_started = True
 
 
@@ -65,9 +90,12 @@ _installed = False
 
 
 def install_session_hooks() -> None:
-    """Let sessions report to their request's attempt that a commit began (once per process)."""
+    """Let sessions report to their request's attempt that a commit of a transaction that may
+    have written began (once per process)."""
     global _installed  # noqa: PLW0603 - a process-wide registration, done once
     if not _installed:
+        event.listen(Session, "after_begin", _on_after_begin)
+        event.listen(Session, "after_transaction_end", _on_after_transaction_end)
         event.listen(Session, "before_commit", _on_before_commit)
         _installed = True
 
