@@ -13,8 +13,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from stagecast import __version__, route_memo
+from stagecast.accounts import principals
 from stagecast.accounts import routes as accounts_routes
+from stagecast.accounts.principals import PrincipalCache
 from stagecast.accounts.security import Passwords, TokenSigner
+from stagecast.accounts.service import AUTH_REVOKED, USER_CHANGED
 from stagecast.accounts.touches import Touches
 from stagecast.admin import routes as admin_routes
 from stagecast.admin import system as system_routes
@@ -138,17 +141,24 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         secrets=SecretBox(load_or_create_secret(settings)),
         response_cache=ResponseCache(ttl_seconds=settings.directory_cache_seconds),
         touches=Touches(),
+        principals=PrincipalCache(ttl_seconds=settings.auth_principal_cache_seconds),
     )
     runtime.private_store = LocalMediaStore(settings.data_dir / "private")
     install_session_hooks()
     db_retry.install_session_hooks()
+    principals.install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
+    _install_principal_cache(runtime.principals, cluster)
+    runtime.metrics.registry.register(principals.PrincipalMetrics(runtime.principals))
     runtime.switches = Switches(runtime)
     runtime.switches.install()
     runtime.audit = AuditWriter(runtime)
     runtime.chat_watch = ChatWatch(settings.moderation, lambda: runtime.db)
     realtime = RealtimeServer(runtime)
+    # This node forgets a changed principal at commit; every node, through the cluster bus.
+    realtime.bus.on_commit.append(runtime.principals.on_commit)
+    realtime.bus.on_commit.append(cluster.forwarder(frozenset({AUTH_REVOKED, USER_CHANGED})))
     for domain in (
         realtime_events,
         chat_events,
@@ -325,6 +335,14 @@ def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(run(runtime), name=name) for name, run, enabled in wanted if enabled
     ]
+
+
+def _install_principal_cache(cache: PrincipalCache, cluster: ClusterBus) -> None:
+    """Every node forgets what another node's commit made wrong; all of it if Redis lost
+    messages on the way (accounts/principals.py)."""
+    cluster.on(AUTH_REVOKED, cache.on_command)
+    cluster.on(USER_CHANGED, cache.on_command)
+    cluster.on_gap.append(cache.forget_all)
 
 
 def _install_money(runtime: Runtime) -> None:

@@ -280,6 +280,11 @@ class Settings(BaseSettings):
     # How often the "last used" times of sessions and API keys that authenticated requests
     # are written (batched, never inside the request).
     auth_touch_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # How long a node remembers who an access token's session is, so that authenticating a
+    # request sends no statement; revocations and changes to the user reach every node at
+    # once (accounts/principals.py), this only bounds what a lost Redis message could leave.
+    # 0 turns the cache off.
+    auth_principal_cache_seconds: float = Field(default=60.0, ge=0, le=900)
     auto_migrate: bool = True
     redis_url: str | None = None
     # Keys in shared stores (Redis) start with this, so that several installs can share one.

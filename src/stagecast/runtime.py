@@ -10,6 +10,7 @@ from stagecast.config import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from stagecast.accounts.principals import PrincipalCache
     from stagecast.accounts.security import Passwords, TokenSigner
     from stagecast.accounts.touches import Touches
     from stagecast.admin.audit import AuditWriter
@@ -43,6 +44,7 @@ class Runtime:
     secrets: SecretBox
     response_cache: ResponseCache
     touches: Touches  # "last used" of sessions and API keys, written in batches
+    principals: PrincipalCache  # recently authenticated sessions, forgotten on any change
     database: Database | None = None
     redis: Redis | None = None
     realtime: RealtimeServer | None = None

@@ -6,20 +6,24 @@ statements): the numbers are the same on SQLite and PostgreSQL. See docs/develop
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from stagecast.runtime import Runtime
+from tests.db.conftest import counting_settings
 from tests.factories import Account, go_live, make_channel
 from tests.money.test_wallet import buy
-from tests.realtime.conftest import LiveServer
+from tests.realtime.conftest import LiveServer, serving
 from tests.statements import Statement, StatementLog, queries
 
 # What each costs now; lower is welcome (then lower the number), higher fails.
-AUTH_ME = 1  # the token's session and user in one statement
-WALLET_BALANCE = 2  # authentication + the three balances in one statement
-# auth, stream and channel, the locks, then the writes: the ledger transaction, the balances,
-# the entries, the contribution and the stream's total, in one statement on PostgreSQL.
-TIP = {"sqlite": 8, "postgresql": 4}
+AUTH_ME = 0  # a session this node vouched for lately (accounts/principals.py)
+AUTH_ME_UNCACHED = 1  # the token's session and user in one statement
+WALLET_BALANCE = 1  # the three balances in one statement; the caller is remembered
+# stream and channel (the caller is remembered), the locks, then the writes: the ledger
+# transaction, the balances, the entries, the contribution and the stream's total, in one
+# statement on PostgreSQL.
+TIP = {"sqlite": 7, "postgresql": 3}
 CHAT_SEND = 5  # author and channel, appointed moderator, bans, the insert, subscriber
 BROWSE = 3  # streams, their channels, their tags
 
@@ -41,6 +45,22 @@ async def test_auth_me(live: LiveServer, statements: StatementLog) -> None:
         response = await live.http.get("/api/v1/auth/me", headers=viewer.headers)
     assert response.status_code == 200, response.text
     assert len(queries(sent)) == AUTH_ME, _shown(sent)
+
+
+async def test_auth_me_with_the_principal_cache_off(
+    tmp_path: Path, committed_database_url: str
+) -> None:
+    settings = counting_settings(tmp_path, committed_database_url, auth_principal_cache_seconds=0)
+    async with serving(settings) as live:
+        runtime: Runtime = live.app.state.runtime
+        statements = StatementLog(runtime.db.engines).install()
+        viewer = await live.account()
+        await live.http.get("/api/v1/auth/me", headers=viewer.headers)
+        with statements.capture() as sent:
+            response = await live.http.get("/api/v1/auth/me", headers=viewer.headers)
+        assert response.status_code == 200, response.text
+        assert len(queries(sent)) == AUTH_ME_UNCACHED, _shown(sent)
+        assert len(runtime.principals) == 0
 
 
 async def test_wallet_balance(live: LiveServer, statements: StatementLog) -> None:

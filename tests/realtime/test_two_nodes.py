@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +200,58 @@ async def test_votes_on_both_nodes_reach_the_room_once_a_window(
     finally:
         for client in clients:
             await client.disconnect()
+
+
+async def _cache_hits(http: httpx.AsyncClient) -> float:
+    text = (await http.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith('stagecast_auth_principal_cache_lookups_total{result="hit"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no principal cache metric")
+
+
+async def _within_a_second(check: Callable[[], Awaitable[bool]]) -> bool:
+    """The issue's bound: a change on one node holds on every node within a second."""
+    deadline = asyncio.get_running_loop().time() + 1.0
+    while True:
+        if await check():
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+
+
+async def test_a_caller_remembered_on_one_node_changes_and_ends_with_the_other(
+    two_nodes: tuple[str, str],
+) -> None:
+    first, second = two_nodes
+    token, _ = await _signed_in(first, "node_remembered")
+    headers = {"Authorization": f"Bearer {token}"}
+    me = "/api/v1/auth/me"
+    async with (
+        httpx.AsyncClient(base_url=first) as on_first,
+        httpx.AsyncClient(base_url=second) as on_second,
+    ):
+        assert (await on_second.get(me, headers=headers)).status_code == 200
+        hits = await _cache_hits(on_second)
+        assert (await on_second.get(me, headers=headers)).status_code == 200
+        assert await _cache_hits(on_second) == hits + 1  # the second node remembers the caller
+
+        renamed = await on_first.patch(
+            "/api/v1/users/me", json={"display_name": "Renamed Elsewhere"}, headers=headers
+        )
+        assert renamed.status_code == 200, renamed.text
+
+        async def sees_the_name() -> bool:
+            answer = await on_second.get(me, headers=headers)
+            return bool(answer.json()["display_name"] == "Renamed Elsewhere")
+
+        assert await _within_a_second(sees_the_name)
+
+        signed_out = await on_first.post("/api/v1/auth/logout", headers=headers)
+        assert signed_out.status_code == 204
+
+        async def refuses() -> bool:
+            return (await on_second.get(me, headers=headers)).status_code == 401
+
+        assert await _within_a_second(refuses)

@@ -63,21 +63,38 @@ async def optional_principal(
 ) -> Principal | None:
     """Resolve the caller; a credential that is present but wrong is always an error.
 
-    One statement on the request's own session, outside the route's transaction and without
-    BEGIN/COMMIT around it (a single read is consistent on its own): no write lock on
-    SQLite, one round trip on PostgreSQL. "Last used" is noted, written later in a batch."""
+    A bearer token whose session this node vouched for lately costs no statement
+    (accounts/principals.py); otherwise one on the request's own session, outside the route's
+    transaction and without BEGIN/COMMIT around it (a single read is consistent on its own):
+    no write lock on SQLite, one round trip on PostgreSQL. "Last used" is noted, written
+    later in a batch."""
     if request.headers.get("authorization") and bearer is None:
         raise InvalidToken("Use the Bearer authorization scheme")
     if bearer is not None and api_key:
         raise AuthenticationRequired("Send a bearer token or an API key, not both")
     if bearer is not None:
         claims = access_claims(request, bearer.credentials)
+        cache = runtime.principals
+        # A merged copy attaches to the session, which begins its (connectionless)
+        # transaction: it ends here too, so the route begins its own as it would anyway.
         async with session.begin():
-            await session.connection(execution_options=runtime.db.autocommit_options)
-            user, auth_session = await accounts.resolve_access(session, claims)
+            user = cache.lookup(
+                session.sync_session, user_id=claims.user_id, session_id=claims.session_id
+            )
+            if user is None:
+                epoch = cache.epoch
+                await session.connection(execution_options=runtime.db.autocommit_options)
+                user, auth_session = await accounts.resolve_access(session, claims)
+                cache.remember(
+                    user,
+                    session_id=auth_session.id,
+                    session_expires_at=auth_session.expires_at,
+                    token_expires_at=claims.expires_at,
+                    read_at_epoch=epoch,
+                )
         request.state.audit_actor = (user.id, None)  # who the audit log names
-        runtime.touches.session_used(auth_session.id)
-        return Principal(user=user, session_id=auth_session.id)
+        runtime.touches.session_used(claims.session_id)
+        return Principal(user=user, session_id=claims.session_id)
     if api_key:
         async with session.begin():
             await session.connection(execution_options=runtime.db.autocommit_options)

@@ -322,6 +322,8 @@ async def open_session(
 
 
 AUTH_REVOKED = "auth:revoked"
+# A user's row changed (any column): nodes drop what they cached of it (accounts/principals.py).
+USER_CHANGED = "user:changed"
 
 
 def _announce_revocation(

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from stagecast.realtime.bus import DomainEvent
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +38,8 @@ class ClusterBus:
         self._listener: asyncio.Task[None] | None = None
         self._first_try = asyncio.Event()  # set once subscribing first worked or failed
         self._running: set[asyncio.Task[None]] = set()
+        # Called when commands may have been missed (the subscription was lost, or is back).
+        self.on_gap: list[Callable[[], None]] = []
 
     @property
     def distributed(self) -> bool:
@@ -44,6 +48,16 @@ class ClusterBus:
 
     def on(self, topic: str, handler: CommandHandler) -> None:
         self.handlers.setdefault(topic, []).append(handler)
+
+    def forwarder(self, topics: frozenset[str]) -> Callable[[DomainEvent], None]:
+        """An event bus listener that sends committed events of `topics` to every node, as
+        commands of the same name carrying the event's payload."""
+
+        def forward(committed: DomainEvent) -> None:
+            if committed.name in topics:
+                self._in_background(self.send(committed.name, committed.payload))
+
+        return forward
 
     async def start(self) -> None:
         if self.redis_url is None:
@@ -85,20 +99,38 @@ class ClusterBus:
                 log.exception("cluster_command_failed", topic=topic)
 
     async def _listen(self, redis: Redis) -> None:
+        lost = False
         while True:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._first_try.set()
+                if lost:
+                    self._gap()  # what was sent while away never comes
+                    lost = False
                 async for message in pubsub.listen():
                     self._dispatch(message.get("data"))
             except (RedisError, OSError) as error:
                 self._first_try.set()
                 log.warning("cluster_listen_lost", error=str(error))
+                lost = True
+                self._gap()
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
                 with contextlib.suppress(RedisError, RuntimeError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _gap(self) -> None:
+        for listener in self.on_gap:
+            try:
+                listener()
+            except Exception:
+                log.exception("cluster_gap_listener_failed")
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     def _dispatch(self, raw: Any) -> None:
         try:
@@ -111,6 +143,4 @@ class ClusterBus:
             log.warning("cluster_message_invalid")
             return
         # Handlers run beside the listener, which keeps reading.
-        task = asyncio.create_task(self._handle(topic, payload))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._in_background(self._handle(topic, payload))

@@ -32,7 +32,6 @@ from stagecast.errors import (
 )
 from stagecast.realtime.bus import (
     STAFF_ROOM,
-    DomainEvent,
     EventBus,
     channel_room,
     envelope,
@@ -151,9 +150,6 @@ class RealtimeServer:
         engine = self.sio.eio
         engine._async = {**engine._async, "websocket": manager.transports.websocket_class()}
         self.bus = EventBus(self.sio)
-        # Sockets live only as long as their session: revocations reach every node.
-        self._background: set[asyncio.Task[None]] = set()
-        self.bus.on_commit.append(self._forward_revocations)
         self.presence = Presence(redis=runtime.redis, key_prefix=settings.key_prefix)
         self._counts: dict[str, int] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -309,15 +305,6 @@ class RealtimeServer:
         await self.sio.save_session(sid, {"user": socket_user})
         self._lanes[sid] = asyncio.Lock()
         return True
-
-    def _forward_revocations(self, event: DomainEvent) -> None:
-        """A committed revocation goes to every node (this one included)."""
-        cluster = self.runtime.cluster
-        if event.name != AUTH_REVOKED or cluster is None:
-            return
-        task = asyncio.get_running_loop().create_task(cluster.send(AUTH_REVOKED, event.payload))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def follow_revocation(self, revoked: dict[str, Any]) -> int:
         """Disconnect this node's sockets of a revoked session (or of every session of the
