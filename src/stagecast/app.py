@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     principals.install_session_hooks()
     cluster = ClusterBus(redis_url=settings.redis_url, channel=f"{settings.key_prefix}:cluster")
     runtime.cluster = cluster
-    _install_principal_cache(runtime.principals, cluster)
+    runtime.principals.follow_cluster(cluster)
     runtime.metrics.registry.register(principals.PrincipalMetrics(runtime.principals))
     runtime.switches = Switches(runtime)
     runtime.switches.install()
@@ -335,14 +335,6 @@ def _start_jobs(runtime: Runtime) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(run(runtime), name=name) for name, run, enabled in wanted if enabled
     ]
-
-
-def _install_principal_cache(cache: PrincipalCache, cluster: ClusterBus) -> None:
-    """Every node forgets what another node's commit made wrong; all of it if Redis lost
-    messages on the way (accounts/principals.py)."""
-    cluster.on(AUTH_REVOKED, cache.on_command)
-    cluster.on(USER_CHANGED, cache.on_command)
-    cluster.on_gap.append(cache.forget_all)
 
 
 def _install_money(runtime: Runtime) -> None:

@@ -37,6 +37,7 @@ from stagecast.accounts.models import User
 from stagecast.accounts.service import AUTH_REVOKED, USER_CHANGED
 from stagecast.db.base import utcnow
 from stagecast.realtime.bus import DomainEvent, publish
+from stagecast.realtime.cluster import ClusterBus
 
 MAX_ENTRIES = 50_000  # sessions remembered per node; the oldest entry makes room
 
@@ -140,6 +141,13 @@ class PrincipalCache:
     async def on_command(self, payload: dict[str, Any]) -> None:
         """Other nodes' commits, through the cluster bus (this node's own come back too)."""
         self.follow(payload)
+
+    def follow_cluster(self, cluster: ClusterBus) -> None:
+        """Forget what any node's commit made wrong; everything when Redis may have lost
+        messages on the way (the subscription dropped)."""
+        cluster.on(AUTH_REVOKED, self.on_command)
+        cluster.on(USER_CHANGED, self.on_command)
+        cluster.on_gap.append(self.forget_all)
 
     def follow(self, payload: dict[str, Any]) -> None:
         try:

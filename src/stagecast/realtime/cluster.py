@@ -33,6 +33,8 @@ class ClusterBus:
     def __init__(self, *, redis_url: str | None, channel: str) -> None:
         self.redis_url = redis_url
         self.channel = channel
+        # Its connections' name in Redis's CLIENT LIST: the channel says whose they are.
+        self.client_name = f"{channel}:bus"
         self.handlers: dict[str, list[CommandHandler]] = {}
         self._redis: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -62,7 +64,7 @@ class ClusterBus:
     async def start(self) -> None:
         if self.redis_url is None:
             return
-        self._redis = Redis.from_url(self.redis_url)
+        self._redis = Redis.from_url(self.redis_url, client_name=self.client_name)
         self._listener = asyncio.create_task(self._listen(self._redis), name="cluster-commands")
         # Commands sent once start() returns are heard here too; an unreachable Redis only
         # degrades the node (it keeps trying), it does not hold its start.
