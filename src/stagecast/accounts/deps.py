@@ -96,8 +96,7 @@ async def optional_principal(
         runtime.touches.session_used(claims.session_id)
         return Principal(user=user, session_id=claims.session_id)
     if api_key:
-        async with session.begin():
-            await session.connection(execution_options=runtime.db.autocommit_options)
+        async with runtime.db.one_read(session):
             user, key = await accounts.resolve_api_key(session, api_key)
         request.state.audit_actor = (user.id, key.id)
         runtime.touches.api_key_used(key.id)

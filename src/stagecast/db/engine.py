@@ -157,6 +157,15 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def one_read(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+        """A transaction of `session` for one statement that only reads, sent without
+        BEGIN/COMMIT around it (one statement is consistent on its own): one round trip on
+        PostgreSQL instead of three, no transaction and no lock on SQLite."""
+        async with session.begin():
+            await session.connection(execution_options=self.autocommit_options)
+            yield session
+
+    @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         """A session for reading only (writing in it may fail on SQLite under contention)."""
         async with self.read_sessionmaker() as session:

@@ -267,8 +267,7 @@ class RealtimeServer:
         except InvalidToken:
             claims = tokens.decode_access(token, token_type=CHAT_TOKEN_TYPE)
         db = self.runtime.db
-        async with db.read_session() as session, session.begin():
-            await session.connection(execution_options=db.autocommit_options)
+        async with db.read_session() as session, db.one_read(session):
             user, auth_session = await accounts.resolve_access(session, claims)
         self.runtime.touches.session_used(auth_session.id)
         return user, auth_session.id

@@ -39,7 +39,7 @@ async def wallet_balance(
     user: CurrentUser, session: ReadSessionDep, runtime: RuntimeDep
 ) -> BalanceOut:
     """Your spendable tokens, your earnings and what pending payouts hold."""
-    async with session.begin():
+    async with runtime.db.one_read(session):  # the three balances are one statement
         return await money.balances(session, runtime.settings.money, user.id)
 
 
