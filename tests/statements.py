@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stagecast.db.engine import SQLITE_BEGIN
@@ -29,6 +30,9 @@ _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|WITH\b.*\b(INSERT|UPDATE|DELETE)
 class Statement:
     sql: str
     mode: str  # "write": a writing transaction; "read": read-only; "autocommit": none
+    # False: SQLAlchemy found no cache key for it, so it compiled the statement again (a
+    # multi-VALUES insert does that); our BEGINs and other raw SQL count as cached.
+    cached: bool = True
 
     @property
     def is_begin(self) -> bool:
@@ -60,14 +64,15 @@ class StatementLog:
     def install(self) -> StatementLog:
         dialect = self.engines[0].dialect.name
 
-        def before(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        def before(conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, *_: Any) -> None:
             if not self._recording:
                 return
             task = asyncio.current_task()
             if task is not None and task.get_name() in BACKGROUND_TASKS:
                 return
             options = dict(conn.get_execution_options())
-            self.statements.append(Statement(sql, transaction_mode(options, dialect)))
+            cached = context.compiled is None or context.cache_hit is not CacheStats.NO_CACHE_KEY
+            self.statements.append(Statement(sql, transaction_mode(options, dialect), cached))
 
         for engine in self.engines:
             event.listen(engine.sync_engine, "before_cursor_execute", before)

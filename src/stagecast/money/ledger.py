@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, case, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Table, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -183,7 +183,7 @@ async def post(
             update(account_table)
             .where(account_table.c.id.in_(list(balances)))
             .values(balance=case(balances, value=account_table.c.id)),
-            insert(table_of(LedgerEntry)).values(entries),
+            Rows(insert(table_of(LedgerEntry)), entries),
             *along,
         ],
     )
@@ -206,16 +206,38 @@ def attach(session: AsyncSession, instance: T) -> T:
     return instance
 
 
-async def execute_together(session: AsyncSession, statements: Sequence[UpdateBase]) -> None:
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Several rows for one INSERT. Not `insert().values([...])`: SQLAlchemy cannot cache a
+    multi-VALUES insert (it has no cache key), so it was compiled again on every tip."""
+
+    insert: Insert
+    rows: Sequence[dict[str, Any]]
+
+
+async def execute_together(session: AsyncSession, statements: Sequence[UpdateBase | Rows]) -> None:
     """Run write statements in order, in one round trip on PostgreSQL (data-modifying CTEs
     share one snapshot, and foreign keys are checked at the end of the statement, so a row
-    and rows referring to it may go in together) and one by one elsewhere."""
-    if session.get_bind().dialect.name != "postgresql" or len(statements) < 2:
+    and rows referring to it may go in together) and one by one elsewhere (`Rows` as one
+    executemany). Every statement keeps one shape per number of rows, so each is compiled
+    once and cached."""
+    if session.get_bind().dialect.name != "postgresql":
         for statement in statements:
-            await session.execute(statement)
+            if isinstance(statement, Rows):
+                await session.execute(statement.insert, list(statement.rows))
+            else:
+                await session.execute(statement)
         return
-    *first, last = statements
-    await session.execute(last.add_cte(*(s.cte(f"write_{n}") for n, s in enumerate(first))))
+    single: list[UpdateBase] = []
+    for statement in statements:
+        if isinstance(statement, Rows):
+            single.extend(statement.insert.values(row) for row in statement.rows)
+        else:
+            single.append(statement)
+    *first, last = single
+    if first:
+        last = last.add_cte(*(s.cte(f"write_{n}") for n, s in enumerate(first)))
+    await session.execute(last)
 
 
 async def reverse(
