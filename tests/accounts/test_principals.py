@@ -15,7 +15,7 @@ from stagecast.accounts.models import Role, User
 from stagecast.accounts.principals import PrincipalCache
 from stagecast.db.base import utcnow
 from stagecast.runtime import Runtime
-from tests.factories import login, make_admin, register, set_role
+from tests.factories import Account, login, make_admin, register, set_role
 
 ME = "/api/v1/auth/me"
 
@@ -88,17 +88,25 @@ async def test_refresh_token_reuse_refuses_the_remembered_access_token(
     assert (await client.get(ME, headers=account.headers)).status_code == 401
 
 
-async def test_a_role_change_shows_on_the_very_next_request(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
+async def _changed_by_an_admin(
+    client: httpx.AsyncClient, app: FastAPI, change: dict[str, str]
+) -> tuple[Account, httpx.Response]:
+    """A remembered caller, changed by an admin: what the caller's very next request gets."""
     admin = await make_admin(client, app)
     account = await register(client)
     await _me_from_cache(client, app, account.headers)
-    promoted = await client.patch(
-        f"/api/v1/admin/users/{account.id}", json={"role": "moderator"}, headers=admin.headers
+    changed = await client.patch(
+        f"/api/v1/admin/users/{account.id}", json=change, headers=admin.headers
     )
-    assert promoted.status_code == 200, promoted.text
-    assert (await client.get(ME, headers=account.headers)).json()["role"] == "moderator"
+    assert changed.status_code == 200, changed.text
+    return account, await client.get(ME, headers=account.headers)
+
+
+async def test_a_role_change_shows_on_the_very_next_request(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    account, after = await _changed_by_an_admin(client, app, {"role": "moderator"})
+    assert after.json()["role"] == "moderator"
     # A change made by any code through the ORM is seen too (the flush hook).
     await set_role(app, account, Role.VIEWER)
     assert (await client.get(ME, headers=account.headers)).json()["role"] == "viewer"
@@ -107,14 +115,8 @@ async def test_a_role_change_shows_on_the_very_next_request(
 async def test_a_suspension_refuses_the_very_next_request(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    admin = await make_admin(client, app)
-    account = await register(client)
-    await _me_from_cache(client, app, account.headers)
-    suspended = await client.patch(
-        f"/api/v1/admin/users/{account.id}", json={"status": "suspended"}, headers=admin.headers
-    )
-    assert suspended.status_code == 200, suspended.text
-    assert (await client.get(ME, headers=account.headers)).status_code == 401
+    _, after = await _changed_by_an_admin(client, app, {"status": "suspended"})
+    assert after.status_code == 401
 
 
 async def test_a_profile_change_shows_on_the_very_next_request(
