@@ -44,14 +44,22 @@ async def test_logout_refuses_the_very_next_request(
     assert refused.json()["code"] == "SESSION_REVOKED"
 
 
-async def test_logout_all_refuses_every_remembered_session(
+async def _two_remembered_sessions(
     client: httpx.AsyncClient, app: FastAPI
-) -> None:
+) -> tuple[Account, dict[str, str]]:
+    """An account signed in twice, both sessions remembered: the account, the other's headers."""
     account = await register(client)
     other = await login(client, account)
     other_headers = {"Authorization": f"Bearer {other['access_token']}"}
     for headers in (account.headers, other_headers):
         await _me_from_cache(client, app, headers)
+    return account, other_headers
+
+
+async def test_logout_all_refuses_every_remembered_session(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    account, other_headers = await _two_remembered_sessions(client, app)
     answer = await client.post("/api/v1/sessions/logout-all", headers=account.headers)
     assert answer.json() == {"revoked": 2}
     for headers in (account.headers, other_headers):
@@ -61,11 +69,7 @@ async def test_logout_all_refuses_every_remembered_session(
 async def test_a_password_change_keeps_this_session_and_ends_the_others(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    account = await register(client)
-    other = await login(client, account)
-    other_headers = {"Authorization": f"Bearer {other['access_token']}"}
-    for headers in (account.headers, other_headers):
-        await _me_from_cache(client, app, headers)
+    account, other_headers = await _two_remembered_sessions(client, app)
     changed = await client.post(
         "/api/v1/auth/password",
         json={"current_password": account.password, "new_password": "Battery-Staple-9"},
