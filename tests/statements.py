@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stagecast.db.engine import SQLITE_BEGIN
+from stagecast.db.engine import transaction_mode
 
 BACKGROUND_TASKS = frozenset(
     {"viewers", "event-bus", "cluster-commands", "media-nodes", "money-jobs", "auth-touches"}
@@ -41,16 +41,6 @@ class Statement:
     @property
     def writes(self) -> bool:
         return bool(_WRITE.match(self.sql))
-
-
-def transaction_mode(options: dict[str, Any], dialect: str) -> str:
-    """The kind of transaction a connection with these execution options runs in."""
-    if dialect == "sqlite":
-        begin = options.get(SQLITE_BEGIN, "IMMEDIATE")
-        return "autocommit" if begin is None else "read" if begin == "DEFERRED" else "write"
-    if options.get("isolation_level") == "AUTOCOMMIT":
-        return "autocommit"
-    return "read" if options.get("postgresql_readonly") else "write"
 
 
 @dataclass

@@ -46,9 +46,8 @@ MAX_ENTRIES = 50_000  # sessions remembered per node; the oldest entry makes roo
 class CachedPrincipal:
     user: User  # detached: never handed out itself, only merged copies
     user_id: uuid.UUID
-    session_id: uuid.UUID
-    valid_until: float  # time.monotonic()
-    session_expires_at: datetime
+    # time.monotonic(): the TTL, the token's and the session's expiry, whichever comes first
+    valid_until: float
 
 
 class PrincipalCache:
@@ -77,7 +76,7 @@ class PrincipalCache:
         if entry is None or entry.user_id != user_id:
             self.misses += 1
             return None
-        if entry.valid_until <= time.monotonic() or entry.session_expires_at <= utcnow():
+        if entry.valid_until <= time.monotonic():
             self._entries.pop(session_id, None)
             self.misses += 1
             return None
@@ -112,20 +111,17 @@ class PrincipalCache:
         self._entries[session_id] = CachedPrincipal(
             user=_snapshot(user),
             user_id=user.id,
-            session_id=session_id,
             valid_until=time.monotonic() + lifetime,
-            session_expires_at=session_expires_at,
         )
 
-    def forget_user(self, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> int:
-        """Drop every remembered session of a user (but `keep`); return how many went."""
+    def forget_user(self, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
+        """Drop every remembered session of a user (but `keep`)."""
         self.epoch += 1
         gone = [
             sid for sid, entry in self._entries.items() if entry.user_id == user_id and sid != keep
         ]
         for sid in gone:
             del self._entries[sid]
-        return len(gone)
 
     def forget_all(self) -> None:
         self.epoch += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,19 @@ READ_ONLY: dict[str, Any] = {SQLITE_BEGIN: "DEFERRED", "postgresql_readonly": Tr
 SQLITE_AUTOCOMMIT: dict[str, Any] = {SQLITE_BEGIN: None}
 POSTGRES_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 DEFAULT_POOL_RECYCLE_SECONDS = 1800
+
+
+def transaction_mode(options: Mapping[str, Any], dialect: str) -> str:
+    """The kind of transaction a connection with these execution options runs in: "write",
+    "read" (read-only) or "autocommit" (none: authentication's single statements)."""
+    if dialect == "sqlite":
+        begin = options.get(SQLITE_BEGIN, "IMMEDIATE")
+        return "autocommit" if begin is None else "read" if begin == "DEFERRED" else "write"
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return "autocommit"
+    return "read" if options.get("postgresql_readonly") else "write"
+
+
 # How long a write waits for SQLite's one writing connection before the request gives up (503).
 DEFAULT_WRITE_WAIT_SECONDS = 30.0
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stagecast.db.engine import SQLITE_BEGIN
+from stagecast.db.engine import transaction_mode
 from stagecast.errors import AppError
 from stagecast.middleware import send_problem
 
@@ -59,17 +59,10 @@ def is_disconnect(error: BaseException) -> bool:
 _MAY_WRITE = "stagecast_transaction_may_write"
 
 
-def _may_write(connection: Connection) -> bool:
-    """Whether a transaction on `connection` could change anything: not an autocommit read
-    (authentication's), not a read-only one (GETs')."""
-    options = connection.get_execution_options()
-    if options.get("isolation_level") == "AUTOCOMMIT" or options.get("postgresql_readonly"):
-        return False
-    return not (SQLITE_BEGIN in options and options[SQLITE_BEGIN] in (None, "DEFERRED"))
-
-
 def _on_after_begin(session: Session, _transaction: object, connection: Connection) -> None:
-    if _may_write(connection):
+    # Not an autocommit read (authentication's), nor a read-only transaction (GETs').
+    mode = transaction_mode(connection.get_execution_options(), connection.dialect.name)
+    if mode == "write":
         session.info[_MAY_WRITE] = True
 
 
