@@ -85,6 +85,26 @@ async def test_websockets_get_the_shared_frame_and_polling_the_ordinary_way(
     assert [written for _, written in acks] == [True, False]
 
 
+async def test_a_long_polling_client_that_leaves_gets_its_waiting_poll_answered(
+    live: LiveServer,
+) -> None:
+    client = socketio.AsyncClient(reconnection=False, http_session=live.sockets_http)
+    await client.connect(live.url, transports=["polling"], wait_timeout=10)
+    eio_sid = client.eio.sid
+    engine = _manager(live).server.eio
+    assert eio_sid in engine.sockets
+    # python-socketio's client waits on disconnect for its pending GET. Unanswered, that GET
+    # is held until its 30 s timeout (the server's ping interval and timeout are longer):
+    # answered with a CLOSE packet, as the JS engine.io server does, it returns at once.
+    await asyncio.wait_for(client.disconnect(), timeout=10)
+    assert client.eio.state == "disconnected"
+    for _ in range(100):
+        if eio_sid not in engine.sockets:
+            break
+        await asyncio.sleep(0.05)
+    assert eio_sid not in engine.sockets
+
+
 async def test_a_viewer_that_stops_reading_is_dropped_and_the_room_goes_on(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

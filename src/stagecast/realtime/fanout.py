@@ -267,6 +267,16 @@ class FramingServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._send_packet(eio_sid, pkt)
 
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: str) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        # A long-polling client that says goodbye (an Engine.IO CLOSE in a POST) still has a
+        # GET waiting: python-engineio leaves it open until its ping timeout (45 s), and
+        # python-socketio's client waits for it on disconnect. The JS engine.io server
+        # answers it with a CLOSE packet at once; so do we.
+        socket = self.eio.sockets.get(eio_sid)
+        if reason == self.reason.CLIENT_DISCONNECT and socket is not None and not socket.upgraded:
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.CLOSE))
+
 
 class RedisFanoutManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
     """Events cross nodes through Redis; each node fans them out to its sockets with one frame."""
