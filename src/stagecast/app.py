@@ -49,8 +49,9 @@ from stagecast.leaderboards.sorted_sets import LeaderboardFeed
 from stagecast.media import events as media_events
 from stagecast.media import ingest
 from stagecast.media import routes as media_routes
+from stagecast.media.s3 import S3MediaStore
 from stagecast.media.service import LiveMedia
-from stagecast.media.store import LocalMediaStore
+from stagecast.media.store import LocalMediaStore, MediaStore
 from stagecast.middleware import (
     AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
@@ -168,7 +169,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     ):
         domain.register(realtime)
     runtime.realtime = realtime
-    media = LiveMedia(runtime)
+    media = LiveMedia(runtime, _media_store(settings))
     runtime.media = media
     media_events.register(realtime, media)
     pulse = Pulse(runtime)
@@ -211,6 +212,26 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return app
 
 
+def _media_store(settings: Settings) -> MediaStore:
+    """The configured media store: the local directory, or an S3 bucket."""
+    if settings.media.store == "s3":
+        s3 = settings.s3
+        if s3.bucket is None:  # Settings refuses it; for the type checker
+            raise ValueError("media store s3 needs STAGECAST_S3_BUCKET")
+        return S3MediaStore(
+            bucket=s3.bucket,
+            prefix=s3.prefix,
+            endpoint_url=s3.endpoint_url,
+            region=s3.region,
+            access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key,
+            redirect=s3.playback == "redirect",
+            public_url=s3.public_url,
+            presign_seconds=s3.presign_seconds,
+        )
+    return LocalMediaStore(settings.data_dir / "media")
+
+
 def _lifespan(
     runtime: Runtime,
     cluster: ClusterBus,
@@ -237,6 +258,7 @@ def _lifespan(
         runtime.touches.start(runtime.db, settings.auth_touch_flush_seconds)
         await cluster.start()
         await realtime.start()
+        await media.store.open()
         # Streams a killed run left live end before any publisher can come back.
         await media.start()
         pulse.start()
@@ -273,6 +295,7 @@ def _lifespan(
             )
             for name, step in steps:
                 await _bounded(name, step)
+            await _bounded("media_store", media.store.close)
             await runtime.db.dispose()
 
     return lifespan

@@ -81,6 +81,33 @@ class MediaSettings(BaseSettings):
     # any node ends its streams from what they stored.
     node_heartbeat_seconds: float = Field(default=5, gt=0)
     node_stale_seconds: float = Field(default=30, gt=0)
+    # Where segments, parts, recordings, thumbnails and clips go: `local` (data_dir/media) or
+    # `s3` (the `STAGECAST_S3_*` settings).
+    store: Literal["local", "s3"] = "local"
+
+
+class S3Settings(BaseSettings):
+    """The S3-compatible bucket of `STAGECAST_MEDIA_STORE=s3` (`STAGECAST_S3_*`).
+
+    Unset credentials fall back to botocore's own chain (AWS_* variables, a profile, an
+    instance role); `endpoint_url` names any S3-compatible service (MinIO, Ceph, R2…)."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGECAST_S3_", extra="ignore")
+
+    bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    # How players get segments, parts and MP4s: `proxy` (the app reads them from the bucket
+    # and answers) or `redirect` (302 to the bucket or CDN; playlists always come from the
+    # app, which holds blocking reloads). Redirects go to `public_url` + the object's key when
+    # set (a public bucket or a CDN in front of it: anyone with the URL may read), else to a
+    # presigned URL valid `presign_seconds`.
+    playback: Literal["proxy", "redirect"] = "proxy"
+    public_url: str | None = None
+    presign_seconds: int = Field(default=3600, ge=60, le=604_800)
 
 
 class InteractionSettings(BaseSettings):
@@ -360,6 +387,7 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
     vods: VodSettings = Field(default_factory=VodSettings)
     money: MoneySettings = Field(default_factory=MoneySettings)
     interactions: InteractionSettings = Field(default_factory=InteractionSettings)
@@ -384,6 +412,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "public_url must be set in production: addresses handed out are built from it"
             )
+        if self.media.store == "s3" and not self.s3.bucket:
+            raise ValueError("media store s3 needs STAGECAST_S3_BUCKET")
         if self.public_url and not urlsplit(self.public_url).hostname:
             raise ValueError("public_url must be an absolute URL, e.g. https://live.example.com")
         return self

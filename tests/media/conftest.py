@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import imageio_ffmpeg
 import pytest
 
-from stagecast.config import MediaSettings, Settings
+from stagecast.config import MediaSettings, S3Settings, Settings
+from stagecast.media.s3 import S3MediaStore
 from stagecast.media.service import LiveMedia
 from stagecast.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import Account, make_channel
-from tests.realtime.conftest import LiveServer, serving
+from tests.realtime.conftest import LiveServer, free_port, serving
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # A 320x240 test pattern with a tone: keyframes every second, like OBS's default profile.
@@ -112,6 +117,64 @@ async def serve_media(settings: Settings) -> AsyncIterator[MediaServer]:
 @pytest.fixture
 async def media_server(tmp_path: Path, committed_database_url: str) -> AsyncIterator[MediaServer]:
     async with serve_media(media_settings(tmp_path, committed_database_url)) as server:
+        yield server
+
+
+BUCKET = "stagecast-media"
+CREDENTIALS = {"access_key_id": "test-key", "secret_access_key": "test-secret"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server in its own process, on a free port, for this test run."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/moto-api/", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None:
+                    raise RuntimeError("moto_server exited") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def open_s3_store(endpoint: str, prefix: str) -> S3MediaStore:
+    store = S3MediaStore(
+        bucket=BUCKET, prefix=prefix, endpoint_url=endpoint, region="us-east-1", **CREDENTIALS
+    )
+    await store.open()
+    """An S3 store on moto's bucket (made if missing), opened; the caller closes it."""
+    with contextlib.suppress(store.client.exceptions.BucketAlreadyOwnedByYou):
+        await store.client.create_bucket(Bucket=BUCKET)
+    return store
+
+
+@pytest.fixture(params=["local", "s3"])
+async def any_store_media_server(
+    request: pytest.FixtureRequest, tmp_path: Path, committed_database_url: str, s3_endpoint: str
+) -> AsyncIterator[MediaServer]:
+    """A media server on the local store, then on S3 (moto's bucket, this test's prefix)."""
+    overrides: dict[str, object] = {}
+    if request.param == "s3":
+        await (await open_s3_store(s3_endpoint, "")).close()  # the bucket exists
+        overrides["s3"] = S3Settings(
+            bucket=BUCKET, prefix=f"tests/{tmp_path.name}", endpoint_url=s3_endpoint,
+            region="us-east-1", **CREDENTIALS,
+        )  # fmt: skip
+    settings = media_settings(tmp_path, committed_database_url, **overrides)
+    settings.media.store = request.param
+    async with serve_media(settings) as server:
         yield server
 
 

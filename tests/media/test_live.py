@@ -15,6 +15,8 @@ import pytest
 import socketio
 
 from stagecast.config import RateLimits
+from stagecast.media.pipeline import media_prefix
+from stagecast.media.store import LocalMediaStore
 from tests.factories import make_channel
 from tests.media.conftest import (
     H264_AAC,
@@ -61,8 +63,11 @@ async def _vods(server: MediaServer) -> list[dict[str, Any]]:
     return data
 
 
-async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: MediaServer) -> None:
-    server, http = media_server, media_server.live.http
+async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(
+    any_store_media_server: MediaServer,
+) -> None:
+    server = any_store_media_server
+    http = server.live.http
     publisher = await start_publisher(server.rtmp_url, seconds=5)
 
     stream = await server.live_stream()
@@ -116,6 +121,12 @@ async def test_rtmp_publish_plays_as_hls_then_stays_as_a_vod(media_server: Media
     assert played.count("Video: h264") >= 2
     assert "Audio: aac" in played
     assert abs(media_duration(played) - 5) < 1.0
+    # What was played came from the configured store, and only from it.
+    stored = await server.media.store.list_keys(f"{media_prefix(uuid.UUID(stream_id))}/")
+    assert any(key.endswith("/source/vod.m3u8") for key in stored)
+    assert sum(key.endswith(".m4s") for key in stored) >= 8
+    local_media = server.runtime.settings.data_dir / "media"
+    assert local_media.is_dir() == isinstance(server.media.store, LocalMediaStore)
 
 
 async def _check_recording_playlists(http: httpx.AsyncClient, stream_id: str) -> None:

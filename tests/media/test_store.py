@@ -3,57 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
-from stagecast.media.s3 import S3MediaStore
+from stagecast.config import Settings
 from stagecast.media.store import InvalidMediaKey, LocalMediaStore, MediaNotFound, MediaStore
-from tests.realtime.conftest import free_port
-
-BUCKET = "stagecast-media"
-CREDENTIALS = {"access_key_id": "test-key", "secret_access_key": "test-secret"}
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server in its own process, on a free port, for this test run."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None:
-                    raise RuntimeError("moto_server exited") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-async def _s3_store(endpoint: str, prefix: str) -> S3MediaStore:
-    store = S3MediaStore(
-        bucket=BUCKET, prefix=prefix, endpoint_url=endpoint, region="us-east-1", **CREDENTIALS
-    )
-    await store.open()
-    with contextlib.suppress(store.client.exceptions.BucketAlreadyOwnedByYou):
-        await store.client.create_bucket(Bucket=BUCKET)
-    return store
+from tests.media.conftest import BUCKET
+from tests.media.conftest import open_s3_store as _s3_store
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -162,3 +122,31 @@ async def test_a_presigned_url_reads_the_object_without_credentials(s3_endpoint:
         assert "X-Amz-Expires=60" in url
     finally:
         await store.close()
+
+
+def test_the_s3_store_needs_a_bucket_and_reads_its_operator_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAGECAST_MEDIA_STORE", "s3")
+    with pytest.raises(ValidationError, match="STAGECAST_S3_BUCKET"):
+        Settings(data_dir=tmp_path)
+    names = {
+        "STAGECAST_S3_BUCKET": "media-bucket",
+        "STAGECAST_S3_PREFIX": "site-a",
+        "STAGECAST_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "STAGECAST_S3_REGION": "eu-west-3",
+        "STAGECAST_S3_ACCESS_KEY_ID": "key",
+        "STAGECAST_S3_SECRET_ACCESS_KEY": "secret",
+    }
+    for name, value in names.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(data_dir=tmp_path)
+    assert settings.media.store == "s3"
+    assert settings.s3.model_dump() == {
+        "bucket": "media-bucket",
+        "prefix": "site-a",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "region": "eu-west-3",
+        "access_key_id": "key",
+        "secret_access_key": "secret",
+    }

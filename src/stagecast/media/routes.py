@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +60,9 @@ CONTENT_TYPES = {
 }
 PLAYLIST_CACHE = "no-cache"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
+# A redirect to a presigned URL must not be reused past the URL's expiry; a minute is plenty
+# for players (each segment is asked for a few times at most).
+_REDIRECT_CACHE = "public, max-age=60"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -107,8 +111,14 @@ async def _serve(request: Request, runtime: Runtime, key: str) -> Response:
     except InvalidMediaKey as error:
         raise NotFound("No such media file") from error
     store = media_of(runtime).store
+    immutable = suffix in {".m4s", ".mp4"}
+    if immutable and (location := await store.playback_url(key)) is not None:
+        # A segment, part or MP4 from the bucket or CDN itself (S3 with redirects on);
+        # playlists and thumbnails, which change, are always answered here.
+        headers = {"Cache-Control": _REDIRECT_CACHE}
+        return RedirectResponse(location, status_code=302, headers=headers)
     headers = {
-        "Cache-Control": SEGMENT_CACHE if suffix in {".m4s", ".mp4"} else PLAYLIST_CACHE,
+        "Cache-Control": SEGMENT_CACHE if immutable else PLAYLIST_CACHE,
         "Accept-Ranges": "bytes",  # CORS: OpenCorsMiddleware, on every /hls and /livestream answer
     }
     try:

@@ -37,8 +37,14 @@ class S3MediaStore:
         region: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        redirect: bool = False,
+        public_url: str | None = None,
+        presign_seconds: int = 3600,
     ) -> None:
         self.bucket = bucket
+        self.redirect = redirect
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.presign_seconds = presign_seconds
         self.prefix = validate_prefix(prefix.strip("/") + "/" if prefix.strip("/") else "")
         self._client_options: dict[str, Any] = {
             "endpoint_url": endpoint_url,
@@ -150,6 +156,14 @@ class S3MediaStore:
                 failed = answer["Errors"][0]
                 raise MediaStoreError(f"S3 could not delete {failed.get('Key')!r}: {failed}")
         return len(keys)
+
+    async def playback_url(self, key: str) -> str | None:
+        """With redirects on: the public (CDN) URL of the object, else a presigned one."""
+        if not self.redirect:
+            return None
+        if self.public_url is not None:
+            return f"{self.public_url}/{self.object_key(key)}"
+        return await self.presigned_url(key, expires_seconds=self.presign_seconds)
 
     async def presigned_url(self, key: str, *, expires_seconds: int) -> str:
         """A URL any HTTP client may GET the object from until it expires (no credentials)."""

@@ -48,7 +48,7 @@ from stagecast.media.pipeline import (
 )
 from stagecast.media.playlists import RecordedSpan, recorded_spans
 from stagecast.media.recovery import close_stored_stream
-from stagecast.media.store import LocalMediaStore, MediaNotFound, MediaStore
+from stagecast.media.store import MediaNotFound, MediaStore
 from stagecast.realtime.bus import channel_room
 from stagecast.runtime import Runtime
 from stagecast.streams import service as streams
@@ -120,10 +120,10 @@ def media_of(runtime: Runtime) -> LiveMedia:
 class LiveMedia:
     """Every broadcast of this node, and the store their media goes to."""
 
-    def __init__(self, runtime: Runtime, store: MediaStore | None = None) -> None:
+    def __init__(self, runtime: Runtime, store: MediaStore) -> None:
         self.runtime = runtime
         self.settings = runtime.settings.media
-        self.store: MediaStore = store or LocalMediaStore(runtime.settings.data_dir / "media")
+        self.store = store
         self.broadcasts: dict[uuid.UUID, Broadcast] = {}
         # Broadcasts being ended, by channel: their recordings are still being finished.
         self.finishing: dict[uuid.UUID, Broadcast] = {}

@@ -1,4 +1,4 @@
-"""Where segments, playlists and thumbnails live: a local directory now, S3 later.
+"""Where segments, playlists and thumbnails live: a local directory, or S3 (media/s3.py).
 
 Keys are relative, `/`-separated paths such as `live/<stream_id>/720p/seg_12.m4s`. Writes are
 atomic: a reader sees the old object or the new one, never a half-written file, which is what
@@ -48,8 +48,20 @@ def validate_prefix(prefix: str) -> str:
 class MediaStore(Protocol):
     """The operations the packager and the HTTP layer need from a media store."""
 
+    async def open(self) -> None:
+        """Connect (the app's lifespan calls it before any other operation)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections (the lifespan calls it last)."""
+        ...
+
     async def write(self, key: str, data: bytes) -> None:
         """Store `data` under `key`, replacing any previous object atomically."""
+        ...
+
+    async def playback_url(self, key: str) -> str | None:
+        """Where a player may fetch the object itself (a bucket or CDN), None to be served."""
         ...
 
     async def read(self, key: str) -> bytes:
@@ -86,6 +98,16 @@ class LocalMediaStore:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
+
+    async def open(self) -> None:
+        """Nothing to connect: a directory."""
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
+
+    async def playback_url(self, key: str) -> str | None:
+        """Always served by the app."""
+        return None
 
     def path_for(self, key: str) -> Path:
         """Return the file that holds `key` (validated, always inside the root)."""
