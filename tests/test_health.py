@@ -88,6 +88,7 @@ def assert_full_report(report: dict[str, Any]) -> None:
         "environment": "test",
         "database": EXPECTED_DIALECT,
         "redis_configured": TEST_REDIS_URL is not None,
+        "media_store": "local",
         "rate_limiting": True,
         "access_token_ttl_s": 900,
         # Seed 003's keys: the test settings use the sandbox payouts and no scheduled jobs.

@@ -75,3 +75,20 @@ async def test_segments_come_from_the_app_the_bucket_or_the_cdn(
             fetched = await anonymous.get(location, headers={"Range": "bytes=8-"})
         assert fetched.status_code == 206
         assert fetched.content == b"one"
+
+
+async def test_deep_health_checks_the_bucket(
+    tmp_path: Path, committed_database_url: str, s3_endpoint: str
+) -> None:
+    settings = await _s3_settings(tmp_path, committed_database_url, s3_endpoint)
+    async with serving(settings) as live:
+        health = (await live.http.get("/api/v1/health/deep")).json()
+        assert health["config"]["media_store"] == "s3"
+        assert health["checks"]["media_store"]["status"] == "ok"
+        assert health["checks"]["media_store"]["details"]["bucket"] == BUCKET
+    settings.s3.bucket = "no-such-bucket"
+    async with serving(settings) as live:
+        answer = await live.http.get("/api/v1/health/deep")
+        assert answer.status_code == 503
+        assert answer.json()["status"] == "unhealthy"
+        assert answer.json()["checks"]["media_store"]["status"] == "down"

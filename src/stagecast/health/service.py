@@ -21,6 +21,7 @@ from sqlalchemy import text
 from stagecast.db import migrate
 from stagecast.db.base import utcnow
 from stagecast.db.engine import READ_ONLY
+from stagecast.media.s3 import S3MediaStore
 from stagecast.runtime import Runtime
 
 CheckStatus = Literal["ok", "degraded", "down"]
@@ -95,6 +96,22 @@ async def check_redis(runtime: Runtime) -> Check | None:
     return Check("ok", {"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
 
+async def check_media_store(runtime: Runtime) -> Check | None:
+    """The S3 bucket, when media lives there (the local store is the disk check's)."""
+    store = runtime.media.store if runtime.media is not None else None
+    if not isinstance(store, S3MediaStore):
+        return None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await store.probe()
+    except Exception as exc:
+        # Without its bucket no stream can be packaged or played: down, not degraded.
+        return Check("down", {"bucket": store.bucket, "error": type(exc).__name__})
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return Check("ok", {"bucket": store.bucket, "latency_ms": latency_ms})
+
+
 def check_disk(runtime: Runtime) -> Check:
     settings = runtime.settings
     usage = shutil.disk_usage(settings.data_dir)
@@ -120,7 +137,9 @@ def check_ffmpeg(runtime: Runtime) -> Check:
 
 async def deep_health(runtime: Runtime) -> dict[str, Any]:
     """Run every check; overall status: unhealthy if a critical one is down."""
-    database, redis = await asyncio.gather(check_database(runtime), check_redis(runtime))
+    database, redis, media_store = await asyncio.gather(
+        check_database(runtime), check_redis(runtime), check_media_store(runtime)
+    )
     checks: dict[str, Check] = {
         "database": database,
         "disk": check_disk(runtime),
@@ -128,8 +147,10 @@ async def deep_health(runtime: Runtime) -> dict[str, Any]:
     }
     if redis is not None:
         checks["redis"] = redis
-    critical = ("database", "disk")
-    if any(checks[name].status == "down" for name in critical):
+    if media_store is not None:
+        checks["media_store"] = media_store
+    critical = ("database", "disk", "media_store")
+    if any(name in checks and checks[name].status == "down" for name in critical):
         overall = "unhealthy"
     elif any(c.status != "ok" for c in checks.values()):
         overall = "degraded"
@@ -144,6 +165,7 @@ async def deep_health(runtime: Runtime) -> dict[str, Any]:
             "environment": settings.environment,
             "database": runtime.db.dialect,
             "redis_configured": settings.redis_url is not None,
+            "media_store": settings.media.store,
             "rate_limiting": settings.rate_limits.enabled,
             "access_token_ttl_s": int(settings.access_token_ttl.total_seconds()),
             # Seed 003's summary. Tokens are signed with an Ed25519 key from the settings or

@@ -157,6 +157,10 @@ class S3MediaStore:
                 raise MediaStoreError(f"S3 could not delete {failed.get('Key')!r}: {failed}")
         return len(keys)
 
+    async def probe(self) -> None:
+        """Raise unless the bucket answers and these credentials may use it (HeadBucket)."""
+        await self.client.head_bucket(Bucket=self.bucket)
+
     async def playback_url(self, key: str) -> str | None:
         """With redirects on: the public (CDN) URL of the object, else a presigned one."""
         if not self.redirect:
