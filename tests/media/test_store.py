@@ -137,6 +137,9 @@ def test_the_s3_store_needs_a_bucket_and_reads_its_operator_names(
         "STAGECAST_S3_REGION": "eu-west-3",
         "STAGECAST_S3_ACCESS_KEY_ID": "key",
         "STAGECAST_S3_SECRET_ACCESS_KEY": "secret",
+        "STAGECAST_S3_PLAYBACK": "redirect",
+        "STAGECAST_S3_PUBLIC_URL": "https://cdn.example.com",
+        "STAGECAST_S3_PRESIGN_SECONDS": "600",
     }
     for name, value in names.items():
         monkeypatch.setenv(name, value)
@@ -149,4 +152,7 @@ def test_the_s3_store_needs_a_bucket_and_reads_its_operator_names(
         "region": "eu-west-3",
         "access_key_id": "key",
         "secret_access_key": "secret",
+        "playback": "redirect",
+        "public_url": "https://cdn.example.com",
+        "presign_seconds": 600,
     }
